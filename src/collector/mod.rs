@@ -1,0 +1,147 @@
+//! Collectors: each samples one signal group of one gateway on its own
+//! interval, in the background, and keeps only its latest sample. A scrape
+//! reads those samples; it never waits on a gateway.
+//!
+//! One collector's failure never stops another: each runs in its own task and
+//! records its own success, duration and time of its last sample.
+
+pub mod memory;
+pub mod process;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use crate::metrics::{self, Latest};
+
+/// Why one sample failed. The collector reports `success 0` and tries again
+/// on its next tick.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One collector of one gateway. `sample` is blocking (it reads `/proc`) and
+/// runs in `spawn_blocking`; it stores what it read in its own slot.
+pub trait Sampler: Send + 'static {
+    /// The `collector` label.
+    fn name(&self) -> &'static str;
+    fn sample(&mut self) -> Result<(), SampleError>;
+}
+
+/// How the last run of one collector of one gateway went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    pub success: bool,
+    pub duration_seconds: f64,
+    pub timestamp_seconds: f64,
+}
+
+/// The run records of every collector, for `openclaw_gateway_collector_*`.
+#[derive(Debug)]
+pub struct Health {
+    pub gateway: String,
+    pub collector: &'static str,
+    pub last: Latest<Run>,
+}
+
+/// Run one sample now and record how it went.
+pub fn run_once(sampler: &mut dyn Sampler, health: &Health) {
+    let started = Instant::now();
+    let result = sampler.sample();
+    let success = match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(gateway = %health.gateway, collector = health.collector, error = %e, "sample failed");
+            false
+        }
+    };
+    health.last.set(Run {
+        success,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        timestamp_seconds: unix_now(),
+    });
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Sample every `interval` in the background, forever. A slow sample delays the
+/// next tick instead of piling up.
+pub fn spawn(
+    mut sampler: Box<dyn Sampler>,
+    health: Arc<Health>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let h = health.clone();
+            match tokio::task::spawn_blocking(move || {
+                run_once(sampler.as_mut(), &h);
+                sampler
+            })
+            .await
+            {
+                Ok(s) => sampler = s,
+                Err(e) => {
+                    // The sampler panicked: record it and stop this one
+                    // collector; every other collector keeps running.
+                    tracing::error!(gateway = %health.gateway, collector = health.collector, error = %e, "collector crashed");
+                    health.last.set(Run {
+                        success: false,
+                        duration_seconds: 0.0,
+                        timestamp_seconds: unix_now(),
+                    });
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Exposes the run records of every collector.
+#[derive(Debug)]
+pub struct HealthMetrics(pub Vec<Arc<Health>>);
+
+impl Collector for HealthMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = |f: fn(&Run) -> f64| {
+            self.0.iter().filter_map(move |h| {
+                let v = h.last.with(|r| r.map(f))?;
+                Some(([("gateway", h.gateway.as_str()), ("collector", h.collector)], v))
+            })
+        };
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_collector_success",
+            "Whether the collector's last sample succeeded (1) or failed (0). Set on each of the collector's intervals.",
+            None,
+            rows(|r| if r.success { 1.0 } else { 0.0 }),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_collector_duration",
+            "Wall time the collector's last sample took. Set on each of the collector's intervals.",
+            Some(&Unit::Seconds),
+            rows(|r| r.duration_seconds),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_collector_last_sample_timestamp",
+            "Unix time at which the collector's last sample finished.",
+            Some(&Unit::Seconds),
+            rows(|r| r.timestamp_seconds),
+        )
+    }
+}

@@ -1,0 +1,423 @@
+//! Configuration: command-line flags, an optional YAML file, and the validated
+//! [`Config`] the rest of the exporter runs on.
+//!
+//! Flags win over the file. The `--gateway.*` flags describe the single default
+//! gateway; a file that lists gateways replaces it, and mixing the two is an error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The gateway's default port and URL.
+pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:18789";
+/// The gateway's process title; Linux keeps its first 15 bytes as `comm`.
+pub const DEFAULT_PROCESS_TITLE: &str = "openclaw-gateway";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {reason}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    ParseNoLocation { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Intervals at which each signal group is sampled. Defaults follow the field
+/// report's threshold table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intervals {
+    #[serde(deserialize_with = "de_duration")]
+    pub memory: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub connections: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub latency: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub event_loop: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub errors: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            memory: Duration::from_secs(30),
+            connections: Duration::from_secs(10),
+            latency: Duration::from_secs(10),
+            event_loop: Duration::from_secs(5),
+            errors: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One gateway as written in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub pid: Option<u32>,
+    pub pid_file: Option<PathBuf>,
+    pub process_title: Option<String>,
+}
+
+/// The YAML config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub collect: Intervals,
+    #[serde(default)]
+    pub gateways: Vec<GatewayFile>,
+}
+
+/// One watched gateway, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySpec {
+    /// The `gateway` label value.
+    pub name: String,
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// Host and port taken from the URL.
+    pub host: String,
+    pub port: u16,
+    pub state_dir: PathBuf,
+    pub pid: Option<u32>,
+    pub pid_file: Option<PathBuf>,
+    pub process_title: String,
+}
+
+impl GatewaySpec {
+    /// The `comm` the kernel shows for a process with this title.
+    pub fn comm(&self) -> &str {
+        let t = &self.process_title;
+        let mut end = t.len().min(15);
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        &t[..end]
+    }
+}
+
+/// Everything the exporter runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub intervals: Intervals,
+    pub gateways: Vec<GatewaySpec>,
+}
+
+/// Parse a duration such as `500ms`, `1s`, `2m`, `1h`, or `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {s:?}: expected a number"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h)")),
+            u => return Err(format!("invalid duration {s:?}: unknown unit {u:?}")),
+        };
+        total = total.saturating_add(part);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Parse the YAML config file's text. `path` only labels errors.
+pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, ConfigError> {
+    // An empty file is a valid, empty config.
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| {
+        let reason = strip_location(&e.to_string());
+        match e.location() {
+            Some(loc) => ConfigError::Parse {
+                path: path.to_string(),
+                line: loc.line(),
+                column: loc.column(),
+                reason,
+            },
+            None => ConfigError::ParseNoLocation {
+                path: path.to_string(),
+                reason,
+            },
+        }
+    })
+}
+
+/// serde_yaml appends " at line L column C" to its messages; we print the
+/// location in front instead.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_file(&shown, &text)
+}
+
+/// The state dir of a gateway that names none: `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OPENCLAW_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".openclaw")
+}
+
+/// Split `http://host:port/path` into host and port. Only http and https.
+pub fn parse_gateway_url(url: &str) -> Result<(String, u16), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("gateway url {url:?}: expected http://host:port"))?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(format!("gateway url {url:?}: scheme must be http or https")),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!(
+            "gateway url {url:?}: credentials in the url are not supported"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("gateway url {url:?}: unterminated IPv6 address"))?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("gateway url {url:?}: missing host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("gateway url {url:?}: invalid port {p:?}"))?,
+    };
+    Ok((host, port))
+}
+
+/// Turn one file or flag gateway into a validated spec.
+pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
+    let url = g
+        .url
+        .unwrap_or_else(|| DEFAULT_GATEWAY_URL.to_string())
+        .trim_end_matches('/')
+        .to_string();
+    let (host, port) = parse_gateway_url(&url).map_err(ConfigError::Invalid)?;
+    let name = g.name.unwrap_or_else(|| {
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    });
+    if name.is_empty() {
+        return Err(ConfigError::Invalid("gateway name must not be empty".into()));
+    }
+    let process_title = g
+        .process_title
+        .unwrap_or_else(|| DEFAULT_PROCESS_TITLE.to_string());
+    if process_title.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "gateway {name:?}: process_title must not be empty"
+        )));
+    }
+    Ok(GatewaySpec {
+        name,
+        url,
+        host,
+        port,
+        state_dir: g.state_dir.unwrap_or_else(default_state_dir),
+        pid: g.pid,
+        pid_file: g.pid_file,
+        process_title,
+    })
+}
+
+/// Validate a whole config: every interval positive, gateway names unique.
+pub fn build(intervals: Intervals, gateways: Vec<GatewayFile>) -> Result<Config, ConfigError> {
+    for (name, d) in [
+        ("memory", intervals.memory),
+        ("connections", intervals.connections),
+        ("latency", intervals.latency),
+        ("event-loop", intervals.event_loop),
+        ("errors", intervals.errors),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::Invalid(format!(
+                "collect.{name} interval must be greater than zero"
+            )));
+        }
+    }
+    let gateways = if gateways.is_empty() {
+        vec![GatewayFile::default()]
+    } else {
+        gateways
+    };
+    let mut specs: Vec<GatewaySpec> = Vec::with_capacity(gateways.len());
+    for g in gateways {
+        let spec = gateway_spec(g)?;
+        if specs.iter().any(|s| s.name == spec.name) {
+            return Err(ConfigError::Invalid(format!(
+                "duplicate gateway name {:?}: give each gateway a unique name",
+                spec.name
+            )));
+        }
+        specs.push(spec);
+    }
+    Ok(Config {
+        intervals,
+        gateways: specs,
+    })
+}
+
+/// Resolve a node_exporter style listen address: `:9789` means every interface.
+pub fn listen_addresses(spec: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Some(port) = spec.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid listen address {spec:?}: bad port"))?;
+        return Ok(vec![
+            SocketAddr::from(([0u16; 8], port)),
+            SocketAddr::from(([0u8; 4], port)),
+        ]);
+    }
+    spec.parse::<SocketAddr>()
+        .map(|a| vec![a])
+        .map_err(|_| format!("invalid listen address {spec:?}: expected host:port or :port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in ["", "10", "s", "1x", "-1s", "1.5s", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_reason() {
+        let text = "collect:\n  memory: 30s\ngateways:\n  - name: a\n    urll: http://x:1\n";
+        let err = parse_file("cfg.yml", text).unwrap_err().to_string();
+        assert!(err.starts_with("cfg.yml:5:"), "{err}");
+        assert!(err.contains("unknown field `urll`"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_reports_line() {
+        let err = parse_file("c.yml", "collect:\n  memory: 30 seconds\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.yml:2:"), "{err}");
+        assert!(err.contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn three_gateways() {
+        let text = "gateways:\n  - {name: a, url: 'http://10.0.0.1:18789'}\n  - {name: b, url: 'http://10.0.0.2:18789'}\n  - {name: c, url: 'http://[::1]:18790/'}\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let cfg = build(f.collect, f.gateways).unwrap();
+        assert_eq!(cfg.gateways.len(), 3);
+        assert_eq!(cfg.gateways[2].host, "::1");
+        assert_eq!(cfg.gateways[2].port, 18790);
+        assert_eq!(cfg.gateways[2].url, "http://[::1]:18790");
+    }
+
+    #[test]
+    fn duplicate_names_rejected() {
+        let text = "gateways:\n  - {name: a}\n  - {name: a, url: 'http://h:2'}\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let err = build(f.collect, f.gateways).unwrap_err().to_string();
+        assert!(err.contains("duplicate gateway name \"a\""), "{err}");
+    }
+
+    #[test]
+    fn default_gateway() {
+        let cfg = build(Intervals::default(), vec![]).unwrap();
+        let g = &cfg.gateways[0];
+        assert_eq!(g.name, "127.0.0.1:18789");
+        assert_eq!(g.port, DEFAULT_GATEWAY_PORT);
+        assert_eq!(g.comm(), "openclaw-gatewa");
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_gateway_url("http://h"), Ok(("h".into(), 80)));
+        assert!(parse_gateway_url("ftp://h:1").is_err());
+        assert!(parse_gateway_url("http://h:0").is_err());
+        assert!(parse_gateway_url("http://u:p@h:1").is_err());
+        assert!(parse_gateway_url("127.0.0.1:18789").is_err());
+    }
+
+    #[test]
+    fn listen() {
+        assert_eq!(listen_addresses(":9789").unwrap().len(), 2);
+        assert_eq!(
+            listen_addresses("127.0.0.1:1").unwrap(),
+            vec!["127.0.0.1:1".parse().unwrap()]
+        );
+        assert!(listen_addresses("nope").is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! Which process is the gateway? Resolved again on every sample, so restarts
+//! and new pids are followed without restarting the exporter.
+//!
+//! In order: an explicit pid or pid file, the gateway's lock files, a process
+//! with the gateway's title that listens on its port, and finally whoever owns
+//! the LISTEN socket on the port.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::config::GatewaySpec;
+use crate::proc::{self, Identity};
+use crate::{lockfile, proc_net};
+
+/// How the gateway process was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Pid,
+    PidFile,
+    LockFile,
+    ProcessTitle,
+    ListenSocket,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Pid,
+        Method::PidFile,
+        Method::LockFile,
+        Method::ProcessTitle,
+        Method::ListenSocket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Pid => "pid",
+            Method::PidFile => "pid_file",
+            Method::LockFile => "lock_file",
+            Method::ProcessTitle => "process_title",
+            Method::ListenSocket => "listen_socket",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub id: Identity,
+    pub method: Method,
+}
+
+/// Find the gateway process now.
+pub fn discover(spec: &GatewaySpec) -> Option<Found> {
+    let found = |method| move |id| Found { id, method };
+    spec.pid
+        .and_then(|pid| alive(pid as i32))
+        .map(found(Method::Pid))
+        .or_else(|| {
+            spec.pid_file
+                .as_deref()
+                .and_then(read_pid_file)
+                .and_then(alive)
+                .map(found(Method::PidFile))
+        })
+        .or_else(|| from_lock_files(spec).map(found(Method::LockFile)))
+        .or_else(|| by_title(spec).map(found(Method::ProcessTitle)))
+        .or_else(|| by_listen_socket(spec.port).map(found(Method::ListenSocket)))
+}
+
+fn alive(pid: i32) -> Option<Identity> {
+    if pid <= 0 {
+        return None;
+    }
+    proc::identity(pid).ok()
+}
+
+/// A pid file holds one decimal pid; anything else is ignored.
+fn read_pid_file(path: &Path) -> Option<i32> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
+}
+
+/// A lock file names the gateway when its port matches and its pid is alive
+/// with the recorded start time (a reused pid has another start time).
+fn from_lock_files(spec: &GatewaySpec) -> Option<Identity> {
+    lockfile::find(&spec.state_dir)
+        .iter()
+        .filter_map(|path| lockfile::read(path).ok())
+        .filter(|lock| lock.port.is_none_or(|p| p == spec.port))
+        .filter_map(|lock| {
+            let id = alive(lock.pid as i32)?;
+            match lock.start_time {
+                Some(t) if t == id.start_ticks => Some(id),
+                Some(_) => None,
+                // No start time to compare: trust only a process with our title.
+                None => (proc::comm(id.pid).as_deref() == Some(spec.comm())).then_some(id),
+            }
+        })
+        .max_by_key(|id| id.start_ticks)
+}
+
+/// A process with the gateway's title whose fds hold a LISTEN socket on the
+/// port. The listen table is read from the candidate's own network namespace,
+/// so a gateway in a container is found too.
+fn by_title(spec: &GatewaySpec) -> Option<Identity> {
+    proc::all_pids()
+        .into_iter()
+        .filter(|&pid| proc::comm(pid).as_deref() == Some(spec.comm()))
+        .filter(|&pid| {
+            let listen = proc_net::listen_inodes(&Path::new("/proc").join(pid.to_string()).join("net"), spec.port);
+            !listen.is_empty()
+                && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
+        })
+        .filter_map(alive)
+        .min_by_key(|id| id.start_ticks)
+}
+
+/// Every process that holds a LISTEN socket on `port` in the exporter's own
+/// network namespace. The oldest holder is the one that created it.
+pub fn listen_socket_owners(port: u16) -> Vec<Identity> {
+    let listen = proc_net::listen_inodes(Path::new("/proc/net"), port);
+    if listen.is_empty() {
+        return Vec::new();
+    }
+    proc::all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
+        })
+        .filter_map(alive)
+        .collect()
+}
+
+fn by_listen_socket(port: u16) -> Option<Identity> {
+    listen_socket_owners(port)
+        .into_iter()
+        .min_by_key(|id| id.start_ticks)
+}
+
+/// The gateway process of one configured gateway, followed across samples.
+/// Counts restarts: each time a process other than the last one seen is found.
+#[derive(Debug)]
+pub struct Target {
+    pub spec: GatewaySpec,
+    state: Mutex<TargetState>,
+}
+
+#[derive(Debug, Default)]
+struct TargetState {
+    last_seen: Option<Identity>,
+    current: Option<Found>,
+    restarts: u64,
+}
+
+impl Target {
+    pub fn new(spec: GatewaySpec) -> Target {
+        Target {
+            spec,
+            state: Mutex::new(TargetState::default()),
+        }
+    }
+
+    /// Discover the gateway now (blocking) and record what was found.
+    pub fn resolve(&self) -> Option<Found> {
+        let found = discover(&self.spec);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = found {
+            if st.last_seen.is_some_and(|last| last != f.id) {
+                st.restarts += 1;
+            }
+            st.last_seen = Some(f.id);
+        }
+        st.current = found;
+        found
+    }
+
+    /// What the last resolve found.
+    pub fn current(&self) -> Option<Found> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).current
+    }
+
+    /// Times a different gateway process was found than the one before.
+    pub fn restarts(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).restarts
+    }
+}

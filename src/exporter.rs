@@ -1,0 +1,126 @@
+//! Assembly: one target, one set of collectors and one registry for the
+//! configured gateways.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
+use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
+use crate::collector::{self, Health, HealthMetrics, Sampler};
+use crate::config::Config;
+use crate::discovery::Target;
+use crate::metrics::Latest;
+use crate::proc::Host;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("OCGX_REVISION");
+
+/// One collector of one gateway, ready to run.
+pub struct Job {
+    pub sampler: Box<dyn Sampler>,
+    pub health: Arc<Health>,
+    pub interval: Duration,
+}
+
+/// Everything the server and the one-shot commands need.
+pub struct Exporter {
+    pub registry: Arc<Registry>,
+    pub targets: Vec<Arc<Target>>,
+    pub health: Vec<Arc<Health>>,
+    jobs: Vec<Job>,
+}
+
+impl Exporter {
+    pub fn new(config: &Config) -> Exporter {
+        let host = Host::read();
+        let intervals = &config.intervals;
+        let targets: Vec<Arc<Target>> = config
+            .gateways
+            .iter()
+            .map(|g| Arc::new(Target::new(g.clone())))
+            .collect();
+
+        let mut jobs = Vec::new();
+        let mut process_slots = Vec::new();
+        let mut memory_slots = Vec::new();
+        for target in &targets {
+            let process = Arc::new(ProcessSlot {
+                target: target.clone(),
+                latest: Latest::new(),
+            });
+            let memory = Arc::new(MemorySlot {
+                target: target.clone(),
+                latest: Latest::new(),
+            });
+            jobs.push(job(
+                Box::new(ProcessSampler::new(process.clone(), host)),
+                target,
+                intervals.connections,
+            ));
+            jobs.push(job(
+                Box::new(MemorySampler::new(memory.clone(), host)),
+                target,
+                intervals.memory,
+            ));
+            process_slots.push(process);
+            memory_slots.push(memory);
+        }
+        let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
+
+        let mut registry = Registry::default();
+        registry.register(
+            "openclaw_gateway_exporter_build",
+            "Version and git revision of the exporter; the value is always 1.",
+            Info::new(vec![
+                ("version".to_string(), VERSION.to_string()),
+                ("revision".to_string(), REVISION.to_string()),
+            ]),
+        );
+        registry.register_collector(Box::new(ProcessMetrics(process_slots)));
+        registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        registry.register_collector(Box::new(HealthMetrics(health.clone())));
+
+        Exporter {
+            registry: Arc::new(registry),
+            targets,
+            health,
+            jobs,
+        }
+    }
+
+    /// Start every collector in the background (needs a Tokio runtime).
+    pub fn spawn(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.jobs
+            .drain(..)
+            .map(|j| collector::spawn(j.sampler, j.health, j.interval))
+            .collect()
+    }
+
+    /// Run every collector once, in the calling thread (blocking).
+    pub fn sample_once(&mut self) {
+        for j in &mut self.jobs {
+            collector::run_once(j.sampler.as_mut(), &j.health);
+        }
+    }
+
+    /// Ready once every collector has finished its first sample.
+    pub fn is_ready(health: &[Arc<Health>]) -> bool {
+        health.iter().all(|h| h.last.with(|r| r.is_some()))
+    }
+}
+
+fn job(sampler: Box<dyn Sampler>, target: &Target, interval: Duration) -> Job {
+    let health = Arc::new(Health {
+        gateway: target.spec.name.clone(),
+        collector: sampler.name(),
+        last: Latest::new(),
+    });
+    Job {
+        sampler,
+        health,
+        interval,
+    }
+}

@@ -1,0 +1,13 @@
+//! openclaw-gateway-exporter: watches OpenClaw gateways from the outside and
+//! exposes what it sees as Prometheus metrics.
+
+pub mod collector;
+pub mod config;
+pub mod discovery;
+pub mod exporter;
+pub mod exposition;
+pub mod http;
+pub mod lockfile;
+pub mod metrics;
+pub mod proc;
+pub mod proc_net;

@@ -1,0 +1,221 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+
+use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
+use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
+use openclaw_gateway_exporter::http::{self, AppState};
+
+/// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "openclaw-gateway-exporter", version, long_version = LONG_VERSION)]
+struct Cli {
+    /// Address to listen on; repeat for several. ":9789" means every interface.
+    #[arg(long = "web.listen-address", env = "OPENCLAW_EXPORTER_LISTEN_ADDRESS", default_value = ":9789", value_delimiter = ',')]
+    listen_addresses: Vec<String>,
+    /// Path under which metrics are served.
+    #[arg(long = "web.telemetry-path", env = "OPENCLAW_EXPORTER_TELEMETRY_PATH", default_value = "/metrics")]
+    telemetry_path: String,
+    /// YAML config file (gateways and intervals).
+    #[arg(long = "config.file", env = "OPENCLAW_EXPORTER_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long = "config.check")]
+    config_check: bool,
+
+    /// Name (the `gateway` label) of the single default gateway.
+    #[arg(long = "gateway.name")]
+    gateway_name: Option<String>,
+    /// URL of the single default gateway.
+    #[arg(long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
+    gateway_url: Option<String>,
+    /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR or ~/.openclaw].
+    #[arg(long = "gateway.state-dir")]
+    gateway_state_dir: Option<PathBuf>,
+    /// Pid of the single default gateway, tried before any other discovery.
+    #[arg(long = "gateway.pid")]
+    gateway_pid: Option<u32>,
+    /// Pid file of the single default gateway.
+    #[arg(long = "gateway.pid-file")]
+    gateway_pid_file: Option<PathBuf>,
+
+    /// Memory (RSS) sampling interval [default: 30s].
+    #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
+    memory_interval: Option<Duration>,
+    /// Connections and process vitals sampling interval [default: 10s].
+    #[arg(long = "collect.connections.interval", value_parser = config::parse_duration)]
+    connections_interval: Option<Duration>,
+    /// Response-time (liveness probe) interval [default: 10s].
+    #[arg(long = "collect.latency.interval", value_parser = config::parse_duration)]
+    latency_interval: Option<Duration>,
+    /// Event-loop (readiness probe) window [default: 5s].
+    #[arg(long = "collect.event-loop.interval", value_parser = config::parse_duration)]
+    event_loop_interval: Option<Duration>,
+    /// Error-rate window [default: 60s].
+    #[arg(long = "collect.errors.interval", value_parser = config::parse_duration)]
+    errors_interval: Option<Duration>,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "log.level", env = "OPENCLAW_EXPORTER_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("OCGX_REVISION"), ")");
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logging(&cli.log_level);
+    let config = match load_config(&cli, &matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.config_check {
+        println!("config OK: {} gateway(s)", config.gateways.len());
+        for g in &config.gateways {
+            println!(
+                "  {}: url {} state dir {}",
+                g.name,
+                g.url,
+                g.state_dir.display()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    match serve(cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn from_command_line(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// Merge the config file and the flags. Flags win; `--gateway.*` flags and a
+/// file that lists gateways are mutually exclusive.
+fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
+    http::validate_telemetry_path(&cli.telemetry_path).map_err(anyhow::Error::msg)?;
+    for a in &cli.listen_addresses {
+        config::listen_addresses(a).map_err(anyhow::Error::msg)?;
+    }
+    let file = match &cli.config_file {
+        Some(path) => config::read_file(path)?,
+        None => Default::default(),
+    };
+    let mut intervals: Intervals = file.collect;
+    for (flag, target) in [
+        (cli.memory_interval, &mut intervals.memory),
+        (cli.connections_interval, &mut intervals.connections),
+        (cli.latency_interval, &mut intervals.latency),
+        (cli.event_loop_interval, &mut intervals.event_loop),
+        (cli.errors_interval, &mut intervals.errors),
+    ] {
+        if let Some(d) = flag {
+            *target = d;
+        }
+    }
+    let gateway_flags = [
+        ("gateway_name", "--gateway.name"),
+        ("gateway_url", "--gateway.url"),
+        ("gateway_state_dir", "--gateway.state-dir"),
+        ("gateway_pid", "--gateway.pid"),
+        ("gateway_pid_file", "--gateway.pid-file"),
+    ];
+    let gateways = if file.gateways.is_empty() {
+        vec![GatewayFile {
+            name: cli.gateway_name.clone(),
+            url: cli.gateway_url.clone(),
+            state_dir: cli.gateway_state_dir.clone(),
+            pid: cli.gateway_pid,
+            pid_file: cli.gateway_pid_file.clone(),
+            process_title: None,
+        }]
+    } else {
+        if let Some((_, flag)) = gateway_flags.iter().find(|(id, _)| from_command_line(m, id)) {
+            anyhow::bail!(
+                "{flag} configures the single default gateway, but the config file lists gateways; set it in the file instead"
+            );
+        }
+        file.gateways
+    };
+    config::build(intervals, gateways).context("invalid configuration")
+}
+
+#[tokio::main]
+async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
+    let mut exporter = Exporter::new(&config);
+    let _tasks = exporter.spawn();
+    let app = http::app(AppState::new(&exporter, &cli.telemetry_path));
+
+    let mut servers = tokio::task::JoinSet::new();
+    for spec in &cli.listen_addresses {
+        let listener = bind(spec).await?;
+        let addr = listener.local_addr()?;
+        tracing::info!(version = VERSION, gateways = config.gateways.len(), "listening on http://{addr}");
+        let app = app.clone();
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
+    while let Some(res) = servers.join_next().await {
+        res.context("server task failed")?.context("server failed")?;
+    }
+    Ok(())
+}
+
+/// Bind one listen address. ":port" tries the IPv6 wildcard (dual stack on
+/// Linux) and falls back to IPv4.
+async fn bind(spec: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in config::listen_addresses(spec).map_err(anyhow::Error::msg)? {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot listen on {spec}: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

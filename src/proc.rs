@@ -1,0 +1,287 @@
+//! Reads of `/proc/<pid>`: identity, vitals and the process tree.
+//!
+//! Every read is blocking and belongs in `spawn_blocking`. A process can vanish
+//! between any two reads; callers get an error, never a panic.
+
+use std::collections::HashSet;
+
+use procfs::process::{LimitValue, Process};
+
+/// A process as it was when it started: the pid alone can be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("process {0} does not exist")]
+    Gone(i32),
+    #[error("permission denied reading {what} of process {pid}")]
+    Denied { pid: i32, what: &'static str },
+    #[error("reading {what} of process {pid}: {reason}")]
+    Other {
+        pid: i32,
+        what: &'static str,
+        reason: String,
+    },
+}
+
+fn classify(pid: i32, what: &'static str, e: procfs::ProcError) -> ProcError {
+    match e {
+        procfs::ProcError::NotFound(_) => ProcError::Gone(pid),
+        procfs::ProcError::PermissionDenied(_) => ProcError::Denied { pid, what },
+        procfs::ProcError::Io(ref io, _) if io.kind() == std::io::ErrorKind::NotFound => {
+            ProcError::Gone(pid)
+        }
+        procfs::ProcError::Io(ref io, _) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            ProcError::Denied { pid, what }
+        }
+        other => ProcError::Other {
+            pid,
+            what,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The start time of `pid`, or `Gone`.
+pub fn identity(pid: i32) -> Result<Identity, ProcError> {
+    let p = Process::new(pid).map_err(|e| classify(pid, "stat", e))?;
+    let stat = p.stat().map_err(|e| classify(pid, "stat", e))?;
+    // A zombie has exited: its gateway is gone even though the pid lingers.
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Err(ProcError::Gone(pid));
+    }
+    Ok(Identity {
+        pid,
+        start_ticks: stat.starttime,
+    })
+}
+
+/// `/proc/<pid>/comm`, without the newline.
+pub fn comm(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(s.trim_end_matches('\n').to_string())
+}
+
+/// The numeric pids under `/proc`.
+pub fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Socket inodes among the fds of `pid` (`socket:[N]` links). Unreadable fd
+/// tables yield an error so the caller can tell "none" from "denied".
+pub fn socket_inodes(pid: i32) -> Result<HashSet<u64>, ProcError> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&dir).map_err(|e| io_error(pid, "fd", e))?;
+    let mut inodes = HashSet::new();
+    for entry in entries.flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            if let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    Ok(inodes)
+}
+
+fn io_error(pid: i32, what: &'static str, e: std::io::Error) -> ProcError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ProcError::Gone(pid),
+        std::io::ErrorKind::PermissionDenied => ProcError::Denied { pid, what },
+        _ => ProcError::Other {
+            pid,
+            what,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// All descendants of `pid`, children first. Uses the kernel's per-thread
+/// `children` lists; falls back to a scan of every process's parent pid.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    let mut seen = HashSet::from([pid]);
+    while let Some(p) = queue.pop() {
+        let kids = children_of(p).unwrap_or_else(|| children_by_scan(p));
+        for k in kids {
+            if seen.insert(k) {
+                out.push(k);
+                queue.push(k);
+            }
+        }
+    }
+    out
+}
+
+/// Children from `/proc/<pid>/task/*/children`; `None` when the kernel lacks it.
+fn children_of(pid: i32) -> Option<Vec<i32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut kids = Vec::new();
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(s) => kids.extend(s.split_whitespace().filter_map(|k| k.parse::<i32>().ok())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The task exited, or the kernel has no children file at all.
+                if !std::path::Path::new("/proc/self/task").exists() {
+                    return None;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    Some(kids)
+}
+
+fn children_by_scan(pid: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| {
+            Process::new(p)
+                .and_then(|proc| proc.stat())
+                .map(|s| s.ppid == pid)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The vitals of one process. `None` fields could not be read (for example
+/// another user's fd table) and their series are skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vitals {
+    pub resident_bytes: u64,
+    pub virtual_bytes: u64,
+    pub cpu_seconds: f64,
+    pub threads: u64,
+    pub start_time_seconds: f64,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+}
+
+/// Constants of this host, read once.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    pub ticks_per_second: u64,
+    pub page_size: u64,
+    pub boot_time_seconds: u64,
+}
+
+impl Host {
+    pub fn read() -> Host {
+        Host {
+            ticks_per_second: procfs::ticks_per_second().max(1),
+            page_size: procfs::page_size(),
+            boot_time_seconds: procfs::boot_time_secs().unwrap_or(0),
+        }
+    }
+}
+
+/// What failed, besides the process being gone, while reading vitals.
+#[derive(Debug, Default)]
+pub struct PartialErrors(pub Vec<ProcError>);
+
+/// Read the vitals of the process `id`. Fails only when the process is gone or
+/// no longer the same process; unreadable fds or limits are reported in `errs`.
+pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
+    let pid = id.pid;
+    let p = Process::new(pid).map_err(|e| classify(pid, "stat", e))?;
+    let stat = p.stat().map_err(|e| classify(pid, "stat", e))?;
+    if stat.starttime != id.start_ticks {
+        return Err(ProcError::Gone(pid));
+    }
+    let open_fds = match p.fd_count() {
+        Ok(n) => Some(n as u64),
+        Err(e) => {
+            errs.0.push(classify(pid, "fd", e));
+            None
+        }
+    };
+    let max_fds = match p.limits() {
+        Ok(l) => match l.max_open_files.soft_limit {
+            LimitValue::Value(v) => Some(v),
+            LimitValue::Unlimited => None,
+        },
+        Err(e) => {
+            errs.0.push(classify(pid, "limits", e));
+            None
+        }
+    };
+    let ticks = host.ticks_per_second as f64;
+    Ok(Vitals {
+        resident_bytes: stat.rss.saturating_mul(host.page_size),
+        virtual_bytes: stat.vsize,
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        threads: stat.num_threads.max(0) as u64,
+        start_time_seconds: host.boot_time_seconds as f64 + stat.starttime as f64 / ticks,
+        open_fds,
+        max_fds,
+    })
+}
+
+/// Resident memory of one process in bytes, from `/proc/<pid>/stat`.
+pub fn resident_bytes(host: &Host, pid: i32) -> Result<u64, ProcError> {
+    let stat = Process::new(pid)
+        .and_then(|p| p.stat())
+        .map_err(|e| classify(pid, "stat", e))?;
+    Ok(stat.rss.saturating_mul(host.page_size))
+}
+
+/// Virtual memory of one process in bytes.
+pub fn virtual_bytes(pid: i32) -> Result<u64, ProcError> {
+    let stat = Process::new(pid)
+        .and_then(|p| p.stat())
+        .map_err(|e| classify(pid, "stat", e))?;
+    Ok(stat.vsize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_identity_and_vitals() {
+        let me = std::process::id() as i32;
+        let id = identity(me).unwrap();
+        let host = Host::read();
+        let mut errs = PartialErrors::default();
+        let v = vitals(&host, id, &mut errs).unwrap();
+        assert!(errs.0.is_empty(), "{errs:?}");
+        assert!(v.resident_bytes > 0 && v.threads >= 1);
+        assert!(v.open_fds.unwrap() >= 3);
+        // A different start time is a different process.
+        let other = Identity {
+            pid: me,
+            start_ticks: id.start_ticks + 1,
+        };
+        assert!(matches!(vitals(&host, other, &mut errs), Err(ProcError::Gone(_))));
+    }
+
+    #[test]
+    fn missing_process_is_gone() {
+        // pid_max is at most 2^22, so this pid never exists.
+        assert!(matches!(identity(i32::MAX), Err(ProcError::Gone(_))));
+    }
+
+    #[test]
+    fn children_are_found() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let kids = descendants(std::process::id() as i32);
+        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+        assert_eq!(children_by_scan(std::process::id() as i32).contains(&(child.id() as i32)), true);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
