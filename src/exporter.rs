@@ -73,7 +73,7 @@ impl Exporter {
         let mut registry = Registry::default();
         registry.register(
             "openclaw_gateway_exporter_build",
-            "Version and git revision of the exporter; the value is always 1.",
+            "Version and git revision of the exporter; the value is always 1",
             Info::new(vec![
                 ("version".to_string(), VERSION.to_string()),
                 ("revision".to_string(), REVISION.to_string()),

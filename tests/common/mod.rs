@@ -1,0 +1,360 @@
+//! Shared test support: real processes (the fixture gateway, the real OpenClaw
+//! gateway, the exporter binary), a tiny HTTP client, a parser for the
+//! exposition, and ground truth read straight from /proc.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const EXPORTER: &str = env!("CARGO_BIN_EXE_openclaw-gateway-exporter");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temp dir removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ocgx-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `f` until it returns Some, or panic with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A blocking HTTP/1.1 GET with a timeout. Returns status, headers (lowercase
+/// names) and body.
+pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+    let sock: SocketAddr = addr.parse().expect("addr");
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let hdrs = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<Vec<_>>();
+    let body = if hdrs.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, hdrs, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------- exposition
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// Parse the classic text format (values only; comments skipped).
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, parse_labels(rest.trim_end_matches('}'))),
+            None => (series, Vec::new()),
+        };
+        out.push(Sample {
+            name: name.to_string(),
+            labels,
+            value: value.parse().unwrap_or(f64::NAN),
+        });
+    }
+    out
+}
+
+fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some((k, after)) = rest.split_once("=\"") {
+        let mut val = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        val.push(if n == 'n' { '\n' } else { n });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => val.push(c),
+            }
+        }
+        out.push((k.trim_start_matches(',').trim().to_string(), val));
+        rest = &after[end..];
+    }
+    out
+}
+
+pub struct Scrape(pub Vec<Sample>, pub String);
+
+impl Scrape {
+    /// The value of the one series named `name` whose labels include `want`.
+    pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+        let hits: Vec<&Sample> = self
+            .0
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| want.iter().all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v)))
+            .collect();
+        assert!(hits.len() <= 1, "{name} {want:?} matches {} series", hits.len());
+        hits.first().map(|s| s.value)
+    }
+}
+
+// ---------------------------------------------------------------- ground truth
+
+/// VmRSS of `pid` in bytes, from /proc/<pid>/status.
+pub fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Entries in /proc/<pid>/fd.
+pub fn fd_count(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+}
+
+/// Soft "Max open files" of `pid`, from /proc/<pid>/limits.
+pub fn max_open_files(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line["Max open files".len()..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Field 22 of /proc/<pid>/stat.
+pub fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// Direct children of `pid`, by scanning every process's parent.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- processes
+
+/// Kills the child (and waits for it) on drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{sig} {}", self.pid());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Node.js fixture gateway of tests/fixture/gateway.js.
+pub struct Fixture {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Fixture {
+    /// Start it with extra CLI args and wait for its "listening" line.
+    pub fn start(args: &[&str]) -> Fixture {
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/fixture/gateway.js"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be installed to run the fixture gateway");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("fixture said {line:?}: {e}"));
+        assert_eq!(v["event"], "listening", "{line}");
+        let port = v["port"].as_u64().unwrap() as u16;
+        Fixture { proc: Proc { child }, port }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Send a fault command, e.g. `alloc?mb=200`; returns its JSON answer.
+    pub fn cmd(&self, cmd: &str) -> serde_json::Value {
+        let (status, _, body) = http_get(&self.addr(), &format!("/__fixture/{cmd}"), &[]).unwrap();
+        assert_eq!(status, 200, "fixture {cmd}: {body}");
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The exporter binary, listening on a random loopback port.
+pub struct Exporter {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Exporter {
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(EXPORTER)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env("OPENCLAW_EXPORTER_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[exporter] {line}");
+                if !sent {
+                    if let Some(i) = line.find("listening on http://") {
+                        let addr = line[i + "listening on http://".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap()
+                            .to_string();
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("exporter did not start listening");
+        Exporter { proc: Proc { child }, addr }
+    }
+
+    pub fn scrape(&self) -> Scrape {
+        let (status, _, body) = http_get(&self.addr, "/metrics", &[]).unwrap();
+        assert_eq!(status, 200, "{body}");
+        Scrape(parse_exposition(&body), body)
+    }
+
+    /// Scrape until `f` accepts the result.
+    pub fn wait<T>(&self, what: &str, mut f: impl FnMut(&Scrape) -> Option<T>) -> T {
+        wait_for(Duration::from_secs(30), what, || f(&self.scrape()))
+    }
+}
+
+/// Fail loudly when a tool the suite needs is missing; `.ci/run` installs it.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let out = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!path.is_empty(), "{tool} is required by this test; run .ci/run or install it");
+    PathBuf::from(path)
+}
