@@ -358,3 +358,62 @@ pub fn require_tool(tool: &str) -> PathBuf {
     assert!(!path.is_empty(), "{tool} is required by this test; run .ci/run or install it");
     PathBuf::from(path)
 }
+
+// ---------------------------------------------------------------- real gateway
+
+/// The real OpenClaw gateway (installed by tests/support/install-openclaw.sh),
+/// with its own HOME so its state dir and locks are private to the test.
+pub struct RealGateway {
+    pub proc: Proc,
+    pub port: u16,
+    pub home: TempDir,
+}
+
+/// Real gateways are heavy (~700 MB, ~10 s to start): run one at a time.
+pub static REAL_GATEWAY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl RealGateway {
+    /// Start it and wait until /healthz answers 200.
+    pub fn start(extra_env: &[(&str, &str)]) -> RealGateway {
+        let home = TempDir::new("openclaw-home");
+        let port = free_port();
+        let script = repo().join("tests/support/run-openclaw.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(script)
+            .arg(port.to_string())
+            .arg(home.path())
+            .env_remove("OPENCLAW_STATE_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let gw = RealGateway { proc: Proc { child }, port, home };
+        let addr = gw.addr();
+        wait_for(Duration::from_secs(90), "the real OpenClaw gateway's /healthz (is it installed? run tests/support/install-openclaw.sh)", || {
+            match http_get(&addr, "/healthz", &[]) {
+                Ok((200, _, _)) => Some(()),
+                _ => None,
+            }
+        });
+        gw
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join(".openclaw")
+    }
+}

@@ -1,0 +1,119 @@
+//! Cost of the exporter on one gateway: `cargo bench --bench exporter`.
+//!
+//! Starts the fixture gateway (tests/fixture/gateway.js, needs `node`), then
+//! prints a table with
+//! - CPU time of one full sample of one gateway (every collector once),
+//! - wall time to render /metrics (both formats),
+//! - RSS of the exporter binary watching that gateway after 1000 scrapes.
+//!
+//! Targets (issue #2): sample <= 2 ms CPU, render <= 100 us, RSS <= 10 MB.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
+use openclaw_gateway_exporter::exporter::Exporter;
+use openclaw_gateway_exporter::exposition::{self, Format};
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, fields 14 and 15 of /proc/self/stat.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64;
+    ticks / 100.0
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn main() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let state = std::env::temp_dir().join(format!("ocgx-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    let mut fixture = Command::new("node")
+        .arg(format!("{repo}/tests/fixture/gateway.js"))
+        .args(["--port", "0", "--children", "2", "--state-dir", state.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node is needed for the fixture gateway");
+    let mut line = String::new();
+    BufReader::new(fixture.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"].as_u64().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let gw = GatewayFile {
+        name: Some("bench".into()),
+        url: Some(url.clone()),
+        state_dir: Some(state.clone()),
+        ..Default::default()
+    };
+    let cfg = config::build(Intervals::default(), vec![gw]).unwrap();
+    let mut exporter = Exporter::new(&cfg);
+    exporter.sample_once();
+    assert!(exporter.targets[0].current().is_some(), "fixture not found");
+
+    // One full sample: every collector of the gateway once.
+    let n = 2000;
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    for _ in 0..n {
+        exporter.sample_once();
+    }
+    let sample_cpu_ms = (cpu_seconds() - cpu0) * 1000.0 / n as f64;
+    let sample_wall_ms = t0.elapsed().as_secs_f64() * 1000.0 / n as f64;
+
+    // Rendering /metrics from the latest samples.
+    let render = |format| {
+        let n = 20_000;
+        let t = Instant::now();
+        let mut bytes = 0;
+        for _ in 0..n {
+            bytes = exposition::render(&exporter.registry, format).unwrap().len();
+        }
+        (t.elapsed().as_secs_f64() * 1e6 / n as f64, bytes)
+    };
+    let (render_om_us, om_bytes) = render(Format::OpenMetrics);
+    let (render_text_us, text_bytes) = render(Format::Text);
+
+    // The binary's RSS while it watches the gateway and serves 1000 scrapes.
+    let mut exp = Command::new(env!("CARGO_BIN_EXE_openclaw-gateway-exporter"))
+        .args(["--web.listen-address", "127.0.0.1:0", "--gateway.url", &url, "--gateway.state-dir", state.to_str().unwrap(), "--collect.connections.interval", "1s", "--collect.memory.interval", "1s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(exp.stderr.take().unwrap());
+    let addr = loop {
+        let mut l = String::new();
+        assert!(err.read_line(&mut l).unwrap() > 0, "exporter exited");
+        if let Some(i) = l.find("listening on http://") {
+            break l[i + 20..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..1000 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).unwrap();
+    }
+    let rss_mb = vm_rss_kb(exp.id()) as f64 / 1024.0;
+    let _ = exp.kill();
+    let _ = exp.wait();
+    let _ = fixture.kill();
+    let _ = fixture.wait();
+    let _ = std::fs::remove_dir_all(&state);
+
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    println!("| one full sample of one gateway, CPU | {sample_cpu_ms:.3} ms | <= 2 ms |");
+    println!("| one full sample of one gateway, wall | {sample_wall_ms:.3} ms | |");
+    println!("| render /metrics, OpenMetrics ({om_bytes} B) | {render_om_us:.1} us | <= 100 us |");
+    println!("| render /metrics, text 0.0.4 ({text_bytes} B) | {render_text_us:.1} us | <= 100 us |");
+    println!("| exporter RSS, 1 gateway, after 1000 scrapes | {rss_mb:.1} MB | <= 10 MB |");
+}
