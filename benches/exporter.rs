@@ -37,13 +37,24 @@ fn main() {
     std::fs::create_dir_all(&state).unwrap();
     let mut fixture = Command::new("node")
         .arg(format!("{repo}/tests/fixture/gateway.js"))
-        .args(["--port", "0", "--children", "2", "--state-dir", state.to_str().unwrap()])
+        .args([
+            "--port",
+            "0",
+            "--children",
+            "2",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("node is needed for the fixture gateway");
     let mut line = String::new();
-    BufReader::new(fixture.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"].as_u64().unwrap();
+    BufReader::new(fixture.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
+        .as_u64()
+        .unwrap();
     let url = format!("http://127.0.0.1:{port}");
 
     let gw = GatewayFile {
@@ -72,7 +83,9 @@ fn main() {
         let t = Instant::now();
         let mut bytes = 0;
         for _ in 0..n {
-            bytes = exposition::render(&exporter.registry, format).unwrap().len();
+            bytes = exposition::render(&exporter.registry, format)
+                .unwrap()
+                .len();
         }
         (t.elapsed().as_secs_f64() * 1e6 / n as f64, bytes)
     };
@@ -81,7 +94,18 @@ fn main() {
 
     // The binary's RSS while it watches the gateway and serves 1000 scrapes.
     let mut exp = Command::new(env!("CARGO_BIN_EXE_openclaw-gateway-exporter"))
-        .args(["--web.listen-address", "127.0.0.1:0", "--gateway.url", &url, "--gateway.state-dir", state.to_str().unwrap(), "--collect.connections.interval", "1s", "--collect.memory.interval", "1s"])
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--gateway.url",
+            &url,
+            "--gateway.state-dir",
+            state.to_str().unwrap(),
+            "--collect.connections.interval",
+            "1s",
+            "--collect.memory.interval",
+            "1s",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -97,7 +121,11 @@ fn main() {
     std::thread::sleep(Duration::from_millis(1500));
     for _ in 0..1000 {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = Vec::new();
         s.read_to_end(&mut body).unwrap();
     }
@@ -114,6 +142,8 @@ fn main() {
     println!("| one full sample of one gateway, CPU | {sample_cpu_ms:.3} ms | <= 2 ms |");
     println!("| one full sample of one gateway, wall | {sample_wall_ms:.3} ms | |");
     println!("| render /metrics, OpenMetrics ({om_bytes} B) | {render_om_us:.1} us | <= 100 us |");
-    println!("| render /metrics, text 0.0.4 ({text_bytes} B) | {render_text_us:.1} us | <= 100 us |");
+    println!(
+        "| render /metrics, text 0.0.4 ({text_bytes} B) | {render_text_us:.1} us | <= 100 us |"
+    );
     println!("| exporter RSS, 1 gateway, after 1000 scrapes | {rss_mb:.1} MB | <= 10 MB |");
 }

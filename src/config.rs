@@ -131,7 +131,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("invalid duration {s:?}: expected a number"));
         }
@@ -139,13 +141,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("invalid duration {s:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit_len] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {s:?}: missing unit (ms, s, m, h)"
+                ))
+            }
             u => return Err(format!("invalid duration {s:?}: unknown unit {u:?}")),
         };
         total = total.saturating_add(part);
@@ -266,7 +274,9 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         }
     });
     if name.is_empty() {
-        return Err(ConfigError::Invalid("gateway name must not be empty".into()));
+        return Err(ConfigError::Invalid(
+            "gateway name must not be empty".into(),
+        ));
     }
     let process_title = g
         .process_title

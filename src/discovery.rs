@@ -112,7 +112,10 @@ fn by_title(spec: &GatewaySpec) -> Option<Identity> {
         .into_iter()
         .filter(|&pid| proc::comm(pid).as_deref() == Some(spec.comm()))
         .filter(|&pid| {
-            let listen = proc_net::listen_inodes(&Path::new("/proc").join(pid.to_string()).join("net"), spec.port);
+            let listen = proc_net::listen_inodes(
+                &Path::new("/proc").join(pid.to_string()).join("net"),
+                spec.port,
+            );
             !listen.is_empty()
                 && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
         })
@@ -186,6 +189,9 @@ impl Target {
 
     /// Times a different gateway process was found than the one before.
     pub fn restarts(&self) -> u64 {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).restarts
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restarts
     }
 }

@@ -140,10 +140,22 @@ mod tests {
         // What Prometheus 2.42 sends.
         let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(negotiate(Some(prom)), Format::OpenMetrics);
-        assert_eq!(negotiate(Some("application/openmetrics-text")), Format::OpenMetrics);
-        assert_eq!(negotiate(Some("application/openmetrics-text;q=0")), Format::Text);
-        assert_eq!(negotiate(Some("application/openmetrics-text;version=9.9.9")), Format::Text);
-        assert_eq!(negotiate(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")), Format::Text);
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text;version=9.9.9")),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let format = exposition::negotiate(accept);
     match exposition::render(&state.registry, format) {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response(),
     }
 }
 

@@ -15,10 +15,19 @@ use openclaw_gateway_exporter::http::{self, AppState};
 #[command(name = "openclaw-gateway-exporter", version, long_version = LONG_VERSION)]
 struct Cli {
     /// Address to listen on; repeat for several. ":9789" means every interface.
-    #[arg(long = "web.listen-address", env = "OPENCLAW_EXPORTER_LISTEN_ADDRESS", default_value = ":9789", value_delimiter = ',')]
+    #[arg(
+        long = "web.listen-address",
+        env = "OPENCLAW_EXPORTER_LISTEN_ADDRESS",
+        default_value = ":9789",
+        value_delimiter = ','
+    )]
     listen_addresses: Vec<String>,
     /// Path under which metrics are served.
-    #[arg(long = "web.telemetry-path", env = "OPENCLAW_EXPORTER_TELEMETRY_PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        env = "OPENCLAW_EXPORTER_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
     telemetry_path: String,
     /// YAML config file (gateways and intervals).
     #[arg(long = "config.file", env = "OPENCLAW_EXPORTER_CONFIG_FILE")]
@@ -60,11 +69,20 @@ struct Cli {
     errors_interval: Option<Duration>,
 
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "log.level", env = "OPENCLAW_EXPORTER_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long = "log.level",
+        env = "OPENCLAW_EXPORTER_LOG_LEVEL",
+        default_value = "info"
+    )]
     log_level: String,
 }
 
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("OCGX_REVISION"), ")");
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("OCGX_REVISION"),
+    ")"
+);
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -156,7 +174,10 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             process_title: None,
         }]
     } else {
-        if let Some((_, flag)) = gateway_flags.iter().find(|(id, _)| from_command_line(m, id)) {
+        if let Some((_, flag)) = gateway_flags
+            .iter()
+            .find(|(id, _)| from_command_line(m, id))
+        {
             anyhow::bail!(
                 "{flag} configures the single default gateway, but the config file lists gateways; set it in the file instead"
             );
@@ -176,7 +197,11 @@ async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
     for spec in &cli.listen_addresses {
         let listener = bind(spec).await?;
         let addr = listener.local_addr()?;
-        tracing::info!(version = VERSION, gateways = config.gateways.len(), "listening on http://{addr}");
+        tracing::info!(
+            version = VERSION,
+            gateways = config.gateways.len(),
+            "listening on http://{addr}"
+        );
         let app = app.clone();
         servers.spawn(async move {
             axum::serve(listener, app)
@@ -185,7 +210,8 @@ async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
         });
     }
     while let Some(res) = servers.join_next().await {
-        res.context("server task failed")?.context("server failed")?;
+        res.context("server task failed")?
+            .context("server failed")?;
     }
     Ok(())
 }

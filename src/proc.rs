@@ -266,7 +266,10 @@ mod tests {
             pid: me,
             start_ticks: id.start_ticks + 1,
         };
-        assert!(matches!(vitals(&host, other, &mut errs), Err(ProcError::Gone(_))));
+        assert!(matches!(
+            vitals(&host, other, &mut errs),
+            Err(ProcError::Gone(_))
+        ));
     }
 
     #[test]
@@ -277,10 +280,13 @@ mod tests {
 
     #[test]
     fn children_are_found() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let kids = descendants(std::process::id() as i32);
         assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
-        assert_eq!(children_by_scan(std::process::id() as i32).contains(&(child.id() as i32)), true);
+        assert!(children_by_scan(std::process::id() as i32).contains(&(child.id() as i32)));
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -105,7 +105,10 @@ mod tests {
         );
         let v6 = "   1: 00000000000000000000000001000000:4965 00000000000000000000000001000000:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 777 1 0000000000000000 20 4 30 10 -1";
         let row = parse_line(v6).unwrap();
-        assert_eq!((row.local_port, row.remote_port, row.state, row.inode), (18789, 0xD2F0, 1, 777));
+        assert_eq!(
+            (row.local_port, row.remote_port, row.state, row.inode),
+            (18789, 0xD2F0, 1, 777)
+        );
         assert_eq!(parse_line("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"), None);
         assert_eq!(parse_line(""), None);
         assert_eq!(parse_line("0: zz:zz"), None);

@@ -37,7 +37,10 @@ async fn get(state: AppState, path: &str, accept: Option<&str>) -> (StatusCode, 
     if let Some(a) = accept {
         req = req.header(header::ACCEPT, a);
     }
-    let res = app(state).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app(state)
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let ctype = res
         .headers()
@@ -53,7 +56,10 @@ async fn landing_health_and_ready() {
     let st = state();
     let (status, _, body) = get(st.clone(), "/", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("gw-a") && body.contains("href=\"/metrics\""), "{body}");
+    assert!(
+        body.contains("gw-a") && body.contains("href=\"/metrics\""),
+        "{body}"
+    );
     assert!(body.contains(env!("CARGO_PKG_VERSION")));
     let (status, _, _) = get(st.clone(), "/-/healthy", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -77,13 +83,22 @@ async fn negotiates_openmetrics_or_classic_text() {
     let (_, ctype, text) = get(st.clone(), "/metrics", None).await;
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
-    assert!(text.contains("# TYPE openclaw_gateway_process_restarts_total counter"), "{text}");
-    assert!(text.contains("openclaw_gateway_process_up{gateway=\"gw-a\"} 0"), "{text}");
+    assert!(
+        text.contains("# TYPE openclaw_gateway_process_restarts_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("openclaw_gateway_process_up{gateway=\"gw-a\"} 0"),
+        "{text}"
+    );
     assert!(text.contains("# TYPE openclaw_gateway_exporter_build_info gauge"));
 
     let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let (_, ctype, om) = get(st, "/metrics", Some(prom)).await;
-    assert!(ctype.starts_with("application/openmetrics-text; version=1.0.0"), "{ctype}");
+    assert!(
+        ctype.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ctype}"
+    );
     assert!(om.ends_with("# EOF\n"));
     assert!(om.contains("# TYPE openclaw_gateway_process_restarts counter"));
     assert!(om.contains("# TYPE openclaw_gateway_exporter_build info"));
@@ -99,24 +114,56 @@ fn exposition_passes_promtool_and_a_strict_openmetrics_parser() {
     let sd = state.path().to_str().unwrap();
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
     let url = format!("http://127.0.0.1:{}", fx.port);
-    let exp = Exporter::start(&["--gateway.url", &url, "--gateway.state-dir", sd, "--collect.connections.interval", "200ms", "--collect.memory.interval", "200ms"]);
-    exp.wait("memory sampled", |s| s.get("openclaw_gateway_process_resident_memory_bytes", &[]));
+    let exp = Exporter::start(&[
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        sd,
+        "--collect.connections.interval",
+        "200ms",
+        "--collect.memory.interval",
+        "200ms",
+    ]);
+    exp.wait("memory sampled", |s| {
+        s.get("openclaw_gateway_process_resident_memory_bytes", &[])
+    });
 
     let (_, _, text) = http_get(&exp.addr, "/metrics", &[]).unwrap();
     let out = pipe(&promtool, &["check", "metrics"], &text);
-    assert!(out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
-        "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let (_, _, om) = http_get(&exp.addr, "/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")]).unwrap();
+    let (_, _, om) = http_get(
+        &exp.addr,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .unwrap();
     assert!(om.ends_with("# EOF\n"));
     let checker = repo().join("tests/support/check_openmetrics.py");
     let out = pipe(&python, &[checker.to_str().unwrap()], &om);
-    assert!(out.status.success(), "strict OpenMetrics parse failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "strict OpenMetrics parse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A malformed exposition is caught by the same checkers: they can fail.
-    let bad = pipe(&python, &[checker.to_str().unwrap()], "# TYPE x counter\nx 1\n");
+    let bad = pipe(
+        &python,
+        &[checker.to_str().unwrap()],
+        "# TYPE x counter\nx 1\n",
+    );
     assert!(!bad.status.success());
-    let bad = pipe(&promtool, &["check", "metrics"], "# TYPE x_seconds counter\nx_seconds 1\n");
+    let bad = pipe(
+        &promtool,
+        &["check", "metrics"],
+        "# TYPE x_seconds counter\nx_seconds 1\n",
+    );
     assert!(!bad.status.success() || !bad.stdout.is_empty() || !bad.stderr.is_empty());
 }
 
@@ -128,7 +175,12 @@ fn pipe(cmd: &std::path::Path, args: &[&str], input: &str) -> std::process::Outp
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -136,23 +188,56 @@ fn pipe(cmd: &std::path::Path, args: &[&str], input: &str) -> std::process::Outp
 fn config_errors_exit_2_with_file_and_line() {
     let dir = TempDir::new("cfg");
     let path = dir.path().join("bad.yml");
-    std::fs::write(&path, "gateways:\n  - name: a\n    url: http://127.0.0.1:1\n    colour: blue\n").unwrap();
-    let out = Command::new(EXPORTER).args(["--config.file", path.to_str().unwrap(), "--config.check"]).output().unwrap();
+    std::fs::write(
+        &path,
+        "gateways:\n  - name: a\n    url: http://127.0.0.1:1\n    colour: blue\n",
+    )
+    .unwrap();
+    let out = Command::new(EXPORTER)
+        .args(["--config.file", path.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:4:", path.display())) && err.contains("unknown field `colour`"), "{err}");
+    assert!(
+        err.contains(&format!("{}:4:", path.display())) && err.contains("unknown field `colour`"),
+        "{err}"
+    );
 
     let good = dir.path().join("good.yml");
     std::fs::write(&good, "collect:\n  memory: 15s\ngateways:\n  - {name: a, url: 'http://127.0.0.1:18789', state_dir: /srv/a}\n  - {name: b, url: 'http://127.0.0.1:18790', state_dir: /srv/b}\n  - {name: c, url: 'http://127.0.0.1:18791', state_dir: /srv/c}\n").unwrap();
-    let out = Command::new(EXPORTER).args(["--config.file", good.to_str().unwrap(), "--config.check"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(EXPORTER)
+        .args(["--config.file", good.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 gateway(s)"));
 
     // Flags for the single default gateway conflict with a file that lists gateways.
-    let out = Command::new(EXPORTER).args(["--config.file", good.to_str().unwrap(), "--gateway.url", "http://x:1", "--config.check"]).output().unwrap();
+    let out = Command::new(EXPORTER)
+        .args([
+            "--config.file",
+            good.to_str().unwrap(),
+            "--gateway.url",
+            "http://x:1",
+            "--config.check",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(EXPORTER).args(["--collect.memory.interval", "soon", "--config.check"]).output().unwrap();
+    let out = Command::new(EXPORTER)
+        .args(["--collect.memory.interval", "soon", "--config.check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(EXPORTER).args(["--config.file", "/nonexistent/x.yml", "--config.check"]).output().unwrap();
+    let out = Command::new(EXPORTER)
+        .args(["--config.file", "/nonexistent/x.yml", "--config.check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -19,10 +19,19 @@ fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter, String) {
     args.extend_from_slice(fixture_args);
     let fx = Fixture::start(&args);
     let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut eargs = vec!["--gateway.url", &url, "--gateway.state-dir", &state_dir, "--gateway.name", "fx"];
+    let mut eargs = vec![
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        &state_dir,
+        "--gateway.name",
+        "fx",
+    ];
     eargs.extend_from_slice(FAST);
     let exp = Exporter::start(&eargs);
-    exp.wait("gateway found", |s| (s.get("openclaw_gateway_process_up", &[("gateway", "fx")]) == Some(1.0)).then_some(()));
+    exp.wait("gateway found", |s| {
+        (s.get("openclaw_gateway_process_up", &[("gateway", "fx")]) == Some(1.0)).then_some(())
+    });
     (state, fx, exp, url)
 }
 
@@ -34,32 +43,77 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     let state_dir = state.path().to_str().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec!["--gateway.url", &url, "--gateway.state-dir", state_dir, "--gateway.name", "fx"];
+    let mut args = vec![
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state_dir,
+        "--gateway.name",
+        "fx",
+    ];
     args.extend_from_slice(FAST);
     let exp = Exporter::start(&args);
 
     // Before the gateway exists: up 0 from the start, vitals absent, never missing.
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0), "{}", s.1);
-    exp.wait("first samples", |s| s.get("openclaw_gateway_collector_success", &[("gateway", "fx"), ("collector", "process")]));
+    assert_eq!(
+        s.get("openclaw_gateway_process_up", G),
+        Some(0.0),
+        "{}",
+        s.1
+    );
+    exp.wait("first samples", |s| {
+        s.get(
+            "openclaw_gateway_collector_success",
+            &[("gateway", "fx"), ("collector", "process")],
+        )
+    });
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0));
-    assert_eq!(s.get("openclaw_gateway_process_resident_memory_bytes", G), None);
+    assert_eq!(
+        s.get("openclaw_gateway_process_resident_memory_bytes", G),
+        None
+    );
     assert_eq!(s.get("openclaw_gateway_process_open_fds", G), None);
-    assert_eq!(s.get("openclaw_gateway_process_restarts_total", G), Some(0.0));
+    assert_eq!(
+        s.get("openclaw_gateway_process_restarts_total", G),
+        Some(0.0)
+    );
 
     let port_s = port.to_string();
     let fx = Fixture::start(&["--port", &port_s, "--state-dir", state_dir]);
-    exp.wait("up 1", |s| (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(()));
+    exp.wait("up 1", |s| {
+        (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(())
+    });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "lock_file")]), Some(1.0));
-    assert_eq!(s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "listen_socket")]), Some(0.0));
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "lock_file")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "listen_socket")]
+        ),
+        Some(0.0)
+    );
     // The start time is the fixture's, from its own /proc/<pid>/stat.
     let expected = boot_time() + start_ticks(fx.pid()) as f64 / ticks_per_second();
-    let got = s.get("openclaw_gateway_process_start_time_seconds", G).unwrap();
-    assert!((got - expected).abs() < 0.02, "start time {got} vs {expected}");
+    let got = s
+        .get("openclaw_gateway_process_start_time_seconds", G)
+        .unwrap();
+    assert!(
+        (got - expected).abs() < 0.02,
+        "start time {got} vs {expected}"
+    );
     // Finding it the first time is not a restart.
-    assert_eq!(s.get("openclaw_gateway_process_restarts_total", G), Some(0.0));
+    assert_eq!(
+        s.get("openclaw_gateway_process_restarts_total", G),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -67,19 +121,31 @@ fn resident_memory_tracks_vmrss_and_moves_with_allocations() {
     let (_state, fx, exp, _) = watched(&["--children", "0"]);
     let close = |a: f64, b: f64, pct: f64| (a - b).abs() <= b * pct / 100.0;
 
-    let rss = exp.wait("rss", |s| s.get("openclaw_gateway_process_resident_memory_bytes", G));
+    let rss = exp.wait("rss", |s| {
+        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+    });
     let truth = vm_rss(fx.pid()) as f64;
     assert!(close(rss, truth, 5.0), "rss {rss} vs VmRSS {truth}");
 
     fx.cmd("alloc?mb=200");
     let truth_after = vm_rss(fx.pid()) as f64;
-    assert!(truth_after - truth > 190e6, "the fixture did not grow: {truth} -> {truth_after}");
+    assert!(
+        truth_after - truth > 190e6,
+        "the fixture did not grow: {truth} -> {truth_after}"
+    );
     let rss_after = exp.wait("rss to grow", |s| {
-        s.get("openclaw_gateway_process_resident_memory_bytes", G).filter(|v| v - rss > 190e6)
+        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+            .filter(|v| v - rss > 190e6)
     });
     let truth_now = vm_rss(fx.pid()) as f64;
-    assert!(close(rss_after, truth_now, 5.0), "rss {rss_after} vs VmRSS {truth_now}");
-    let vms = exp.scrape().get("openclaw_gateway_process_virtual_memory_bytes", G).unwrap();
+    assert!(
+        close(rss_after, truth_now, 5.0),
+        "rss {rss_after} vs VmRSS {truth_now}"
+    );
+    let vms = exp
+        .scrape()
+        .get("openclaw_gateway_process_virtual_memory_bytes", G)
+        .unwrap();
     assert!(vms >= rss_after, "virtual {vms} < resident {rss_after}");
 }
 
@@ -92,23 +158,39 @@ fn open_fds_track_proc_and_move_by_n() {
 
     let opened = fx.cmd("open-fds?n=500");
     assert!(opened.to_string().contains("500"), "{opened}");
-    let after = exp.wait("fds to move", |s| s.get("openclaw_gateway_process_open_fds", G).filter(|v| v - fds >= 497.0));
-    assert!((after - fds - 500.0).abs() <= 3.0, "moved by {} instead of 500", after - fds);
+    let after = exp.wait("fds to move", |s| {
+        s.get("openclaw_gateway_process_open_fds", G)
+            .filter(|v| v - fds >= 497.0)
+    });
+    assert!(
+        (after - fds - 500.0).abs() <= 3.0,
+        "moved by {} instead of 500",
+        after - fds
+    );
     let truth = fd_count(fx.pid()) as f64;
     assert!((after - truth).abs() <= 3.0, "fds {after} vs /proc {truth}");
 
-    let max = exp.scrape().get("openclaw_gateway_process_max_fds", G).unwrap();
+    let max = exp
+        .scrape()
+        .get("openclaw_gateway_process_max_fds", G)
+        .unwrap();
     assert_eq!(max, max_open_files(fx.pid()) as f64);
 }
 
 #[test]
 fn workers_threads_and_cpu() {
     let (_state, fx, exp, _) = watched(&["--children", "2"]);
-    let kids = wait_for(std::time::Duration::from_secs(10), "fixture workers", || {
-        let k = children(fx.pid());
-        (k.len() == 2).then_some(k)
+    let kids = wait_for(
+        std::time::Duration::from_secs(10),
+        "fixture workers",
+        || {
+            let k = children(fx.pid());
+            (k.len() == 2).then_some(k)
+        },
+    );
+    exp.wait("children", |s| {
+        (s.get("openclaw_gateway_process_children", G) == Some(2.0)).then_some(())
     });
-    exp.wait("children", |s| (s.get("openclaw_gateway_process_children", G) == Some(2.0)).then_some(()));
     // Workers grow while they start; compare each sample with /proc read right after it.
     exp.wait("children rss close to the workers' VmRSS", |s| {
         let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
@@ -118,13 +200,23 @@ fn workers_threads_and_cpu() {
 
     let s = exp.scrape();
     let threads = s.get("openclaw_gateway_process_threads", G).unwrap();
-    let truth = std::fs::read_dir(format!("/proc/{}/task", fx.pid())).unwrap().count() as f64;
-    assert!((threads - truth).abs() <= 2.0, "threads {threads} vs {truth}");
+    let truth = std::fs::read_dir(format!("/proc/{}/task", fx.pid()))
+        .unwrap()
+        .count() as f64;
+    assert!(
+        (threads - truth).abs() <= 2.0,
+        "threads {threads} vs {truth}"
+    );
 
     // Burn one second of CPU in the fixture's event loop.
-    let cpu = s.get("openclaw_gateway_process_cpu_seconds_total", G).unwrap();
+    let cpu = s
+        .get("openclaw_gateway_process_cpu_seconds_total", G)
+        .unwrap();
     fx.cmd("block?ms=1000");
-    exp.wait("cpu to rise", |s| s.get("openclaw_gateway_process_cpu_seconds_total", G).filter(|v| v - cpu >= 0.9));
+    exp.wait("cpu to rise", |s| {
+        s.get("openclaw_gateway_process_cpu_seconds_total", G)
+            .filter(|v| v - cpu >= 0.9)
+    });
 }
 
 #[test]
@@ -135,16 +227,25 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
     let first = fx.pid();
     fx.cmd("exit?code=0");
     drop(fx);
-    exp.wait("down", |s| (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(()));
+    exp.wait("down", |s| {
+        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
+    });
 
     let fx2 = Fixture::start(&["--port", &port, "--state-dir", &state_dir]);
     assert_ne!(fx2.pid(), first);
-    exp.wait("restart counted", |s| (s.get("openclaw_gateway_process_restarts_total", G) == Some(1.0)).then_some(()));
+    exp.wait("restart counted", |s| {
+        (s.get("openclaw_gateway_process_restarts_total", G) == Some(1.0)).then_some(())
+    });
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
     let expected = boot_time() + start_ticks(fx2.pid()) as f64 / ticks_per_second();
-    let got = s.get("openclaw_gateway_process_start_time_seconds", G).unwrap();
-    assert!((got - expected).abs() < 0.02, "follows the new process: {got} vs {expected}");
+    let got = s
+        .get("openclaw_gateway_process_start_time_seconds", G)
+        .unwrap();
+    assert!(
+        (got - expected).abs() < 0.02,
+        "follows the new process: {got} vs {expected}"
+    );
     let fds = s.get("openclaw_gateway_process_open_fds", G).unwrap();
     assert!((fds - fd_count(fx2.pid()) as f64).abs() <= 3.0);
 }
@@ -154,12 +255,24 @@ fn found_by_title_without_a_lock_and_by_listen_socket_without_a_title() {
     // No lock file: the title and the listening port identify it.
     let (_s1, _fx1, exp1, _) = watched(&["--no-lock"]);
     let s = exp1.scrape();
-    assert_eq!(s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "process_title")]), Some(1.0));
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "process_title")]
+        ),
+        Some(1.0)
+    );
 
     // Neither lock nor title: the owner of the LISTEN socket.
     let (_s2, _fx2, exp2, _) = watched(&["--no-lock", "--title", "some-other-name"]);
     let s = exp2.scrape();
-    assert_eq!(s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "listen_socket")]), Some(1.0));
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "listen_socket")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -173,32 +286,58 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
     let me = std::process::id();
     std::fs::write(
         lock_dir.join("gateway.deadbeef.lock"),
-        format!("{{\"pid\":{me},\"port\":{},\"startTime\":1}}\n  \n", fx.port),
+        format!(
+            "{{\"pid\":{me},\"port\":{},\"startTime\":1}}\n  \n",
+            fx.port
+        ),
     )
     .unwrap();
     let url = format!("http://127.0.0.1:{}", fx.port);
     let pid = fx.pid().to_string();
-    let mut args = vec!["--gateway.url", &url, "--gateway.state-dir", &state_dir, "--gateway.name", "fx"];
+    let mut args = vec![
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        &state_dir,
+        "--gateway.name",
+        "fx",
+    ];
     args.extend_from_slice(FAST);
     let exp = Exporter::start(&args);
     exp.wait("found by title, not by the stale lock", |s| {
-        (s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "process_title")]) == Some(1.0)).then_some(())
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "process_title")],
+        ) == Some(1.0))
+        .then_some(())
     });
     drop(exp);
 
     args.extend_from_slice(&["--gateway.pid", &pid]);
     let exp = Exporter::start(&args);
     exp.wait("found by pid", |s| {
-        (s.get("openclaw_gateway_discovery_method", &[("gateway", "fx"), ("method", "pid")]) == Some(1.0)).then_some(())
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "pid")],
+        ) == Some(1.0))
+        .then_some(())
     });
 }
 
 fn boot_time() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    stat.lines().find_map(|l| l.strip_prefix("btime ")).unwrap().trim().parse().unwrap()
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn ticks_per_second() -> f64 {
-    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }

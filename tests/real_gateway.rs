@@ -13,17 +13,31 @@ fn real_gateway_vitals_match_proc() {
     let url = gw.url();
     let state_dir = gw.state_dir();
     let exp = Exporter::start(&[
-        "--gateway.name", "real",
-        "--gateway.url", &url,
-        "--gateway.state-dir", state_dir.to_str().unwrap(),
-        "--collect.connections.interval", "250ms",
-        "--collect.memory.interval", "250ms",
+        "--gateway.name",
+        "real",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state_dir.to_str().unwrap(),
+        "--collect.connections.interval",
+        "250ms",
+        "--collect.memory.interval",
+        "250ms",
     ]);
     exp.wait("real gateway found by its lock file", |s| {
-        (s.get("openclaw_gateway_discovery_method", &[("gateway", "real"), ("method", "lock_file")]) == Some(1.0)).then_some(())
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "real"), ("method", "lock_file")],
+        ) == Some(1.0))
+        .then_some(())
     });
     let pid = gw.pid();
-    assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim(), "openclaw-gatewa");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim(),
+        "openclaw-gatewa"
+    );
 
     // RSS, fds and workers move on their own; compare each sample with /proc right after it.
     exp.wait("rss within 5% of VmRSS", |s| {
@@ -36,22 +50,37 @@ fn real_gateway_vitals_match_proc() {
         ((fds - fd_count(pid) as f64).abs() <= 3.0).then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_max_fds", G), Some(max_open_files(pid) as f64));
+    assert_eq!(
+        s.get("openclaw_gateway_process_max_fds", G),
+        Some(max_open_files(pid) as f64)
+    );
     let workers = children(pid);
     assert!(!workers.is_empty(), "the real gateway runs worker children");
     exp.wait("children counted", |s| {
-        (s.get("openclaw_gateway_process_children", G) == Some(children(pid).len() as f64)).then_some(())
+        (s.get("openclaw_gateway_process_children", G) == Some(children(pid).len() as f64))
+            .then_some(())
     });
     exp.wait("children rss within 5%", |s| {
         let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
         let truth: f64 = children(pid).iter().map(|&c| vm_rss(c) as f64).sum();
         ((got - truth).abs() <= truth * 0.05).then_some(())
     });
-    let cpu = s.get("openclaw_gateway_process_cpu_seconds_total", G).unwrap();
-    assert!(cpu > 1.0, "a gateway that took seconds to start has used CPU: {cpu}");
+    let cpu = s
+        .get("openclaw_gateway_process_cpu_seconds_total", G)
+        .unwrap();
+    assert!(
+        cpu > 1.0,
+        "a gateway that took seconds to start has used CPU: {cpu}"
+    );
 
     // A crash: the exporter reports it down and keeps serving.
     gw.proc.signal("KILL");
-    exp.wait("down after kill -9", |s| (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(()));
-    assert_eq!(exp.scrape().get("openclaw_gateway_process_resident_memory_bytes", G), None);
+    exp.wait("down after kill -9", |s| {
+        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
+    });
+    assert_eq!(
+        exp.scrape()
+            .get("openclaw_gateway_process_resident_memory_bytes", G),
+        None
+    );
 }

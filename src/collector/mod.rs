@@ -119,7 +119,10 @@ impl Collector for HealthMetrics {
         let rows = |f: fn(&Run) -> f64| {
             self.0.iter().filter_map(move |h| {
                 let v = h.last.with(|r| r.map(f))?;
-                Some(([("gateway", h.gateway.as_str()), ("collector", h.collector)], v))
+                Some((
+                    [("gateway", h.gateway.as_str()), ("collector", h.collector)],
+                    v,
+                ))
             })
         };
         metrics::gauge(

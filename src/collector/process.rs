@@ -109,7 +109,9 @@ impl ProcessMetrics {
         f: impl Fn(&ProcessSample) -> Option<f64> + 'a,
     ) -> impl Iterator<Item = (metrics::Labels<'a, 1>, f64)> + 'a {
         self.0.iter().filter_map(move |slot| {
-            let v = slot.latest.with(|s| s.and_then(|s| s.as_ref()).and_then(&f))?;
+            let v = slot
+                .latest
+                .with(|s| s.and_then(|s| s.as_ref()).and_then(&f))?;
             Some(([("gateway", slot.target.spec.name.as_str())], v))
         })
     }
@@ -119,7 +121,10 @@ impl Collector for ProcessMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let up = self.0.iter().map(|slot| {
             let up = slot.latest.with(|s| s.is_some_and(|s| s.is_some()));
-            ([("gateway", slot.target.spec.name.as_str())], if up { 1.0 } else { 0.0 })
+            (
+                [("gateway", slot.target.spec.name.as_str())],
+                if up { 1.0 } else { 0.0 },
+            )
         });
         metrics::gauge(
             &mut enc,
@@ -134,7 +139,10 @@ impl Collector for ProcessMetrics {
                 .with(|s| s.and_then(|s| s.as_ref()).map(|s| s.found.method));
             Method::ALL.into_iter().map(move |m| {
                 (
-                    [("gateway", slot.target.spec.name.as_str()), ("method", m.as_str())],
+                    [
+                        ("gateway", slot.target.spec.name.as_str()),
+                        ("method", m.as_str()),
+                    ],
                     if won == Some(m) { 1.0 } else { 0.0 },
                 )
             })

@@ -67,7 +67,14 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 
 /// A blocking HTTP/1.1 GET with a timeout. Returns status, headers (lowercase
 /// names) and body.
-pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+/// Status, headers (lowercase names) and body.
+pub type Response = (u16, Vec<(String, String)>, String);
+
+pub fn http_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let sock: SocketAddr = addr.parse().expect("addr");
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -91,7 +98,10 @@ pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Re
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect::<Vec<_>>();
-    let body = if hdrs.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    let body = if hdrs
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -178,9 +188,16 @@ impl Scrape {
             .0
             .iter()
             .filter(|s| s.name == name)
-            .filter(|s| want.iter().all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v)))
+            .filter(|s| {
+                want.iter()
+                    .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+            })
             .collect();
-        assert!(hits.len() <= 1, "{name} {want:?} matches {} series", hits.len());
+        assert!(
+            hits.len() <= 1,
+            "{name} {want:?} matches {} series",
+            hits.len()
+        );
         hits.first().map(|s| s.value)
     }
 }
@@ -197,14 +214,24 @@ pub fn vm_rss(pid: u32) -> u64 {
 
 /// Entries in /proc/<pid>/fd.
 pub fn fd_count(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
 }
 
 /// Soft "Max open files" of `pid`, from /proc/<pid>/limits.
 pub fn max_open_files(pid: u32) -> u64 {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
-    line["Max open files".len()..].split_whitespace().next().unwrap().parse().unwrap()
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Field 22 of /proc/<pid>/stat.
@@ -218,8 +245,12 @@ pub fn start_ticks(pid: u32) -> u64 {
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         let after = &stat[stat.rfind(')').unwrap() + 2..];
         if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
             out.push(p);
@@ -240,14 +271,19 @@ impl Proc {
         self.child.id()
     }
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success(), "kill -{sig} {}", self.pid());
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -273,11 +309,14 @@ impl Fixture {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("fixture said {line:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("fixture said {line:?}: {e}"));
         assert_eq!(v["event"], "listening", "{line}");
         let port = v["port"].as_u64().unwrap() as u16;
-        Fixture { proc: Proc { child }, port }
+        Fixture {
+            proc: Proc { child },
+            port,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -336,7 +375,10 @@ impl Exporter {
         let addr = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("exporter did not start listening");
-        Exporter { proc: Proc { child }, addr }
+        Exporter {
+            proc: Proc { child },
+            addr,
+        }
     }
 
     pub fn scrape(&self) -> Scrape {
@@ -353,9 +395,15 @@ impl Exporter {
 
 /// Fail loudly when a tool the suite needs is missing; `.ci/run` installs it.
 pub fn require_tool(tool: &str) -> PathBuf {
-    let out = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!path.is_empty(), "{tool} is required by this test; run .ci/run or install it");
+    assert!(
+        !path.is_empty(),
+        "{tool} is required by this test; run .ci/run or install it"
+    );
     PathBuf::from(path)
 }
 
@@ -390,7 +438,11 @@ impl RealGateway {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let gw = RealGateway { proc: Proc { child }, port, home };
+        let gw = RealGateway {
+            proc: Proc { child },
+            port,
+            home,
+        };
         let addr = gw.addr();
         wait_for(Duration::from_secs(90), "the real OpenClaw gateway's /healthz (is it installed? run tests/support/install-openclaw.sh)", || {
             match http_get(&addr, "/healthz", &[]) {
