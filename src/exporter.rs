@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
-use crate::collector::{self, Health, HealthMetrics, Sampler};
+use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::Config;
 use crate::discovery::Target;
 use crate::metrics::Latest;
@@ -20,7 +20,7 @@ pub const REVISION: &str = env!("OCGX_REVISION");
 
 /// One collector of one gateway, ready to run.
 pub struct Job {
-    pub sampler: Box<dyn Sampler>,
+    pub sampler: Kind,
     pub health: Arc<Health>,
     pub interval: Duration,
 }
@@ -56,12 +56,12 @@ impl Exporter {
                 latest: Latest::new(),
             });
             jobs.push(job(
-                Box::new(ProcessSampler::new(process.clone(), host)),
+                Kind::Blocking(Box::new(ProcessSampler::new(process.clone(), host))),
                 target,
                 intervals.connections,
             ));
             jobs.push(job(
-                Box::new(MemorySampler::new(memory.clone(), host)),
+                Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
                 target,
                 intervals.memory,
             ));
@@ -99,10 +99,23 @@ impl Exporter {
             .collect()
     }
 
-    /// Run every collector once, in the calling thread (blocking).
+    /// Run every collector once, in the calling thread. Async collectors
+    /// (probes) run on a small runtime of their own.
     pub fn sample_once(&mut self) {
+        let mut runtime = None;
         for j in &mut self.jobs {
-            collector::run_once(j.sampler.as_mut(), &j.health);
+            match &mut j.sampler {
+                Kind::Blocking(s) => collector::run_once(s.as_mut(), &j.health),
+                Kind::Async(s) => {
+                    let rt = runtime.get_or_insert_with(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("a current-thread runtime")
+                    });
+                    rt.block_on(collector::run_once_async(s.as_mut(), &j.health));
+                }
+            }
         }
     }
 
@@ -112,7 +125,7 @@ impl Exporter {
     }
 }
 
-fn job(sampler: Box<dyn Sampler>, target: &Target, interval: Duration) -> Job {
+fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
     let health = Arc::new(Health {
         gateway: target.spec.name.clone(),
         collector: sampler.name(),

@@ -17,8 +17,13 @@ use openclaw_gateway_exporter::http::{app, AppState};
 
 use common::*;
 
-/// An exporter for one gateway that does not exist, sampled once.
+/// An exporter for one gateway that does not exist, sampled once (outside the
+/// test's runtime: `sample_once` blocks).
 fn state() -> AppState {
+    std::thread::spawn(sampled_state).join().unwrap()
+}
+
+fn sampled_state() -> AppState {
     let port = free_port();
     let gw = config::GatewayFile {
         name: Some("gw-a".into()),

@@ -33,6 +33,30 @@ pub trait Sampler: Send + 'static {
     fn sample(&mut self) -> Result<(), SampleError>;
 }
 
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A collector whose sample is network I/O (probes): runs on the runtime.
+pub trait AsyncSampler: Send + 'static {
+    /// The `collector` label.
+    fn name(&self) -> &'static str;
+    fn sample(&mut self) -> BoxFuture<'_, Result<(), SampleError>>;
+}
+
+/// A sampler of either kind.
+pub enum Kind {
+    Blocking(Box<dyn Sampler>),
+    Async(Box<dyn AsyncSampler>),
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Blocking(s) => s.name(),
+            Kind::Async(s) => s.name(),
+        }
+    }
+}
+
 /// How the last run of one collector of one gateway went.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Run {
@@ -49,10 +73,21 @@ pub struct Health {
     pub last: Latest<Run>,
 }
 
-/// Run one sample now and record how it went.
+/// Run one blocking sample now and record how it went.
 pub fn run_once(sampler: &mut dyn Sampler, health: &Health) {
     let started = Instant::now();
     let result = sampler.sample();
+    record(health, started, result);
+}
+
+/// Run one async sample now and record how it went.
+pub async fn run_once_async(sampler: &mut dyn AsyncSampler, health: &Health) {
+    let started = Instant::now();
+    let result = sampler.sample().await;
+    record(health, started, result);
+}
+
+fn record(health: &Health, started: Instant, result: Result<(), SampleError>) {
     let success = match result {
         Ok(()) => true,
         Err(e) => {
@@ -77,13 +112,35 @@ pub fn unix_now() -> f64 {
 /// Sample every `interval` in the background, forever. A slow sample delays the
 /// next tick instead of piling up.
 pub fn spawn(
+    sampler: Kind,
+    health: Arc<Health>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    match sampler {
+        Kind::Blocking(s) => spawn_blocking_loop(s, health, interval),
+        Kind::Async(mut s) => tokio::spawn(async move {
+            let mut ticker = ticker(interval);
+            loop {
+                ticker.tick().await;
+                run_once_async(s.as_mut(), &health).await;
+            }
+        }),
+    }
+}
+
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+fn spawn_blocking_loop(
     mut sampler: Box<dyn Sampler>,
     health: Arc<Health>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = ticker(interval);
         loop {
             ticker.tick().await;
             let h = health.clone();

@@ -70,11 +70,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// Status, headers (lowercase names) and body.
 pub type Response = (u16, Vec<(String, String)>, String);
 
-pub fn http_get(
-    addr: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<Response> {
+pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
     let sock: SocketAddr = addr.parse().expect("addr");
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
