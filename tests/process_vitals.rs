@@ -82,17 +82,17 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
 
     let port_s = port.to_string();
     let fx = Fixture::start(&["--port", &port_s, "--state-dir", state_dir]);
-    exp.wait("up 1", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(())
+    // The gateway listens a moment before it writes its lock, so the first
+    // sample may find it by title; the lock file wins once it exists.
+    exp.wait("found by its lock file", |s| {
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "lock_file")],
+        ) == Some(1.0))
+        .then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(
-        s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "lock_file")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
     assert_eq!(
         s.get(
             "openclaw_gateway_discovery_method",
