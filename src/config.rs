@@ -65,6 +65,38 @@ impl Default for Intervals {
     }
 }
 
+/// How the gateway is probed over HTTP (`--probe.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probe {
+    /// Time allowed for one probe: connect, request, answer and body.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// How often /readyz is polled. The gateway's event-loop figures cover
+    /// only about 1 s, so this must stay at or below that; the effective
+    /// interval is also capped at the event-loop interval.
+    #[serde(deserialize_with = "de_duration")]
+    pub readiness_interval: Duration,
+    /// Consecutive liveness probes that must time out or be refused, while the
+    /// process is alive and its port LISTENs, before `hung` turns 1.
+    pub hang_after: u32,
+    /// The event-loop delay an idle gateway reports because its monitor samples
+    /// every 20 ms; exported so that rules can subtract it.
+    #[serde(deserialize_with = "de_duration")]
+    pub event_loop_floor: Duration,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            timeout: Duration::from_secs(5),
+            readiness_interval: Duration::from_secs(1),
+            hang_after: 2,
+            event_loop_floor: Duration::from_millis(20),
+        }
+    }
+}
+
 /// One gateway as written in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +107,11 @@ pub struct GatewayFile {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: Option<String>,
+    /// File holding the gateway token, sent to /readyz as a bearer token.
+    pub token_file: Option<PathBuf>,
+    /// The token itself; only from `OPENCLAW_GATEWAY_TOKEN`, never from the file.
+    #[serde(skip)]
+    pub token: Option<Token>,
 }
 
 /// The YAML config file.
@@ -84,7 +121,43 @@ pub struct FileConfig {
     #[serde(default)]
     pub collect: Intervals,
     #[serde(default)]
+    pub probe: Probe,
+    #[serde(default)]
     pub gateways: Vec<GatewayFile>,
+}
+
+/// A gateway token. It is a secret: `Debug` does not show it, and it has no
+/// `Display`, so it cannot end up in a log line or a label by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// `None` for a blank token. Surrounding whitespace (a file's trailing
+    /// newline) is not part of it.
+    pub fn new(text: &str) -> Option<Token> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Token(t.to_string()))
+    }
+
+    /// The secret itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Read a token file. Errors name the file, never its content.
+pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Invalid(format!("cannot read token file {}: {e}", path.display()))
+    })?;
+    Token::new(&text)
+        .ok_or_else(|| ConfigError::Invalid(format!("token file {} is empty", path.display())))
 }
 
 /// One watched gateway, validated.
@@ -101,6 +174,8 @@ pub struct GatewaySpec {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: String,
+    /// Bearer token for /readyz, from the token file or `OPENCLAW_GATEWAY_TOKEN`.
+    pub token: Option<Token>,
 }
 
 impl GatewaySpec {
@@ -119,7 +194,37 @@ impl GatewaySpec {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub intervals: Intervals,
+    pub probe: Probe,
     pub gateways: Vec<GatewaySpec>,
+}
+
+impl Config {
+    /// The same config with other probe settings, validated.
+    pub fn with_probe(mut self, probe: Probe) -> Result<Config, ConfigError> {
+        for (name, d) in [
+            ("timeout", probe.timeout),
+            ("readiness-interval", probe.readiness_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "probe.{name} must be greater than zero"
+                )));
+            }
+        }
+        if probe.hang_after == 0 {
+            return Err(ConfigError::Invalid(
+                "probe.hang-after must be at least 1".into(),
+            ));
+        }
+        self.probe = probe;
+        Ok(self)
+    }
+
+    /// How often /readyz is polled: the readiness interval, but never less
+    /// often than the event-loop interval.
+    pub fn readiness_poll(&self) -> Duration {
+        self.probe.readiness_interval.min(self.intervals.event_loop)
+    }
 }
 
 /// Parse a duration such as `500ms`, `1s`, `2m`, `1h`, or `1m30s`.
@@ -286,6 +391,13 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
             "gateway {name:?}: process_title must not be empty"
         )));
     }
+    let token = match &g.token_file {
+        Some(path) => Some(
+            read_token_file(path)
+                .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: {e}")))?,
+        ),
+        None => g.token,
+    };
     Ok(GatewaySpec {
         name,
         url,
@@ -295,6 +407,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         pid: g.pid,
         pid_file: g.pid_file,
         process_title,
+        token,
     })
 }
 
@@ -331,6 +444,7 @@ pub fn build(intervals: Intervals, gateways: Vec<GatewayFile>) -> Result<Config,
     }
     Ok(Config {
         intervals,
+        probe: Probe::default(),
         gateways: specs,
     })
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::collector::liveness::{LivenessMetrics, LivenessSampler, LivenessSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
+use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::Config;
 use crate::discovery::Target;
 use crate::metrics::Latest;
+use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::proc::Host;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,6 +39,7 @@ pub struct Exporter {
 impl Exporter {
     pub fn new(config: &Config) -> Exporter {
         let host = Host::read();
+        let readiness_poll = config.readiness_poll();
         let intervals = &config.intervals;
         let targets: Vec<Arc<Target>> = config
             .gateways
@@ -46,6 +50,9 @@ impl Exporter {
         let mut jobs = Vec::new();
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
+        let mut liveness_slots = Vec::new();
+        let mut readiness_slots = Vec::new();
+        let mut probe_stats = Vec::new();
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -67,6 +74,54 @@ impl Exporter {
             ));
             process_slots.push(process);
             memory_slots.push(memory);
+
+            // A gateway whose client cannot be built is reported by both
+            // probe collectors failing on every tick.
+            let prober = Prober::new(config.probe.timeout, target.spec.url.starts_with("https:"))
+                .map_err(|e| {
+                    tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
+                    e.to_string()
+                });
+            let stats = |endpoint| {
+                Arc::new(ProbeStats::new(
+                    &target.spec.name,
+                    endpoint,
+                    intervals.errors,
+                ))
+            };
+            let liveness = Arc::new(LivenessSlot {
+                target: target.clone(),
+                stats: stats(Endpoint::Live),
+                hung: Latest::new(),
+            });
+            let readiness = Arc::new(ReadinessSlot::new(
+                target.clone(),
+                stats(Endpoint::Ready),
+                intervals.event_loop,
+                config.probe.event_loop_floor,
+            ));
+            jobs.push(job(
+                Kind::Async(Box::new(LivenessSampler::new(
+                    liveness.clone(),
+                    prober.clone(),
+                    config.probe.hang_after,
+                ))),
+                target,
+                intervals.latency,
+            ));
+            jobs.push(job(
+                Kind::Async(Box::new(ReadinessSampler::new(
+                    readiness.clone(),
+                    prober.clone(),
+                    readiness_poll,
+                ))),
+                target,
+                readiness_poll,
+            ));
+            probe_stats.push(liveness.stats.clone());
+            probe_stats.push(readiness.stats.clone());
+            liveness_slots.push(liveness);
+            readiness_slots.push(readiness);
         }
         let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
 
@@ -81,6 +136,9 @@ impl Exporter {
         );
         registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
+        registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
+        registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {

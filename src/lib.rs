@@ -9,5 +9,6 @@ pub mod exposition;
 pub mod http;
 pub mod lockfile;
 pub mod metrics;
+pub mod probe;
 pub mod proc;
 pub mod proc_net;

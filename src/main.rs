@@ -51,6 +51,10 @@ struct Cli {
     /// Pid file of the single default gateway.
     #[arg(long = "gateway.pid-file")]
     gateway_pid_file: Option<PathBuf>,
+    /// File holding the token of the single default gateway, sent to /readyz
+    /// as a bearer token [default: $OPENCLAW_GATEWAY_TOKEN].
+    #[arg(long = "gateway.token-file")]
+    gateway_token_file: Option<PathBuf>,
 
     /// Memory (RSS) sampling interval [default: 30s].
     #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
@@ -67,6 +71,21 @@ struct Cli {
     /// Error-rate window [default: 60s].
     #[arg(long = "collect.errors.interval", value_parser = config::parse_duration)]
     errors_interval: Option<Duration>,
+
+    /// Time allowed for one probe: connect, answer and body [default: 5s].
+    #[arg(long = "probe.timeout", value_parser = config::parse_duration)]
+    probe_timeout: Option<Duration>,
+    /// How often /readyz is polled; at most --collect.event-loop.interval [default: 1s].
+    #[arg(long = "probe.readiness-interval", value_parser = config::parse_duration)]
+    probe_readiness_interval: Option<Duration>,
+    /// Liveness probes in a row that must time out or be refused, while the
+    /// process lives and its port listens, to report the gateway hung [default: 2].
+    #[arg(long = "probe.hang-after")]
+    probe_hang_after: Option<u32>,
+    /// Event-loop delay an idle gateway reports (its monitor's sampling period),
+    /// exported for rules to subtract [default: 20ms].
+    #[arg(long = "probe.event-loop-floor", value_parser = config::parse_duration)]
+    probe_event_loop_floor: Option<Duration>,
 
     /// Log level: error, warn, info, debug or trace.
     #[arg(
@@ -102,10 +121,11 @@ fn main() -> ExitCode {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {
             println!(
-                "  {}: url {} state dir {}",
+                "  {}: url {} state dir {} token {}",
                 g.name,
                 g.url,
-                g.state_dir.display()
+                g.state_dir.display(),
+                if g.token.is_some() { "set" } else { "none" }
             );
         }
         return ExitCode::SUCCESS;
@@ -157,13 +177,31 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             *target = d;
         }
     }
+    let mut probe = file.probe;
+    for (flag, target) in [
+        (cli.probe_timeout, &mut probe.timeout),
+        (cli.probe_readiness_interval, &mut probe.readiness_interval),
+        (cli.probe_event_loop_floor, &mut probe.event_loop_floor),
+    ] {
+        if let Some(d) = flag {
+            *target = d;
+        }
+    }
+    if let Some(n) = cli.probe_hang_after {
+        probe.hang_after = n;
+    }
     let gateway_flags = [
         ("gateway_name", "--gateway.name"),
         ("gateway_url", "--gateway.url"),
         ("gateway_state_dir", "--gateway.state-dir"),
         ("gateway_pid", "--gateway.pid"),
         ("gateway_pid_file", "--gateway.pid-file"),
+        ("gateway_token_file", "--gateway.token-file"),
     ];
+    // The token is read from the environment only: a flag would show it in `ps`.
+    let env_token = std::env::var("OPENCLAW_GATEWAY_TOKEN")
+        .ok()
+        .and_then(|t| config::Token::new(&t));
     let gateways = if file.gateways.is_empty() {
         vec![GatewayFile {
             name: cli.gateway_name.clone(),
@@ -172,8 +210,13 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             pid: cli.gateway_pid,
             pid_file: cli.gateway_pid_file.clone(),
             process_title: None,
+            token_file: cli.gateway_token_file.clone(),
+            token: env_token,
         }]
     } else {
+        if env_token.is_some() {
+            tracing::warn!("OPENCLAW_GATEWAY_TOKEN is ignored because the config file lists gateways; give each gateway a token_file");
+        }
         if let Some((_, flag)) = gateway_flags
             .iter()
             .find(|(id, _)| from_command_line(m, id))
@@ -184,7 +227,9 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         }
         file.gateways
     };
-    config::build(intervals, gateways).context("invalid configuration")
+    config::build(intervals, gateways)
+        .and_then(|c| c.with_probe(probe))
+        .context("invalid configuration")
 }
 
 #[tokio::main]

@@ -5,8 +5,10 @@
 //! One collector's failure never stops another: each runs in its own task and
 //! records its own success, duration and time of its last sample.
 
+pub mod liveness;
 pub mod memory;
 pub mod process;
+pub mod readiness;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
