@@ -544,4 +544,90 @@ mod tests {
         );
         assert!(listen_addresses("nope").is_err());
     }
+
+    #[test]
+    fn probe_settings_from_the_file() {
+        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  event_loop_floor: 0ms\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let cfg = build(f.collect, f.gateways)
+            .unwrap()
+            .with_probe(f.probe)
+            .unwrap();
+        assert_eq!(cfg.probe.timeout, Duration::from_secs(2));
+        assert_eq!(cfg.probe.hang_after, 3);
+        assert_eq!(cfg.probe.event_loop_floor, Duration::ZERO);
+        // Never polled less often than the event-loop window.
+        assert_eq!(cfg.readiness_poll(), Duration::from_millis(500));
+        let cfg = build(Intervals::default(), vec![]).unwrap();
+        assert_eq!(cfg.probe, Probe::default());
+        assert_eq!(cfg.readiness_poll(), Duration::from_secs(1));
+
+        let bad = |p: Probe| build(Intervals::default(), vec![]).unwrap().with_probe(p);
+        assert!(bad(Probe {
+            hang_after: 0,
+            ..Probe::default()
+        })
+        .is_err());
+        assert!(bad(Probe {
+            timeout: Duration::ZERO,
+            ..Probe::default()
+        })
+        .is_err());
+        let err = parse_file("c.yml", "probe:\n  hang_afterr: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `hang_afterr`"), "{err}");
+    }
+
+    #[test]
+    fn tokens_come_from_files_and_never_show() {
+        let dir = std::env::temp_dir().join(format!("ocgx-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tok");
+        std::fs::write(&file, "  s3cr3t-value \n").unwrap();
+        let text = format!(
+            "gateways:\n  - name: a\n    token_file: {}\n  - name: b\n",
+            file.display()
+        );
+        let f = parse_file("c.yml", &text).unwrap();
+        let cfg = build(f.collect, f.gateways).unwrap();
+        assert_eq!(
+            cfg.gateways[0].token.as_ref().map(Token::expose),
+            Some("s3cr3t-value")
+        );
+        assert_eq!(cfg.gateways[1].token, None);
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("Token(<redacted>)"));
+        // `token:` itself is not a config key: secrets stay out of the file.
+        assert!(parse_file("c.yml", "gateways:\n  - token: x\n").is_err());
+
+        std::fs::write(&file, " \n").unwrap();
+        let err = build(
+            Intervals::default(),
+            vec![GatewayFile {
+                token_file: Some(file.clone()),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is empty") && err.contains("tok"), "{err}");
+        let missing = dir.join("missing");
+        let err = build(
+            Intervals::default(),
+            vec![GatewayFile {
+                token_file: Some(missing),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cannot read token file") && err.contains("missing"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(Token::new(" \t\n"), None);
+    }
 }
