@@ -156,10 +156,6 @@ impl Prober {
         })
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// GET `url`, sending `token` as a bearer token when given, and read at
     /// most `cap` bytes of body, all within the probe timeout.
     pub async fn get(
@@ -207,20 +203,17 @@ impl Prober {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(Answer { status, body }),
-                Err(e) if e.is_timeout() => {
-                    return Err(Failure::new(Reason::Timeout, Some(status)))
-                }
+                // The connection broke mid-body (the timeout is `get`'s).
                 Err(_) => return Err(Failure::new(Reason::BadBody, Some(status))),
             }
         }
     }
 }
 
-/// The reason of an error that happened before the answer's headers arrived.
+/// The reason of an error that happened before the answer's headers arrived
+/// (the client itself has no timeout: `get` enforces it).
 fn classify(e: &reqwest::Error) -> Reason {
-    if e.is_timeout() {
-        Reason::Timeout
-    } else if refused(e) {
+    if refused(e) {
         Reason::ConnectRefused
     } else {
         Reason::ConnectError
@@ -244,51 +237,58 @@ fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Debug)]
 pub struct ErrorWindow {
     span: Duration,
-    /// When each probe finished, and whether it failed; oldest first.
-    events: VecDeque<(Instant, bool)>,
+    /// When each probe finished, and how many probes had failed by then (it
+    /// included); oldest first. A scrape finds the window's start by binary
+    /// search and its failures by one subtraction.
+    events: VecDeque<(Instant, u64)>,
+    /// Failures by the newest probe, and by the probe before the oldest kept.
+    failed: u64,
+    failed_before: u64,
 }
 
-/// Most probes kept, whatever the window and cadence: bounds memory.
-const MAX_WINDOW_EVENTS: usize = 100_000;
+/// Most samples a window keeps, whatever its span and cadence: bounds memory.
+pub const MAX_WINDOW_EVENTS: usize = 100_000;
 
 impl ErrorWindow {
     pub fn new(span: Duration) -> ErrorWindow {
         ErrorWindow {
             span,
             events: VecDeque::new(),
+            failed: 0,
+            failed_before: 0,
         }
     }
 
     pub fn record(&mut self, at: Instant, failed: bool) {
-        self.prune(at);
-        if self.events.len() >= MAX_WINDOW_EVENTS {
-            self.events.pop_front();
+        while self
+            .events
+            .front()
+            .is_some_and(|(t, _)| !within(*t, at, self.span))
+            || self.events.len() >= MAX_WINDOW_EVENTS
+        {
+            if let Some((_, f)) = self.events.pop_front() {
+                self.failed_before = f;
+            }
         }
-        self.events.push_back((at, failed));
+        self.failed += u64::from(failed);
+        self.events.push_back((at, self.failed));
     }
 
     /// Failed / all probes that finished in `(now - span, now]`; `None` when
     /// there were none.
     pub fn ratio(&self, now: Instant) -> Option<f64> {
-        let (mut total, mut failed) = (0u64, 0u64);
-        for (at, f) in self.events.iter().rev() {
-            if !within(*at, now, self.span) {
-                break;
-            }
-            total += 1;
-            failed += u64::from(*f);
-        }
-        (total > 0).then(|| failed as f64 / total as f64)
-    }
-
-    fn prune(&mut self, now: Instant) {
-        while self
+        let first = self
             .events
-            .front()
-            .is_some_and(|(at, _)| !within(*at, now, self.span))
-        {
-            self.events.pop_front();
+            .partition_point(|(t, _)| !within(*t, now, self.span));
+        let total = self.events.len() - first;
+        if total == 0 {
+            return None;
         }
+        let before = match first {
+            0 => self.failed_before,
+            i => self.events[i - 1].1,
+        };
+        Some((self.failed - before) as f64 / total as f64)
     }
 }
 

@@ -265,6 +265,9 @@ impl PeakWindow {
         {
             self.samples.pop_front();
         }
+        if self.samples.len() >= probe::MAX_WINDOW_EVENTS {
+            self.samples.pop_front();
+        }
         self.samples.push_back((at, el));
     }
 
@@ -452,41 +455,43 @@ impl AsyncSampler for ReadinessSampler {
     }
 }
 
-/// Exposes the readiness slots of every gateway.
-#[derive(Debug)]
-pub struct ReadinessMetrics(pub Vec<Arc<ReadinessSlot>>);
+/// What one scrape shows of one gateway, read under its lock once.
+struct View<'a> {
+    gateway: &'a str,
+    ready: Option<f64>,
+    /// (check label, value).
+    failing: Vec<(String, f64)>,
+    uptime_seconds: Option<f64>,
+    last: Option<EventLoop>,
+    peak: EventLoop,
+    floor_seconds: f64,
+    field_errors: [u64; Field::ALL.len()],
+}
 
-const EVERY: &str = "Polled every --probe.readiness-interval (default 1s) from GET /readyz";
-const STAT: &str = "stat=\"last\" is the latest answer, stat=\"peak\" the highest value of any answer within the last --collect.event-loop.interval (sliding window), so a stall between two scrapes stays visible for a whole window";
-
-impl ReadinessMetrics {
-    fn rows<'a>(
-        &'a self,
-        f: impl Fn(&State) -> Option<f64> + 'a,
-    ) -> impl Iterator<Item = (metrics::Labels<'a, 1>, f64)> + 'a {
-        self.0.iter().filter_map(move |slot| {
-            let v = slot.with(|st| f(st))?;
-            Some(([("gateway", slot.target.spec.name.as_str())], v))
-        })
-    }
-
-    /// Last and peak rows of one event-loop figure.
-    fn stat_rows<'a>(
-        &'a self,
-        now: Instant,
-        f: impl Fn(&EventLoop) -> Option<f64> + 'a,
-    ) -> impl Iterator<Item = (metrics::Labels<'a, 2>, f64)> + 'a {
-        self.0.iter().flat_map(move |slot| {
-            let (last, peak) = slot.with(|st| {
-                (
-                    st.last.as_ref().and_then(|r| f(&r.event_loop)),
-                    f(&st.window.peak(now)),
-                )
-            });
-            let gw = slot.target.spec.name.as_str();
-            [("last", last), ("peak", peak)]
-                .into_iter()
-                .filter_map(move |(stat, v)| Some(([("gateway", gw), ("stat", stat)], v?)))
+impl ReadinessSlot {
+    fn view(&self, now: Instant) -> View<'_> {
+        self.with(|st| View {
+            gateway: self.target.spec.name.as_str(),
+            ready: st
+                .probed
+                .then(|| flag(st.last.as_ref().is_some_and(|r| r.ready))),
+            failing: match st.last {
+                Some(_) => st
+                    .checks
+                    .names()
+                    .map(|c| (c.to_string(), flag(st.failing.contains(c))))
+                    .collect(),
+                None => Vec::new(),
+            },
+            uptime_seconds: st
+                .last
+                .as_ref()
+                .and_then(|r| r.uptime_ms)
+                .map(|ms| ms / 1000.0),
+            last: st.last.as_ref().map(|r| r.event_loop),
+            peak: st.window.peak(now),
+            floor_seconds: self.floor.as_secs_f64(),
+            field_errors: st.field_errors,
         })
     }
 }
@@ -499,34 +504,50 @@ fn flag(b: bool) -> f64 {
     }
 }
 
+/// Exposes the readiness slots of every gateway.
+#[derive(Debug)]
+pub struct ReadinessMetrics(pub Vec<Arc<ReadinessSlot>>);
+
+const EVERY: &str = "Polled every --probe.readiness-interval (default 1s) from GET /readyz";
+const STAT: &str = "stat=\"last\" is the latest answer, stat=\"peak\" the highest value of any answer within the last --collect.event-loop.interval (sliding window), so a stall between two scrapes stays visible for a whole window";
+
+fn rows<'a>(
+    views: &'a [View<'a>],
+    f: impl Fn(&View) -> Option<f64> + 'a,
+) -> impl Iterator<Item = (metrics::Labels<'a, 1>, f64)> + 'a {
+    views
+        .iter()
+        .filter_map(move |v| Some(([("gateway", v.gateway)], f(v)?)))
+}
+
+/// Last and peak rows of one event-loop figure.
+fn stat_rows<'a>(
+    views: &'a [View<'a>],
+    f: impl Fn(&EventLoop) -> Option<f64> + Copy + 'a,
+) -> impl Iterator<Item = (metrics::Labels<'a, 2>, f64)> + 'a {
+    views.iter().flat_map(move |v| {
+        [("last", v.last.as_ref().and_then(f)), ("peak", f(&v.peak))]
+            .into_iter()
+            .filter_map(move |(stat, x)| Some(([("gateway", v.gateway), ("stat", stat)], x?)))
+    })
+}
+
 impl Collector for ReadinessMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
+        let views: Vec<View> = self.0.iter().map(|slot| slot.view(now)).collect();
+        let views = views.as_slice();
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_ready",
             &format!("Whether the gateway's last /readyz answer said ready (1) or not (0); 0 too when the probe failed. {EVERY}."),
             None,
-            self.rows(|st| {
-                st.probed
-                    .then(|| flag(st.last.as_ref().is_some_and(|r| r.ready)))
-            }),
+            rows(views, |v| v.ready),
         )?;
-        // Check names live behind the lock: copy them out.
-        let failing = self.0.iter().flat_map(|slot| {
-            let gw = slot.target.spec.name.as_str();
-            slot.with(|st| {
-                if st.last.is_none() {
-                    return Vec::new();
-                }
-                st.checks
-                    .names()
-                    .map(|c| {
-                        let labels = [("gateway", gw.to_string()), ("check", c.to_string())];
-                        (labels, flag(st.failing.contains(c)))
-                    })
-                    .collect::<Vec<_>>()
-            })
+        let failing = views.iter().flat_map(|v| {
+            v.failing
+                .iter()
+                .map(|(check, x)| ([("gateway", v.gateway), ("check", check.as_str())], *x))
         });
         metrics::gauge(
             &mut enc,
@@ -540,62 +561,55 @@ impl Collector for ReadinessMetrics {
             "openclaw_gateway_uptime",
             &format!("Uptime the gateway reports (uptimeMs). {EVERY}."),
             Some(&Unit::Seconds),
-            self.rows(|st| st.last.as_ref()?.uptime_ms.map(|ms| ms / 1000.0)),
+            rows(views, |v| v.uptime_seconds),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_eventloop_delay_p99",
             &format!("99th percentile of the event-loop delay over the gateway's ~1 s monitor window (eventLoop.delayP99Ms), as reported: it includes the monitor's sampling period, so an idle gateway shows about openclaw_gateway_eventloop_delay_floor_seconds. {STAT}. {EVERY}."),
             Some(&Unit::Seconds),
-            self.stat_rows(now, |el| el.delay_p99_ms.map(|ms| ms / 1000.0)),
+            stat_rows(views, |el| el.delay_p99_ms.map(|ms| ms / 1000.0)),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_eventloop_delay_max",
             &format!("Longest event-loop delay in the gateway's ~1 s monitor window (eventLoop.delayMaxMs), as reported, sampling floor included. {STAT}. {EVERY}."),
             Some(&Unit::Seconds),
-            self.stat_rows(now, |el| el.delay_max_ms.map(|ms| ms / 1000.0)),
+            stat_rows(views, |el| el.delay_max_ms.map(|ms| ms / 1000.0)),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_eventloop_utilization",
             &format!("Share of the gateway's ~1 s monitor window its event loop was busy (eventLoop.utilization). {STAT}. {EVERY}."),
             Some(&metrics::ratio()),
-            self.stat_rows(now, |el| el.utilization),
+            stat_rows(views, |el| el.utilization),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_eventloop_degraded",
             &format!("Whether the gateway calls its event loop degraded (eventLoop.degraded); peak is 1 if any answer in the window said so. {STAT}. {EVERY}."),
             None,
-            self.stat_rows(now, |el| el.degraded.map(flag)),
+            stat_rows(views, |el| el.degraded.map(flag)),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_cpu_core",
             &format!("CPU time of the gateway process over its ~1 s monitor window, in cores (eventLoop.cpuCoreRatio). {STAT}. {EVERY}."),
             Some(&metrics::ratio()),
-            self.stat_rows(now, |el| el.cpu_core_ratio),
+            stat_rows(views, |el| el.cpu_core_ratio),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_eventloop_delay_floor",
             "The event-loop delay an idle gateway reports because its monitor samples every 20 ms (--probe.event-loop-floor). Subtract it from openclaw_gateway_eventloop_delay_*_seconds to get the delay the field report's thresholds (20 ms normal, 50 ms danger) mean. Constant.",
             Some(&Unit::Seconds),
-            self.0.iter().map(|slot| {
-                (
-                    [("gateway", slot.target.spec.name.as_str())],
-                    slot.floor.as_secs_f64(),
-                )
-            }),
+            rows(views, |v| Some(v.floor_seconds)),
         )?;
-        let errors = self.0.iter().flat_map(|slot| {
-            let counts = slot.with(|st| st.field_errors);
-            let gw = slot.target.spec.name.as_str();
+        let errors = views.iter().flat_map(|v| {
             Field::ALL.into_iter().map(move |f| {
                 (
-                    [("gateway", gw), ("field", f.as_str())],
-                    counts[f.index()] as f64,
+                    [("gateway", v.gateway), ("field", f.as_str())],
+                    v.field_errors[f.index()] as f64,
                 )
             })
         });
