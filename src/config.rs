@@ -75,6 +75,8 @@ pub struct GatewayFile {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: Option<String>,
+    /// The memory limit that usage is measured against, e.g. `1GiB`.
+    pub memory_limit: Option<String>,
 }
 
 /// The YAML config file.
@@ -101,6 +103,7 @@ pub struct GatewaySpec {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: String,
+    pub memory_limit: Option<u64>,
 }
 
 impl GatewaySpec {
@@ -286,7 +289,14 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
             "gateway {name:?}: process_title must not be empty"
         )));
     }
+    let memory_limit = g
+        .memory_limit
+        .as_deref()
+        .map(crate::memory_limit::parse_size)
+        .transpose()
+        .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: memory_limit: {e}")))?;
     Ok(GatewaySpec {
+        memory_limit,
         name,
         url,
         host,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
@@ -46,6 +47,7 @@ impl Exporter {
         let mut jobs = Vec::new();
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
+        let mut lifecycle_slots = Vec::new();
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -65,8 +67,23 @@ impl Exporter {
                 target,
                 intervals.memory,
             ));
+            let lifecycle = Arc::new(Latest::new());
+            jobs.push(job(
+                Kind::Blocking(Box::new(LifecycleSampler::new(
+                    target.clone(),
+                    lifecycle.clone(),
+                ))),
+                target,
+                intervals.connections,
+            ));
+            jobs.push(job(
+                Kind::Blocking(Box::new(WatchSampler(target.clone()))),
+                target,
+                lifecycle::WATCH_INTERVAL,
+            ));
             process_slots.push(process);
             memory_slots.push(memory);
+            lifecycle_slots.push((target.spec.name.clone(), lifecycle));
         }
         let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
 
@@ -81,6 +98,7 @@ impl Exporter {
         );
         registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {

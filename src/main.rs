@@ -52,6 +52,10 @@ struct Cli {
     #[arg(long = "gateway.pid-file")]
     gateway_pid_file: Option<PathBuf>,
 
+    /// Memory limit of the single default gateway, e.g. 1GiB [default: cgroup, then --max-old-space-size, then host memory].
+    #[arg(long = "gateway.memory-limit")]
+    gateway_memory_limit: Option<String>,
+
     /// Memory (RSS) sampling interval [default: 30s].
     #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
     memory_interval: Option<Duration>,
@@ -163,6 +167,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         ("gateway_state_dir", "--gateway.state-dir"),
         ("gateway_pid", "--gateway.pid"),
         ("gateway_pid_file", "--gateway.pid-file"),
+        ("gateway_memory_limit", "--gateway.memory-limit"),
     ];
     let gateways = if file.gateways.is_empty() {
         vec![GatewayFile {
@@ -172,6 +177,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             pid: cli.gateway_pid,
             pid_file: cli.gateway_pid_file.clone(),
             process_title: None,
+            memory_limit: cli.gateway_memory_limit.clone(),
         }]
     } else {
         if let Some((_, flag)) = gateway_flags
