@@ -8,6 +8,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
+use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
@@ -30,6 +31,8 @@ pub struct Job {
 pub struct Exporter {
     pub registry: Arc<Registry>,
     pub targets: Vec<Arc<Target>>,
+    /// Per gateway, in the order of `targets`.
+    pub logs: Vec<Arc<LogSlot>>,
     pub health: Vec<Arc<Health>>,
     jobs: Vec<Job>,
 }
@@ -48,6 +51,7 @@ impl Exporter {
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
         let mut lifecycle_slots = Vec::new();
+        let mut log_slots = Vec::new();
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -81,6 +85,19 @@ impl Exporter {
                 target,
                 lifecycle::WATCH_INTERVAL,
             ));
+            let logs = Arc::new(LogSlot::new(
+                target.spec.name.clone(),
+                config.log_patterns.clone(),
+            ));
+            jobs.push(job(
+                Kind::Blocking(Box::new(LogSampler::new(
+                    logs.clone(),
+                    target.spec.log_path.clone(),
+                ))),
+                target,
+                intervals.logs,
+            ));
+            log_slots.push(logs);
             process_slots.push(process);
             memory_slots.push(memory);
             lifecycle_slots.push((target.spec.name.clone(), lifecycle));
@@ -99,11 +116,13 @@ impl Exporter {
         registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
         registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
+        registry.register_collector(Box::new(LogMetrics(log_slots.clone())));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {
             registry: Arc::new(registry),
             targets,
+            logs: log_slots,
             health,
             jobs,
         }

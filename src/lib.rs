@@ -8,6 +8,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod http;
 pub mod lockfile;
+pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;
 pub mod proc;

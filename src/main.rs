@@ -56,6 +56,10 @@ struct Cli {
     #[arg(long = "gateway.memory-limit")]
     gateway_memory_limit: Option<String>,
 
+    /// Log of the single default gateway: a file, or a folder of openclaw-YYYY-MM-DD.log files [default: /tmp/openclaw].
+    #[arg(long = "gateway.log-path")]
+    gateway_log_path: Option<PathBuf>,
+
     /// Memory (RSS) sampling interval [default: 30s].
     #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
     memory_interval: Option<Duration>,
@@ -71,6 +75,9 @@ struct Cli {
     /// Error-rate window [default: 60s].
     #[arg(long = "collect.errors.interval", value_parser = config::parse_duration)]
     errors_interval: Option<Duration>,
+    /// Log-following interval [default: 10s].
+    #[arg(long = "collect.logs.interval", value_parser = config::parse_duration)]
+    logs_interval: Option<Duration>,
 
     /// Log level: error, warn, info, debug or trace.
     #[arg(
@@ -156,6 +163,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         (cli.latency_interval, &mut intervals.latency),
         (cli.event_loop_interval, &mut intervals.event_loop),
         (cli.errors_interval, &mut intervals.errors),
+        (cli.logs_interval, &mut intervals.logs),
     ] {
         if let Some(d) = flag {
             *target = d;
@@ -168,6 +176,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         ("gateway_pid", "--gateway.pid"),
         ("gateway_pid_file", "--gateway.pid-file"),
         ("gateway_memory_limit", "--gateway.memory-limit"),
+        ("gateway_log_path", "--gateway.log-path"),
     ];
     let gateways = if file.gateways.is_empty() {
         vec![GatewayFile {
@@ -178,6 +187,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             pid_file: cli.gateway_pid_file.clone(),
             process_title: None,
             memory_limit: cli.gateway_memory_limit.clone(),
+            log_path: cli.gateway_log_path.clone(),
         }]
     } else {
         if let Some((_, flag)) = gateway_flags
@@ -190,7 +200,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         }
         file.gateways
     };
-    config::build(intervals, gateways).context("invalid configuration")
+    config::build_with_patterns(intervals, gateways, &file.log_patterns)
+        .context("invalid configuration")
 }
 
 #[tokio::main]

@@ -6,6 +6,7 @@
 //! records its own success, duration and time of its last sample.
 
 pub mod lifecycle;
+pub mod logs;
 pub mod memory;
 pub mod process;
 
