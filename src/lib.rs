@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod config;
+pub mod diagnose;
 pub mod discovery;
 pub mod exporter;
 pub mod exposition;
@@ -13,3 +14,4 @@ pub mod memory_limit;
 pub mod metrics;
 pub mod proc;
 pub mod proc_net;
+pub mod thresholds;

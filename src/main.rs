@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
@@ -14,6 +14,9 @@ use openclaw_gateway_exporter::http::{self, AppState};
 #[derive(Debug, Parser)]
 #[command(name = "openclaw-gateway-exporter", version, long_version = LONG_VERSION)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on; repeat for several. ":9789" means every interface.
     #[arg(
         long = "web.listen-address",
@@ -30,53 +33,57 @@ struct Cli {
     )]
     telemetry_path: String,
     /// YAML config file (gateways and intervals).
-    #[arg(long = "config.file", env = "OPENCLAW_EXPORTER_CONFIG_FILE")]
+    #[arg(
+        global = true,
+        long = "config.file",
+        env = "OPENCLAW_EXPORTER_CONFIG_FILE"
+    )]
     config_file: Option<PathBuf>,
     /// Validate the configuration, print it, and exit.
-    #[arg(long = "config.check")]
+    #[arg(global = true, long = "config.check")]
     config_check: bool,
 
     /// Name (the `gateway` label) of the single default gateway.
-    #[arg(long = "gateway.name")]
+    #[arg(global = true, long = "gateway.name")]
     gateway_name: Option<String>,
     /// URL of the single default gateway.
-    #[arg(long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
+    #[arg(global = true, long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
     gateway_url: Option<String>,
     /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR or ~/.openclaw].
-    #[arg(long = "gateway.state-dir")]
+    #[arg(global = true, long = "gateway.state-dir")]
     gateway_state_dir: Option<PathBuf>,
     /// Pid of the single default gateway, tried before any other discovery.
-    #[arg(long = "gateway.pid")]
+    #[arg(global = true, long = "gateway.pid")]
     gateway_pid: Option<u32>,
     /// Pid file of the single default gateway.
-    #[arg(long = "gateway.pid-file")]
+    #[arg(global = true, long = "gateway.pid-file")]
     gateway_pid_file: Option<PathBuf>,
 
     /// Memory limit of the single default gateway, e.g. 1GiB [default: cgroup, then --max-old-space-size, then host memory].
-    #[arg(long = "gateway.memory-limit")]
+    #[arg(global = true, long = "gateway.memory-limit")]
     gateway_memory_limit: Option<String>,
 
     /// Log of the single default gateway: a file, or a folder of openclaw-YYYY-MM-DD.log files [default: /tmp/openclaw].
-    #[arg(long = "gateway.log-path")]
+    #[arg(global = true, long = "gateway.log-path")]
     gateway_log_path: Option<PathBuf>,
 
     /// Memory (RSS) sampling interval [default: 30s].
-    #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.memory.interval", value_parser = config::parse_duration)]
     memory_interval: Option<Duration>,
     /// Connections and process vitals sampling interval [default: 10s].
-    #[arg(long = "collect.connections.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.connections.interval", value_parser = config::parse_duration)]
     connections_interval: Option<Duration>,
     /// Response-time (liveness probe) interval [default: 10s].
-    #[arg(long = "collect.latency.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.latency.interval", value_parser = config::parse_duration)]
     latency_interval: Option<Duration>,
     /// Event-loop (readiness probe) window [default: 5s].
-    #[arg(long = "collect.event-loop.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.event-loop.interval", value_parser = config::parse_duration)]
     event_loop_interval: Option<Duration>,
     /// Error-rate window [default: 60s].
-    #[arg(long = "collect.errors.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.errors.interval", value_parser = config::parse_duration)]
     errors_interval: Option<Duration>,
     /// Log-following interval [default: 10s].
-    #[arg(long = "collect.logs.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.logs.interval", value_parser = config::parse_duration)]
     logs_interval: Option<Duration>,
 
     /// Log level: error, warn, info, debug or trace.
@@ -86,6 +93,17 @@ struct Cli {
         default_value = "info"
     )]
     log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every collector once and print the field report's checklist, each
+    /// line OK, WARN or CRIT, with what to do. Exit 0 OK, 1 WARN, 2 CRIT.
+    Diagnose {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const LONG_VERSION: &str = concat!(
@@ -109,6 +127,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Diagnose { json }) = cli.command {
+        let mut exporter = Exporter::new(&config);
+        let report = openclaw_gateway_exporter::diagnose::run(&mut exporter);
+        if json {
+            match serde_json::to_string_pretty(&report) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            print!("{}", openclaw_gateway_exporter::diagnose::print(&report));
+        }
+        return ExitCode::from(report.exit_code());
+    }
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {

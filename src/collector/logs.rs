@@ -133,6 +133,36 @@ impl LogSlot {
     }
 }
 
+/// The WARN/ERROR lines among the last `bytes` of the current log file, for a
+/// one-shot `diagnose` that has not followed the log.
+pub fn tail_recent(path: &std::path::Path, bytes: u64) -> Vec<RecentLine> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some(file) = crate::logtail::current_file(path) else {
+        return Vec::new();
+    };
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(bytes);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.take(bytes).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let slot = LogSlot::new(String::new(), Vec::new());
+    let mut counts = LogCounts::default();
+    // The first line is cut when the read started mid-file.
+    let skip = usize::from(start > 0);
+    for line in buf
+        .split(|b| *b == b'\n')
+        .skip(skip)
+        .filter(|l| !l.is_empty())
+    {
+        slot.count(&mut counts, line);
+    }
+    slot.recent()
+}
+
 pub struct LogSampler {
     slot: Arc<LogSlot>,
     follower: LogFollower,
