@@ -123,7 +123,11 @@ impl LogSlot {
                 recent.pop_front();
             }
             let mut message = message;
-            message.truncate(message.floor_char_boundary(500));
+            let mut end = message.len().min(500);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
             recent.push_back(RecentLine {
                 time: line.time.unwrap_or_default(),
                 level: LEVELS[level],
