@@ -15,6 +15,8 @@ pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
 pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:18789";
 /// The gateway's process title; Linux keeps its first 15 bytes as `comm`.
 pub const DEFAULT_PROCESS_TITLE: &str = "openclaw-gateway";
+/// Where the gateway writes `openclaw-YYYY-MM-DD.log`.
+pub const DEFAULT_LOG_DIR: &str = "/tmp/openclaw";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,6 +53,8 @@ pub struct Intervals {
     pub event_loop: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub errors: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub logs: Duration,
 }
 
 impl Default for Intervals {
@@ -61,6 +65,7 @@ impl Default for Intervals {
             latency: Duration::from_secs(10),
             event_loop: Duration::from_secs(5),
             errors: Duration::from_secs(60),
+            logs: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +117,10 @@ pub struct GatewayFile {
     /// The token itself; only from `OPENCLAW_GATEWAY_TOKEN`, never from the file.
     #[serde(skip)]
     pub token: Option<Token>,
+    /// The memory limit that usage is measured against, e.g. `1GiB`.
+    pub memory_limit: Option<String>,
+    /// The gateway's log: a file, or a folder of `openclaw-YYYY-MM-DD.log`.
+    pub log_path: Option<PathBuf>,
 }
 
 /// The YAML config file.
@@ -124,6 +133,9 @@ pub struct FileConfig {
     pub probe: Probe,
     #[serde(default)]
     pub gateways: Vec<GatewayFile>,
+    /// Extra log patterns to count, name -> regular expression.
+    #[serde(default)]
+    pub log_patterns: std::collections::BTreeMap<String, String>,
 }
 
 /// A gateway token. It is a secret: `Debug` does not show it, and it has no
@@ -176,6 +188,8 @@ pub struct GatewaySpec {
     pub process_title: String,
     /// Bearer token for /readyz, from the token file or `OPENCLAW_GATEWAY_TOKEN`.
     pub token: Option<Token>,
+    pub memory_limit: Option<u64>,
+    pub log_path: PathBuf,
 }
 
 impl GatewaySpec {
@@ -190,12 +204,63 @@ impl GatewaySpec {
     }
 }
 
+/// A log pattern to count, by name.
+#[derive(Debug, Clone)]
+pub struct LogPattern {
+    pub name: String,
+    pub regex: regex::Regex,
+}
+
+/// The field report's log patterns ("5.2 日志分析要点").
+pub const BUILTIN_LOG_PATTERNS: [(&str, &str); 3] = [
+    (
+        "event_loop_delay",
+        r"(?i)event loop delay \d+(\.\d+)?\s*ms exceeds threshold",
+    ),
+    ("memory_limit", r"(?i)process memory \S+ exceeds limit"),
+    ("active_connections", r"(?i)\d+ active connections detected"),
+];
+
 /// Everything the exporter runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub intervals: Intervals,
     pub probe: Probe,
     pub gateways: Vec<GatewaySpec>,
+    pub log_patterns: Vec<LogPattern>,
+}
+
+/// The built-in log patterns plus the configured ones. Names are label
+/// values: lower-case letters, digits and underscores.
+pub fn log_patterns(
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<LogPattern>, ConfigError> {
+    let builtin = BUILTIN_LOG_PATTERNS
+        .iter()
+        .map(|(n, r)| (n.to_string(), r.to_string()));
+    let mut out: Vec<LogPattern> = Vec::new();
+    for (name, re) in builtin.chain(extra.iter().map(|(n, r)| (n.clone(), r.clone()))) {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "log_patterns: name {name:?} must be lower-case letters, digits and underscores"
+            )));
+        }
+        if out.iter().any(|p| p.name == name) {
+            return Err(ConfigError::Invalid(format!(
+                "log_patterns: {name:?} is already defined (built-in names: event_loop_delay, memory_limit, active_connections)"
+            )));
+        }
+        let regex = regex::RegexBuilder::new(&re)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("log_patterns: {name}: {e}")))?;
+        out.push(LogPattern { name, regex });
+    }
+    Ok(out)
 }
 
 impl Config {
@@ -398,7 +463,15 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         ),
         None => g.token,
     };
+    let memory_limit = g
+        .memory_limit
+        .as_deref()
+        .map(crate::memory_limit::parse_size)
+        .transpose()
+        .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: memory_limit: {e}")))?;
     Ok(GatewaySpec {
+        memory_limit,
+        log_path: g.log_path.unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR)),
         name,
         url,
         host,
@@ -413,12 +486,22 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
 
 /// Validate a whole config: every interval positive, gateway names unique.
 pub fn build(intervals: Intervals, gateways: Vec<GatewayFile>) -> Result<Config, ConfigError> {
+    build_with_patterns(intervals, gateways, &Default::default())
+}
+
+/// [`build`], with extra log patterns.
+pub fn build_with_patterns(
+    intervals: Intervals,
+    gateways: Vec<GatewayFile>,
+    extra_patterns: &std::collections::BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
     for (name, d) in [
         ("memory", intervals.memory),
         ("connections", intervals.connections),
         ("latency", intervals.latency),
         ("event-loop", intervals.event_loop),
         ("errors", intervals.errors),
+        ("logs", intervals.logs),
     ] {
         if d.is_zero() {
             return Err(ConfigError::Invalid(format!(
@@ -446,6 +529,7 @@ pub fn build(intervals: Intervals, gateways: Vec<GatewayFile>) -> Result<Config,
         intervals,
         probe: Probe::default(),
         gateways: specs,
+        log_patterns: log_patterns(extra_patterns)?,
     })
 }
 

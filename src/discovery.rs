@@ -171,6 +171,34 @@ impl Target {
     /// Discover the gateway now (blocking) and record what was found.
     pub fn resolve(&self) -> Option<Found> {
         let found = discover(&self.spec);
+        self.record(found);
+        found
+    }
+
+    /// A cheap check between full samples, so that restarts are counted even
+    /// when the gateway crash-loops faster than the collector intervals: the
+    /// explicit pid, pid file and lock files are read, and the current process
+    /// is checked for its start time. Never scans all of `/proc`.
+    pub fn watch(&self) {
+        let spec = &self.spec;
+        let cheap = spec
+            .pid
+            .and_then(|pid| alive(pid as i32))
+            .map(|id| (id, Method::Pid))
+            .or_else(|| {
+                let pid = spec.pid_file.as_deref().and_then(read_pid_file)?;
+                Some((alive(pid)?, Method::PidFile))
+            })
+            .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
+            .map(|(id, method)| Found { id, method });
+        let found = cheap.or_else(|| {
+            // Keep what a full discovery found while it is the same process.
+            self.current().filter(|f| alive(f.id.pid) == Some(f.id))
+        });
+        self.record(found);
+    }
+
+    fn record(&self, found: Option<Found>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = found {
             if st.last_seen.is_some_and(|last| last != f.id) {
@@ -179,7 +207,6 @@ impl Target {
             st.last_seen = Some(f.id);
         }
         st.current = found;
-        found
     }
 
     /// What the last resolve found.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
 use crate::collector::liveness::{LivenessMetrics, LivenessSampler, LivenessSlot};
+use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessSlot};
@@ -32,6 +34,8 @@ pub struct Job {
 pub struct Exporter {
     pub registry: Arc<Registry>,
     pub targets: Vec<Arc<Target>>,
+    /// Per gateway, in the order of `targets`.
+    pub logs: Vec<Arc<LogSlot>>,
     pub health: Vec<Arc<Health>>,
     jobs: Vec<Job>,
 }
@@ -50,6 +54,8 @@ impl Exporter {
         let mut jobs = Vec::new();
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
+        let mut lifecycle_slots = Vec::new();
+        let mut log_slots = Vec::new();
         let mut liveness_slots = Vec::new();
         let mut readiness_slots = Vec::new();
         let mut probe_stats = Vec::new();
@@ -72,8 +78,36 @@ impl Exporter {
                 target,
                 intervals.memory,
             ));
+            let lifecycle = Arc::new(Latest::new());
+            jobs.push(job(
+                Kind::Blocking(Box::new(LifecycleSampler::new(
+                    target.clone(),
+                    lifecycle.clone(),
+                ))),
+                target,
+                intervals.connections,
+            ));
+            jobs.push(job(
+                Kind::Blocking(Box::new(WatchSampler(target.clone()))),
+                target,
+                lifecycle::WATCH_INTERVAL,
+            ));
+            let logs = Arc::new(LogSlot::new(
+                target.spec.name.clone(),
+                config.log_patterns.clone(),
+            ));
+            jobs.push(job(
+                Kind::Blocking(Box::new(LogSampler::new(
+                    logs.clone(),
+                    target.spec.log_path.clone(),
+                ))),
+                target,
+                intervals.logs,
+            ));
+            log_slots.push(logs);
             process_slots.push(process);
             memory_slots.push(memory);
+            lifecycle_slots.push((target.spec.name.clone(), lifecycle));
 
             // A gateway whose client cannot be built is reported by both
             // probe collectors failing on every tick.
@@ -136,6 +170,8 @@ impl Exporter {
         );
         registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
+        registry.register_collector(Box::new(LogMetrics(log_slots.clone())));
         registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
         registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
         registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
@@ -144,6 +180,7 @@ impl Exporter {
         Exporter {
             registry: Arc::new(registry),
             targets,
+            logs: log_slots,
             health,
             jobs,
         }

@@ -3,12 +3,16 @@
 
 pub mod collector;
 pub mod config;
+pub mod diagnose;
 pub mod discovery;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
 pub mod lockfile;
+pub mod logtail;
+pub mod memory_limit;
 pub mod metrics;
 pub mod probe;
 pub mod proc;
 pub mod proc_net;
+pub mod thresholds;

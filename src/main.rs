@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
@@ -14,6 +14,9 @@ use openclaw_gateway_exporter::http::{self, AppState};
 #[derive(Debug, Parser)]
 #[command(name = "openclaw-gateway-exporter", version, long_version = LONG_VERSION)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on; repeat for several. ":9789" means every interface.
     #[arg(
         long = "web.listen-address",
@@ -30,61 +33,76 @@ struct Cli {
     )]
     telemetry_path: String,
     /// YAML config file (gateways and intervals).
-    #[arg(long = "config.file", env = "OPENCLAW_EXPORTER_CONFIG_FILE")]
+    #[arg(
+        global = true,
+        long = "config.file",
+        env = "OPENCLAW_EXPORTER_CONFIG_FILE"
+    )]
     config_file: Option<PathBuf>,
     /// Validate the configuration, print it, and exit.
-    #[arg(long = "config.check")]
+    #[arg(global = true, long = "config.check")]
     config_check: bool,
 
     /// Name (the `gateway` label) of the single default gateway.
-    #[arg(long = "gateway.name")]
+    #[arg(global = true, long = "gateway.name")]
     gateway_name: Option<String>,
     /// URL of the single default gateway.
-    #[arg(long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
+    #[arg(global = true, long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
     gateway_url: Option<String>,
     /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR or ~/.openclaw].
-    #[arg(long = "gateway.state-dir")]
+    #[arg(global = true, long = "gateway.state-dir")]
     gateway_state_dir: Option<PathBuf>,
     /// Pid of the single default gateway, tried before any other discovery.
-    #[arg(long = "gateway.pid")]
+    #[arg(global = true, long = "gateway.pid")]
     gateway_pid: Option<u32>,
     /// Pid file of the single default gateway.
-    #[arg(long = "gateway.pid-file")]
+    #[arg(global = true, long = "gateway.pid-file")]
     gateway_pid_file: Option<PathBuf>,
     /// File holding the token of the single default gateway, sent to /readyz
     /// as a bearer token [default: $OPENCLAW_GATEWAY_TOKEN].
-    #[arg(long = "gateway.token-file")]
+    #[arg(global = true, long = "gateway.token-file")]
     gateway_token_file: Option<PathBuf>,
 
+    /// Memory limit of the single default gateway, e.g. 1GiB [default: cgroup, then --max-old-space-size, then host memory].
+    #[arg(global = true, long = "gateway.memory-limit")]
+    gateway_memory_limit: Option<String>,
+
+    /// Log of the single default gateway: a file, or a folder of openclaw-YYYY-MM-DD.log files [default: /tmp/openclaw].
+    #[arg(global = true, long = "gateway.log-path")]
+    gateway_log_path: Option<PathBuf>,
+
     /// Memory (RSS) sampling interval [default: 30s].
-    #[arg(long = "collect.memory.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.memory.interval", value_parser = config::parse_duration)]
     memory_interval: Option<Duration>,
     /// Connections and process vitals sampling interval [default: 10s].
-    #[arg(long = "collect.connections.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.connections.interval", value_parser = config::parse_duration)]
     connections_interval: Option<Duration>,
     /// Response-time (liveness probe) interval [default: 10s].
-    #[arg(long = "collect.latency.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.latency.interval", value_parser = config::parse_duration)]
     latency_interval: Option<Duration>,
     /// Event-loop (readiness probe) window [default: 5s].
-    #[arg(long = "collect.event-loop.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.event-loop.interval", value_parser = config::parse_duration)]
     event_loop_interval: Option<Duration>,
     /// Error-rate window [default: 60s].
-    #[arg(long = "collect.errors.interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "collect.errors.interval", value_parser = config::parse_duration)]
     errors_interval: Option<Duration>,
+    /// Log-following interval [default: 10s].
+    #[arg(global = true, long = "collect.logs.interval", value_parser = config::parse_duration)]
+    logs_interval: Option<Duration>,
 
     /// Time allowed for one probe: connect, answer and body [default: 5s].
-    #[arg(long = "probe.timeout", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "probe.timeout", value_parser = config::parse_duration)]
     probe_timeout: Option<Duration>,
     /// How often /readyz is polled; at most --collect.event-loop.interval [default: 1s].
-    #[arg(long = "probe.readiness-interval", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "probe.readiness-interval", value_parser = config::parse_duration)]
     probe_readiness_interval: Option<Duration>,
     /// Liveness probes in a row that must time out or be refused, while the
     /// process lives and its port listens, to report the gateway hung [default: 2].
-    #[arg(long = "probe.hang-after")]
+    #[arg(global = true, long = "probe.hang-after")]
     probe_hang_after: Option<u32>,
     /// Event-loop delay an idle gateway reports (its monitor's sampling period),
     /// exported for rules to subtract [default: 20ms].
-    #[arg(long = "probe.event-loop-floor", value_parser = config::parse_duration)]
+    #[arg(global = true, long = "probe.event-loop-floor", value_parser = config::parse_duration)]
     probe_event_loop_floor: Option<Duration>,
 
     /// Log level: error, warn, info, debug or trace.
@@ -94,6 +112,17 @@ struct Cli {
         default_value = "info"
     )]
     log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every collector once and print the field report's checklist, each
+    /// line OK, WARN or CRIT, with what to do. Exit 0 OK, 1 WARN, 2 CRIT.
+    Diagnose {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const LONG_VERSION: &str = concat!(
@@ -117,6 +146,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Diagnose { json }) = cli.command {
+        let mut exporter = Exporter::new(&config);
+        let report = openclaw_gateway_exporter::diagnose::run(&mut exporter);
+        if json {
+            match serde_json::to_string_pretty(&report) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            print!("{}", openclaw_gateway_exporter::diagnose::print(&report));
+        }
+        return ExitCode::from(report.exit_code());
+    }
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {
@@ -172,6 +217,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         (cli.latency_interval, &mut intervals.latency),
         (cli.event_loop_interval, &mut intervals.event_loop),
         (cli.errors_interval, &mut intervals.errors),
+        (cli.logs_interval, &mut intervals.logs),
     ] {
         if let Some(d) = flag {
             *target = d;
@@ -196,6 +242,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         ("gateway_state_dir", "--gateway.state-dir"),
         ("gateway_pid", "--gateway.pid"),
         ("gateway_pid_file", "--gateway.pid-file"),
+        ("gateway_memory_limit", "--gateway.memory-limit"),
+        ("gateway_log_path", "--gateway.log-path"),
         ("gateway_token_file", "--gateway.token-file"),
     ];
     // The token is read from the environment only: a flag would show it in `ps`.
@@ -210,6 +258,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             pid: cli.gateway_pid,
             pid_file: cli.gateway_pid_file.clone(),
             process_title: None,
+            memory_limit: cli.gateway_memory_limit.clone(),
+            log_path: cli.gateway_log_path.clone(),
             token_file: cli.gateway_token_file.clone(),
             token: env_token,
         }]
@@ -227,7 +277,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         }
         file.gateways
     };
-    config::build(intervals, gateways)
+    config::build_with_patterns(intervals, gateways, &file.log_patterns)
         .and_then(|c| c.with_probe(probe))
         .context("invalid configuration")
 }

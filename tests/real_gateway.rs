@@ -73,14 +73,74 @@ fn real_gateway_vitals_match_proc() {
         "a gateway that took seconds to start has used CPU: {cpu}"
     );
 
-    // A crash: the exporter reports it down and keeps serving.
+    // Healthy: two live locks (gateway.state.lock and gateway.<hash>.lock), one instance.
+    let lock = |s: &Scrape, state: &str| {
+        s.get(
+            "openclaw_gateway_lock_files",
+            &[("gateway", "real"), ("state", state)],
+        )
+    };
+    exp.wait("live locks", |s| {
+        (lock(s, "live") == Some(2.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(lock(&s, "stale"), Some(0.0));
+    assert_eq!(s.get("openclaw_gateway_instances", G), Some(1.0));
+    assert_eq!(s.get("openclaw_gateway_port_owner_mismatch", G), Some(0.0));
+    let limit = s
+        .get(
+            "openclaw_gateway_memory_limit_bytes",
+            &[("gateway", "real"), ("source", "host")],
+        )
+        .expect("no limit configured: the host's memory");
+    assert!(limit > 1e9);
+
+    // A second process titled openclaw-gateway on the same state dir.
+    let dup = Fixture::start(&["--port", "0", "--state-dir", state_dir.to_str().unwrap()]);
+    exp.wait("two instances", |s| {
+        (s.get("openclaw_gateway_instances", G) == Some(2.0)).then_some(())
+    });
+    drop(dup);
+
+    // A crash: the exporter reports it down, the locks stay behind as stale.
     gw.proc.signal("KILL");
     exp.wait("down after kill -9", |s| {
         (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
     });
+    exp.wait("stale locks after kill -9", |s| {
+        (lock(s, "stale").unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    let s = exp.scrape();
     assert_eq!(
-        exp.scrape()
-            .get("openclaw_gateway_process_resident_memory_bytes", G),
+        s.get("openclaw_gateway_process_resident_memory_bytes", G),
         None
     );
+    assert_eq!(lock(&s, "live"), Some(0.0));
+}
+
+#[test]
+fn real_gateway_with_max_old_space_size() {
+    let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let gw = RealGateway::start(&[("NODE_OPTIONS", "--max-old-space-size=1024")]);
+    let url = gw.url();
+    let state_dir = gw.state_dir();
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "real",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state_dir.to_str().unwrap(),
+        "--collect.connections.interval",
+        "250ms",
+        "--collect.memory.interval",
+        "250ms",
+    ]);
+    let limit = exp.wait("limit from NODE_OPTIONS", |s| {
+        s.get(
+            "openclaw_gateway_memory_limit_bytes",
+            &[("gateway", "real"), ("source", "max_old_space_size")],
+        )
+    });
+    assert_eq!(limit, 1073741824.0);
 }

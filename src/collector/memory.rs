@@ -9,6 +9,7 @@ use prometheus_client::registry::Unit;
 
 use super::{SampleError, Sampler};
 use crate::discovery::Target;
+use crate::memory_limit::{self, CgroupMounts, Limit};
 use crate::metrics::{self, Latest};
 use crate::proc::{self, Host, Identity, ProcError};
 
@@ -19,6 +20,8 @@ pub struct MemorySample {
     pub resident_bytes: u64,
     pub virtual_bytes: u64,
     pub children_resident_bytes: u64,
+    /// What `resident_bytes` is measured against.
+    pub limit: Option<Limit>,
 }
 
 #[derive(Debug)]
@@ -39,11 +42,16 @@ impl MemorySlot {
 pub struct MemorySampler {
     slot: Arc<MemorySlot>,
     host: Host,
+    mounts: CgroupMounts,
 }
 
 impl MemorySampler {
     pub fn new(slot: Arc<MemorySlot>, host: Host) -> Self {
-        MemorySampler { slot, host }
+        MemorySampler {
+            slot,
+            host,
+            mounts: CgroupMounts::read(),
+        }
     }
 }
 
@@ -65,11 +73,13 @@ impl Sampler for MemorySampler {
                 .into_iter()
                 .filter_map(|c| proc::resident_bytes(&self.host, c).ok())
                 .sum();
+            let configured = self.slot.target.spec.memory_limit;
             Ok(MemorySample {
                 id: found.id,
                 resident_bytes,
                 virtual_bytes,
                 children_resident_bytes,
+                limit: memory_limit::resolve(configured, pid, &self.mounts),
             })
         };
         match read() {
@@ -89,11 +99,11 @@ pub struct MemoryMetrics(pub Vec<Arc<MemorySlot>>);
 impl MemoryMetrics {
     fn rows<'a>(
         &'a self,
-        f: fn(&MemorySample) -> u64,
+        f: fn(&MemorySample) -> Option<f64>,
     ) -> impl Iterator<Item = (metrics::Labels<'a, 1>, f64)> + 'a {
         self.0.iter().filter_map(move |slot| {
-            let s = slot.current()?;
-            Some(([("gateway", slot.target.spec.name.as_str())], f(&s) as f64))
+            let v = f(&slot.current()?)?;
+            Some(([("gateway", slot.target.spec.name.as_str())], v))
         })
     }
 }
@@ -105,21 +115,48 @@ impl Collector for MemoryMetrics {
             "openclaw_gateway_process_resident_memory",
             "Resident memory (RSS) of the gateway process. Sampled every --collect.memory.interval.",
             Some(&Unit::Bytes),
-            self.rows(|s| s.resident_bytes),
+            self.rows(|s| Some(s.resident_bytes as f64)),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_process_virtual_memory",
             "Virtual memory size of the gateway process. Sampled every --collect.memory.interval.",
             Some(&Unit::Bytes),
-            self.rows(|s| s.virtual_bytes),
+            self.rows(|s| Some(s.virtual_bytes as f64)),
         )?;
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_process_children_resident_memory",
             "Summed resident memory of the gateway's descendant (worker) processes. Sampled every --collect.memory.interval.",
             Some(&Unit::Bytes),
-            self.rows(|s| s.children_resident_bytes),
+            self.rows(|s| Some(s.children_resident_bytes as f64)),
+        )?;
+        let limits = self.0.iter().filter_map(|slot| {
+            let limit = slot.current()?.limit?;
+            Some((
+                [
+                    ("gateway", slot.target.spec.name.as_str()),
+                    ("source", limit.source.as_str()),
+                ],
+                limit.bytes as f64,
+            ))
+        });
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_memory_limit",
+            "Memory limit the gateway's usage is measured against; source is the first that applies: config, cgroup, max_old_space_size, host. Sampled every --collect.memory.interval.",
+            Some(&Unit::Bytes),
+            limits,
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_memory_usage",
+            "Resident memory of the gateway process over openclaw_gateway_memory_limit_bytes. Sampled every --collect.memory.interval.",
+            Some(&metrics::ratio()),
+            self.rows(|s| {
+                let limit = s.limit?;
+                Some(s.resident_bytes as f64 / limit.bytes as f64)
+            }),
         )
     }
 }

@@ -5,7 +5,9 @@
 //! One collector's failure never stops another: each runs in its own task and
 //! records its own success, duration and time of its last sample.
 
+pub mod lifecycle;
 pub mod liveness;
+pub mod logs;
 pub mod memory;
 pub mod process;
 pub mod readiness;

@@ -1,0 +1,322 @@
+//! Process-level faults from the field report: stale lock files ("Gateway is
+//! already running (PID file exists)"), duplicate instances, and a LISTEN
+//! socket owned by another process than the lock names. Rides
+//! `--collect.connections.interval`.
+//!
+//! Also home of the 1 s identity watch that keeps restart counts right when
+//! the gateway crash-loops faster than the collector intervals.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use super::{unix_now, SampleError, Sampler};
+use crate::discovery::Target;
+use crate::metrics::{self, Latest};
+use crate::proc::{self, Identity};
+use crate::{lockfile, proc_net};
+
+/// How often the identity watch runs.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Re-checks the gateway's identity cheaply (see [`Target::watch`]).
+pub struct WatchSampler(pub Arc<Target>);
+
+impl Sampler for WatchSampler {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn sample(&mut self) -> Result<(), SampleError> {
+        self.0.watch();
+        Ok(())
+    }
+}
+
+/// The state of one lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Its pid is alive with the recorded start time.
+    Live,
+    /// Its pid is dead, or alive with another start time (pid reuse).
+    Stale,
+    /// It cannot be read or parsed.
+    Invalid,
+}
+
+impl LockState {
+    pub const ALL: [LockState; 3] = [LockState::Live, LockState::Stale, LockState::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockState::Live => "live",
+            LockState::Stale => "stale",
+            LockState::Invalid => "invalid",
+        }
+    }
+}
+
+/// One lock file as found.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    pub path: std::path::PathBuf,
+    pub state: LockState,
+    pub pid: Option<u32>,
+    /// Unix time of the file's last modification (when it was written).
+    pub modified: Option<f64>,
+    /// The live process it names.
+    pub owner: Option<Identity>,
+}
+
+/// Classify every lock file in a state dir.
+pub fn locks(state_dir: &Path) -> Vec<LockInfo> {
+    lockfile::find(state_dir)
+        .into_iter()
+        .map(|path| {
+            let modified = std::fs::symlink_metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64());
+            let (state, pid, owner) = match lockfile::read(&path) {
+                Err(_) => (LockState::Invalid, None, None),
+                Ok(lock) => {
+                    let alive = proc::identity(lock.pid as i32).ok();
+                    let owner =
+                        alive.filter(|id| lock.start_time.is_none_or(|t| t == id.start_ticks));
+                    let state = if owner.is_some() {
+                        LockState::Live
+                    } else {
+                        LockState::Stale
+                    };
+                    (state, Some(lock.pid), owner)
+                }
+            };
+            LockInfo {
+                path,
+                state,
+                pid,
+                modified,
+                owner,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LifecycleSample {
+    /// Lock files by state.
+    pub live: u64,
+    pub stale: u64,
+    pub invalid: u64,
+    /// Modification time of the oldest stale lock.
+    pub oldest_stale_modified: Option<f64>,
+    /// Gateway processes that claim this gateway.
+    pub instances: u64,
+    /// The LISTEN socket belongs to a process other than the lock's.
+    pub port_owner_mismatch: bool,
+}
+
+/// Processes holding a LISTEN socket on `port`. The usual case (the gateway
+/// itself holds them all) costs one fd-table read; only a socket nobody known
+/// holds triggers a scan of every process.
+fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
+    let mut listen: HashSet<u64> = proc_net::listen_inodes(Path::new("/proc/net"), port)
+        .into_iter()
+        .collect();
+    for id in known {
+        let net = Path::new("/proc").join(id.pid.to_string()).join("net");
+        listen.extend(proc_net::listen_inodes(&net, port));
+    }
+    if listen.is_empty() {
+        return Vec::new();
+    }
+    let mut owners = Vec::new();
+    let holds = |pid: i32, listen: &HashSet<u64>| {
+        proc::socket_inodes(pid)
+            .map(|own| {
+                listen
+                    .iter()
+                    .filter(|i| own.contains(i))
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    for id in known {
+        let held = holds(id.pid, &listen);
+        if !held.is_empty() {
+            owners.push(*id);
+            for i in held {
+                listen.remove(&i);
+            }
+        }
+    }
+    if listen.is_empty() {
+        return owners;
+    }
+    for pid in proc::all_pids() {
+        if owners.iter().any(|o| o.pid == pid) {
+            continue;
+        }
+        if !holds(pid, &listen).is_empty() {
+            if let Ok(id) = proc::identity(pid) {
+                owners.push(id);
+            }
+        }
+    }
+    owners
+}
+
+/// Does this process's environment point at `state_dir`?
+fn environ_state_dir(pid: i32, state_dir: &Path) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let var = |name: &[u8]| {
+        env.split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(name))
+            .map(|v| std::path::PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+    };
+    match var(b"OPENCLAW_STATE_DIR=").filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir == state_dir,
+        None => var(b"HOME=").is_some_and(|home| home.join(".openclaw") == state_dir),
+    }
+}
+
+pub struct LifecycleSampler {
+    target: Arc<Target>,
+    slot: Arc<Latest<LifecycleSample>>,
+}
+
+impl LifecycleSampler {
+    pub fn new(target: Arc<Target>, slot: Arc<Latest<LifecycleSample>>) -> Self {
+        LifecycleSampler { target, slot }
+    }
+}
+
+impl Sampler for LifecycleSampler {
+    fn name(&self) -> &'static str {
+        "lifecycle"
+    }
+
+    fn sample(&mut self) -> Result<(), SampleError> {
+        let spec = &self.target.spec;
+        let locks = locks(&spec.state_dir);
+        let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
+        let oldest_stale_modified = locks
+            .iter()
+            .filter(|l| l.state == LockState::Stale)
+            .filter_map(|l| l.modified)
+            .min_by(f64::total_cmp);
+
+        // The lock owners, then whoever else listens on the port, then any
+        // process with the gateway's title whose environment names this state dir.
+        let lock_owners: Vec<Identity> = locks.iter().filter_map(|l| l.owner).collect();
+        let mut known = lock_owners.clone();
+        known.extend(self.target.current().map(|f| f.id));
+        let listeners = listen_owners(spec.port, &known);
+        let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
+        claimants.extend(listeners.iter().copied());
+        for pid in proc::all_pids() {
+            if proc::comm(pid).as_deref() == Some(spec.comm())
+                && environ_state_dir(pid, &spec.state_dir)
+            {
+                if let Ok(id) = proc::identity(pid) {
+                    claimants.insert(id);
+                }
+            }
+        }
+        // Workers inherit sockets and environment; they are not instances.
+        let descendants: HashSet<i32> = claimants
+            .iter()
+            .flat_map(|c| proc::descendants(c.pid))
+            .collect();
+        let instances = claimants
+            .iter()
+            .filter(|c| !descendants.contains(&c.pid))
+            .count() as u64;
+
+        let port_owner_mismatch = !lock_owners.is_empty()
+            && !listeners.is_empty()
+            && !listeners.iter().any(|l| {
+                lock_owners.contains(l)
+                    || lock_owners
+                        .iter()
+                        .any(|o| proc::descendants(o.pid).contains(&l.pid))
+            });
+
+        self.slot.set(LifecycleSample {
+            live: count(LockState::Live),
+            stale: count(LockState::Stale),
+            invalid: count(LockState::Invalid),
+            oldest_stale_modified,
+            instances,
+            port_owner_mismatch,
+        });
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct LifecycleMetrics(pub Vec<(String, Arc<Latest<LifecycleSample>>)>);
+
+impl Collector for LifecycleMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let locks = self.0.iter().flat_map(|(gw, slot)| {
+            let s = slot.get();
+            LockState::ALL.into_iter().filter_map(move |state| {
+                let s = s.as_ref()?;
+                let n = match state {
+                    LockState::Live => s.live,
+                    LockState::Stale => s.stale,
+                    LockState::Invalid => s.invalid,
+                };
+                Some((
+                    [("gateway", gw.as_str()), ("state", state.as_str())],
+                    n as f64,
+                ))
+            })
+        });
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_lock_files",
+            "Gateway lock files in the state dir: live (pid alive with the recorded start time), stale (pid dead or reused), invalid (unreadable). Sampled every --collect.connections.interval.",
+            None,
+            locks,
+        )?;
+        let now = unix_now();
+        let rows = |f: fn(&LifecycleSample, f64) -> Option<f64>| {
+            self.0.iter().filter_map(move |(gw, slot)| {
+                let v = slot.with(|s| s.and_then(|s| f(s, now)))?;
+                Some(([("gateway", gw.as_str())], v))
+            })
+        };
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_lock_stale_age",
+            "Age of the oldest stale lock file, from its modification time; absent when there is none. Found every --collect.connections.interval.",
+            Some(&Unit::Seconds),
+            rows(|s, now| s.oldest_stale_modified.map(|m| (now - m).max(0.0))),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_instances",
+            "Gateway processes that claim this gateway (a live lock, the LISTEN socket on its port, or its title with this state dir in the environment); healthy is 1. Sampled every --collect.connections.interval.",
+            None,
+            rows(|s, _| Some(s.instances as f64)),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "openclaw_gateway_port_owner_mismatch",
+            "1 when the LISTEN socket on the gateway's port belongs to a process other than the one its lock file names. Sampled every --collect.connections.interval.",
+            None,
+            rows(|s, _| Some(if s.port_owner_mismatch { 1.0 } else { 0.0 })),
+        )
+    }
+}

@@ -1,0 +1,603 @@
+//! `diagnose`: the field report's manual checklist as one command. Every
+//! collector runs once; each line of the report is judged OK, WARN or CRIT by
+//! the thresholds in [`crate::thresholds`], and the report ends with what to do.
+//!
+//! The report reads the same exposition a scrape would return, so it can never
+//! disagree with what Prometheus sees.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::collector::logs::RecentLine;
+use crate::discovery::Target;
+use crate::exporter::Exporter;
+use crate::exposition::{self, Format};
+use crate::thresholds::{self, Status, Tier};
+
+/// One series of the exposition.
+#[derive(Debug, Clone)]
+struct Series {
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// The exposition, parsed, by metric name.
+#[derive(Debug, Default)]
+pub struct Snapshot(HashMap<String, Vec<Series>>);
+
+impl Snapshot {
+    /// Parse the classic text format.
+    pub fn parse(text: &str) -> Snapshot {
+        let mut map: HashMap<String, Vec<Series>> = HashMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, parse_labels(rest.trim_end_matches('}'))),
+                None => (series, Vec::new()),
+            };
+            map.entry(name.to_string())
+                .or_default()
+                .push(Series { labels, value });
+        }
+        Snapshot(map)
+    }
+
+    /// The value of the first series of `name` whose labels include `want`.
+    pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+        self.all(name, want).into_iter().next().map(|(_, v)| v)
+    }
+
+    /// Every series of `name` whose labels include `want`, with its labels.
+    pub fn all(&self, name: &str, want: &[(&str, &str)]) -> Vec<(Vec<(String, String)>, f64)> {
+        self.0
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                want.iter()
+                    .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map(|s| (s.labels.clone(), s.value))
+            .collect()
+    }
+}
+
+fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut end = after.len();
+        let mut chars = after.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.push((key.trim_start_matches(',').trim().to_string(), value));
+        rest = &after[end..];
+    }
+    out
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayReport {
+    pub gateway: String,
+    pub url: String,
+    pub status: Status,
+    pub checks: Vec<Check>,
+    pub recent_log_lines: Vec<LogLine>,
+    pub what_to_do: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub time: String,
+    pub level: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub gateways: Vec<GatewayReport>,
+}
+
+impl Report {
+    /// 0 when everything is OK, 1 on WARN, 2 on CRIT.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Status::Ok => 0,
+            Status::Warn => 1,
+            Status::Crit => 2,
+        }
+    }
+}
+
+/// Run every collector once and judge the result.
+pub fn run(exporter: &mut Exporter) -> Report {
+    exporter.sample_once();
+    let text = exposition::render(&exporter.registry, Format::Text).unwrap_or_default();
+    let snap = Snapshot::parse(&text);
+    let gateways: Vec<GatewayReport> = exporter
+        .targets
+        .iter()
+        .zip(&exporter.logs)
+        .map(|(target, logs)| {
+            gateway_report(&snap, target, &recent_from_tail(target, &logs.recent()))
+        })
+        .collect();
+    let status = gateways
+        .iter()
+        .map(|g| g.status)
+        .max()
+        .unwrap_or(Status::Ok);
+    Report { status, gateways }
+}
+
+/// The last WARN/ERROR lines: those followed so far, or the log's tail.
+fn recent_from_tail(target: &Target, followed: &[RecentLine]) -> Vec<LogLine> {
+    let lines = if followed.is_empty() {
+        crate::collector::logs::tail_recent(&target.spec.log_path, 256 * 1024)
+    } else {
+        followed.to_vec()
+    };
+    lines
+        .into_iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|l| LogLine {
+            time: l.time,
+            level: l.level,
+            message: l.message,
+        })
+        .collect()
+}
+
+fn check(check: &'static str, status: Status, value: Option<f64>, detail: String) -> Check {
+    Check {
+        check,
+        status,
+        detail,
+        value,
+    }
+}
+
+fn judged(name: &'static str, tier: Tier, value: f64, detail: String) -> Check {
+    check(name, tier.judge(value), Some(value), detail)
+}
+
+fn ms(seconds: f64) -> String {
+    format!("{:.1} ms", seconds * 1000.0)
+}
+
+fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> GatewayReport {
+    let spec = &target.spec;
+    let gw = spec.name.as_str();
+    let g = [("gateway", gw)];
+    let get = |name: &str| snap.get(name, &g);
+    let with =
+        |name: &str, k: &'static str, v: &'static str| snap.get(name, &[("gateway", gw), (k, v)]);
+    let mut checks = Vec::new();
+
+    // Process: found, and how.
+    let up = get("openclaw_gateway_process_up") == Some(1.0);
+    match target.current() {
+        Some(found) if up => {
+            let workers = get("openclaw_gateway_process_children").unwrap_or(0.0);
+            checks.push(check(
+                "process",
+                Status::Ok,
+                Some(found.id.pid as f64),
+                format!("pid {} (found by {}), {} worker(s)", found.id.pid, found.method.as_str(), workers),
+            ));
+        }
+        _ => checks.push(check(
+            "process",
+            Status::Crit,
+            None,
+            format!(
+                "no gateway process: no live lock in {}, no process titled {:?} listening on port {}",
+                spec.state_dir.display(),
+                spec.process_title,
+                spec.port
+            ),
+        )),
+    }
+
+    // Port: LISTEN, and the accept queue.
+    let listening = snap.get(
+        "openclaw_gateway_tcp_connections",
+        &[
+            ("gateway", gw),
+            ("direction", "inbound"),
+            ("state", "listen"),
+        ],
+    );
+    let queue = get("openclaw_gateway_listen_queue_length");
+    let capacity = get("openclaw_gateway_listen_queue_capacity");
+    match (listening, queue, capacity) {
+        (Some(l), Some(q), Some(c)) if l > 0.0 && c > 0.0 => checks.push(check(
+            "port",
+            thresholds::LISTEN_QUEUE_RATIO.judge(q / c),
+            Some(q),
+            format!("{} LISTEN, accept queue {q}/{c}", spec.port),
+        )),
+        (Some(l), _, _) if l > 0.0 => checks.push(check(
+            "port",
+            Status::Ok,
+            None,
+            format!("{} LISTEN", spec.port),
+        )),
+        (Some(_), _, _) => checks.push(check(
+            "port",
+            Status::Crit,
+            Some(0.0),
+            format!("nothing listens on port {}", spec.port),
+        )),
+        _ => {}
+    }
+
+    // Hung: alive and listening, yet probes time out.
+    if get("openclaw_gateway_hung") == Some(1.0) {
+        checks.push(check(
+            "hung",
+            Status::Crit,
+            Some(1.0),
+            "HUNG: the process is alive and its port LISTENs, but liveness probes time out or are refused".into(),
+        ));
+    }
+
+    // Liveness and readiness probes.
+    for (endpoint, path) in [("live", "/healthz"), ("ready", "/readyz")] {
+        let ep = [("gateway", gw), ("endpoint", endpoint)];
+        let Some(success) = snap.get("openclaw_gateway_probe_success", &ep) else {
+            continue;
+        };
+        let name = if endpoint == "live" {
+            "liveness"
+        } else {
+            "readiness"
+        };
+        let duration = snap
+            .get("openclaw_gateway_probe_last_duration_seconds", &ep)
+            .unwrap_or(0.0);
+        if success == 1.0 {
+            let mut c = judged(
+                name,
+                thresholds::RESPONSE_TIME_SECONDS,
+                duration,
+                format!("GET {path} answered in {}", ms(duration)),
+            );
+            if endpoint == "ready" && get("openclaw_gateway_ready") == Some(0.0) {
+                let failing: Vec<String> = snap
+                    .all("openclaw_gateway_readiness_failing", &g)
+                    .into_iter()
+                    .filter(|(_, v)| *v == 1.0)
+                    .filter_map(|(l, _)| l.into_iter().find(|(k, _)| k == "check").map(|(_, v)| v))
+                    .collect();
+                c.status = Status::Crit;
+                c.detail = format!(
+                    "not ready (503), failing: {}",
+                    if failing.is_empty() {
+                        "-".into()
+                    } else {
+                        failing.join(", ")
+                    }
+                );
+            }
+            checks.push(c);
+        } else {
+            let reason = snap
+                .all("openclaw_gateway_probe_failures_total", &ep)
+                .into_iter()
+                .filter(|(_, v)| *v > 0.0)
+                .filter_map(|(l, _)| l.into_iter().find(|(k, _)| k == "reason").map(|(_, v)| v))
+                .collect::<Vec<_>>()
+                .join(", ");
+            checks.push(check(
+                name,
+                Status::Crit,
+                None,
+                format!("GET {path} failed: {reason} after {}", ms(duration)),
+            ));
+        }
+    }
+
+    // Event-loop delay: the peak over the window, judged above the gateway
+    // monitor's sampling floor (an idle gateway reports about the floor).
+    if let Some(p99) = with(
+        "openclaw_gateway_eventloop_delay_p99_seconds",
+        "stat",
+        "peak",
+    ) {
+        let max = with(
+            "openclaw_gateway_eventloop_delay_max_seconds",
+            "stat",
+            "peak",
+        )
+        .unwrap_or(p99);
+        let floor = get("openclaw_gateway_eventloop_delay_floor_seconds").unwrap_or(0.0);
+        let above = (p99 - floor).max(0.0);
+        checks.push(judged(
+            "event_loop",
+            thresholds::EVENT_LOOP_DELAY_SECONDS,
+            above,
+            format!(
+                "delay p99 {} above the {} sampling floor (p99 {}, max {})",
+                ms(above),
+                ms(floor),
+                ms(p99),
+                ms(max)
+            ),
+        ));
+    }
+
+    // Memory against the limit.
+    if let (Some(rss), Some(ratio)) = (
+        get("openclaw_gateway_process_resident_memory_bytes"),
+        get("openclaw_gateway_memory_usage_ratio"),
+    ) {
+        let (limit, source) = snap
+            .all("openclaw_gateway_memory_limit_bytes", &g)
+            .into_iter()
+            .next()
+            .map(|(l, v)| {
+                (
+                    v,
+                    l.into_iter()
+                        .find(|(k, _)| k == "source")
+                        .map(|(_, s)| s)
+                        .unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        checks.push(judged(
+            "memory",
+            thresholds::MEMORY_USAGE_RATIO,
+            ratio,
+            format!(
+                "RSS {:.0} MiB of {:.0} MiB ({source}), {:.0}%",
+                rss / 1048576.0,
+                limit / 1048576.0,
+                ratio * 100.0
+            ),
+        ));
+    }
+
+    // File descriptors against the limit.
+    if let (Some(open), Some(max)) = (
+        get("openclaw_gateway_process_open_fds"),
+        get("openclaw_gateway_process_max_fds"),
+    ) {
+        checks.push(judged(
+            "fds",
+            thresholds::FD_USAGE_RATIO,
+            open / max,
+            format!("{open} open of {max} allowed ({:.0}%)", open / max * 100.0),
+        ));
+    }
+
+    // TCP states on the gateway's port.
+    let inbound = |state: &'static str| {
+        snap.get(
+            "openclaw_gateway_tcp_connections",
+            &[("gateway", gw), ("direction", "inbound"), ("state", state)],
+        )
+    };
+    if let Some(established) = inbound("established") {
+        checks.push(judged(
+            "connections",
+            thresholds::ACTIVE_CONNECTIONS,
+            established,
+            format!(
+                "{established} established inbound, {} TIME_WAIT",
+                inbound("time_wait").unwrap_or(0.0)
+            ),
+        ));
+        let close_wait = inbound("close_wait").unwrap_or(0.0);
+        checks.push(judged(
+            "close_wait",
+            thresholds::CLOSE_WAIT,
+            close_wait,
+            format!("{close_wait} in CLOSE_WAIT"),
+        ));
+    }
+
+    // Error rate over the window, from the readiness probes: at one a second
+    // they are enough for a ratio (60 a minute; liveness makes 6).
+    if let Some(ratio) = with("openclaw_gateway_probe_error_ratio", "endpoint", "ready") {
+        checks.push(judged(
+            "error_rate",
+            thresholds::ERROR_RATIO,
+            ratio,
+            format!("{:.2}% of readiness probes failed", ratio * 100.0),
+        ));
+    }
+
+    // Stale locks and duplicates.
+    let stale = with("openclaw_gateway_lock_files", "state", "stale").unwrap_or(0.0);
+    let invalid = with("openclaw_gateway_lock_files", "state", "invalid").unwrap_or(0.0);
+    let lock_status = match (stale + invalid > 0.0, up) {
+        (false, _) => Status::Ok,
+        (true, true) => Status::Warn,
+        // Down with a stale lock: the next start may refuse ("already running").
+        (true, false) => Status::Crit,
+    };
+    checks.push(check(
+        "locks",
+        lock_status,
+        Some(stale),
+        format!(
+            "{} live, {stale} stale, {invalid} invalid lock file(s) in {}/tmp",
+            with("openclaw_gateway_lock_files", "state", "live").unwrap_or(0.0),
+            spec.state_dir.display()
+        ),
+    ));
+    if let Some(n) = get("openclaw_gateway_instances") {
+        let status = if n > 1.0 { Status::Crit } else { Status::Ok };
+        checks.push(check(
+            "instances",
+            status,
+            Some(n),
+            format!("{n} gateway process(es) claim this gateway"),
+        ));
+    }
+    if get("openclaw_gateway_port_owner_mismatch") == Some(1.0) {
+        checks.push(check(
+            "port_owner",
+            Status::Crit,
+            Some(1.0),
+            format!(
+                "port {} is held by another process than the one the lock names",
+                spec.port
+            ),
+        ));
+    }
+
+    let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+    let what_to_do = advice(&checks, target);
+    GatewayReport {
+        gateway: spec.name.clone(),
+        url: spec.url.clone(),
+        status,
+        checks,
+        recent_log_lines: recent.to_vec(),
+        what_to_do,
+    }
+}
+
+/// The field report's recovery steps that fit what was found.
+fn advice(checks: &[Check], target: &Target) -> Vec<String> {
+    let spec = &target.spec;
+    let bad = |name: &str, at_least: Status| {
+        checks
+            .iter()
+            .any(|c| c.check == name && c.status >= at_least)
+    };
+    let pid = target
+        .current()
+        .map(|f| f.id.pid.to_string())
+        .unwrap_or_else(|| "<pid>".into());
+    let locks = format!("{}/tmp/openclaw-*/gateway.*.lock", spec.state_dir.display());
+    let mut out = Vec::new();
+    let restart = |out: &mut Vec<String>| {
+        out.push(format!("Collect state first: ps aux | grep openclaw > gateway_state_$(date +%Y%m%d-%H%M%S).log; ss -tanp 'sport = :{}' >> that file", spec.port));
+        out.push("Stop gracefully: openclaw gateway stop --timeout 30".into());
+        out.push(format!("If it does not stop: kill -9 {pid}"));
+        out.push(format!(
+            "Clear stale locks (only with no gateway running): rm -f {locks}"
+        ));
+        out.push(format!(
+            "Start and verify: openclaw gateway start && curl -fsS {}/healthz",
+            spec.url
+        ));
+    };
+    let alive = !bad("process", Status::Crit);
+    if bad("hung", Status::Crit) || (alive && bad("liveness", Status::Crit)) {
+        restart(&mut out);
+        out.push("If it started after an upgrade, roll back to the previous version.".into());
+    } else if bad("process", Status::Crit) {
+        if bad("locks", Status::Crit) {
+            out.push(format!(
+                "Clear the stale lock left by the crash: rm -f {locks}"
+            ));
+        }
+        out.push(format!(
+            "Start and verify: openclaw gateway start && curl -fsS {}/healthz",
+            spec.url
+        ));
+    }
+    if bad("instances", Status::Crit) || bad("port_owner", Status::Crit) {
+        out.push(format!("Duplicate instances: keep one, stop the others (ps -eo pid,lstart,args | grep openclaw; ss -ltnp 'sport = :{}')", spec.port));
+    }
+    if bad("memory", Status::Warn) {
+        out.push("Memory is near the limit: plan a restart, and look for a leak (heap snapshot, unclosed WebSockets, caches without LRU).".into());
+    }
+    if bad("event_loop", Status::Warn) {
+        out.push("The event loop is blocked: look for synchronous work (large JSON, sync file I/O, requests without timeout); profile with node --cpu-prof.".into());
+    }
+    if bad("fds", Status::Warn) {
+        out.push(format!("File descriptors are near the limit: ls -l /proc/{pid}/fd | sort | uniq -c to find the leak; restart relieves it."));
+    }
+    if bad("close_wait", Status::Warn) || bad("port", Status::Warn) {
+        out.push("Connections pile up unaccepted or unclosed (CLOSE_WAIT, accept queue): the gateway stopped serving; restart it after collecting state.".into());
+    }
+    if bad("connections", Status::Warn) {
+        out.push("Many active connections: look for leaked WebSockets and clients that reconnect in a loop.".into());
+    }
+    if bad("error_rate", Status::Warn) {
+        out.push("Probes fail: check dependency pools and third-party API timeouts (30 s timeout, circuit breaker).".into());
+    }
+    if bad("locks", Status::Warn) && !bad("locks", Status::Crit) {
+        out.push(format!("Stale lock files: harmless while the gateway runs, but remove them before the next restart: {locks}"));
+    }
+    out
+}
+
+/// Print the report for a person.
+pub fn print(report: &Report) -> String {
+    let mut out = String::new();
+    for g in &report.gateways {
+        out.push_str(&format!(
+            "{}  gateway {} ({})\n",
+            g.status.as_str(),
+            g.gateway,
+            g.url
+        ));
+        for c in &g.checks {
+            out.push_str(&format!(
+                "  {:<5} {:<12} {}\n",
+                c.status.as_str(),
+                c.check,
+                c.detail
+            ));
+        }
+        if !g.recent_log_lines.is_empty() {
+            out.push_str("  recent WARN/ERROR log lines:\n");
+            for l in &g.recent_log_lines {
+                out.push_str(&format!(
+                    "    {} {} {}\n",
+                    l.time,
+                    l.level.to_ascii_uppercase(),
+                    l.message
+                ));
+            }
+        }
+        if !g.what_to_do.is_empty() {
+            out.push_str("  what to do:\n");
+            for (i, a) in g.what_to_do.iter().enumerate() {
+                out.push_str(&format!("    {}. {a}\n", i + 1));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("overall: {}\n", report.status.as_str()));
+    out
+}

@@ -1,0 +1,254 @@
+//! Following the gateway's JSON-lines log without ever re-reading it.
+//!
+//! The configured path is a file, or a folder in which the newest
+//! `openclaw-*.log` (the gateway writes `openclaw-YYYY-MM-DD.log`) is followed.
+//! Handled: the daily switch to a new file, rotation by rename (the old file
+//! is read to its end first), truncation (copytruncate), and a missing file.
+//! The first file seen at startup is read from its end: history is not counted.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A longer line is not a log line we can use; it is skipped and counted.
+pub const MAX_LINE: usize = 64 * 1024;
+
+struct Open {
+    path: PathBuf,
+    file: File,
+    inode: u64,
+    offset: u64,
+}
+
+pub struct LogFollower {
+    configured: PathBuf,
+    open: Option<Open>,
+    /// Whether the first poll happened: later files are read from the start.
+    seen_any: bool,
+    partial: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+}
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    pub bytes: u64,
+    pub lines: u64,
+    /// Lines longer than [`MAX_LINE`], skipped.
+    pub too_long: u64,
+    pub file_present: bool,
+}
+
+/// The file to follow now.
+pub fn current_file(configured: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(configured).ok()?;
+    if !meta.is_dir() {
+        return Some(configured.to_path_buf());
+    }
+    std::fs::read_dir(configured)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("openclaw-") && n.ends_with(".log"))
+        })
+        .max()
+}
+
+impl LogFollower {
+    pub fn new(configured: PathBuf) -> LogFollower {
+        LogFollower {
+            configured,
+            open: None,
+            seen_any: false,
+            partial: Vec::new(),
+            skipping: false,
+        }
+    }
+
+    /// Read what was appended since the last poll, at most `budget` bytes,
+    /// and hand each complete line to `on_line`.
+    pub fn poll(&mut self, budget: u64, mut on_line: impl FnMut(&[u8])) -> Poll {
+        let mut stats = Poll::default();
+        let target = current_file(&self.configured);
+        let target_inode = target
+            .as_deref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.ino());
+
+        if let Some(open) = &mut self.open {
+            let switched =
+                target.as_deref() != Some(open.path.as_path()) || target_inode != Some(open.inode);
+            if !switched {
+                // Truncated in place: start over.
+                if open.file.metadata().map(|m| m.len()).unwrap_or(0) < open.offset {
+                    open.offset = 0;
+                    let _ = open.file.seek(SeekFrom::Start(0));
+                    self.partial.clear();
+                    self.skipping = false;
+                }
+            }
+            // Drain the file we have, switched or not.
+            self.read_into(&mut stats, budget, &mut on_line);
+            if switched && stats.bytes < budget {
+                self.open = None;
+                self.partial.clear();
+                self.skipping = false;
+            }
+        }
+        if self.open.is_none() {
+            if let (Some(path), Some(inode)) = (target, target_inode) {
+                if let Ok(mut file) = File::open(&path) {
+                    let offset = if self.seen_any {
+                        0
+                    } else {
+                        file.seek(SeekFrom::End(0)).unwrap_or(0)
+                    };
+                    self.open = Some(Open {
+                        path,
+                        file,
+                        inode,
+                        offset,
+                    });
+                    let left = budget.saturating_sub(stats.bytes);
+                    self.read_into(&mut stats, left, &mut on_line);
+                }
+            }
+        }
+        // What exists at the first poll is history; files that show up later
+        // are read from their start.
+        self.seen_any = true;
+        stats.file_present = self.open.is_some();
+        stats
+    }
+
+    fn read_into(&mut self, stats: &mut Poll, budget: u64, on_line: &mut impl FnMut(&[u8])) {
+        let Some(open) = &mut self.open else { return };
+        let mut buf = [0u8; 64 * 1024];
+        let mut left = budget;
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = match open.file.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            open.offset += n as u64;
+            left -= n as u64;
+            stats.bytes += n as u64;
+            for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+                let complete = chunk.ends_with(b"\n");
+                if self.skipping {
+                    if complete {
+                        self.skipping = false;
+                    }
+                    continue;
+                }
+                self.partial.extend_from_slice(chunk);
+                if self.partial.len() > MAX_LINE {
+                    stats.too_long += 1;
+                    self.partial.clear();
+                    self.skipping = !complete;
+                    continue;
+                }
+                if complete {
+                    let line = self.partial.strip_suffix(b"\n").unwrap_or(&self.partial);
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if !line.is_empty() {
+                        stats.lines += 1;
+                        on_line(line);
+                    }
+                    self.partial.clear();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ocgx-log-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn poll(f: &mut LogFollower) -> Vec<String> {
+        let mut lines = Vec::new();
+        f.poll(u64::MAX, |l| {
+            lines.push(String::from_utf8_lossy(l).into_owned())
+        });
+        lines
+    }
+
+    #[test]
+    fn follows_appends_rotation_truncation_and_the_daily_switch() {
+        let d = dir("follow");
+        let day1 = d.join("openclaw-2026-11-23.log");
+        append(&day1, "old history\n");
+        let mut f = LogFollower::new(d.clone());
+        assert!(poll(&mut f).is_empty(), "history at startup is not counted");
+        append(&day1, "a\nb");
+        assert_eq!(poll(&mut f), ["a"]);
+        append(&day1, "\nc\n");
+        assert_eq!(poll(&mut f), ["b", "c"]);
+
+        // Truncation in place.
+        std::fs::write(&day1, "").unwrap();
+        append(&day1, "d\n");
+        assert_eq!(poll(&mut f), ["d"]);
+
+        // Rotation by rename: the old file's tail is read, then the new file from its start.
+        append(&day1, "e\n");
+        std::fs::rename(&day1, d.join("rotated.1")).unwrap();
+        append(&day1, "f\n");
+        assert_eq!(poll(&mut f), ["e", "f"]);
+
+        // The next day's file.
+        append(&day1, "g\n");
+        append(&d.join("openclaw-2026-11-24.log"), "h\n");
+        assert_eq!(poll(&mut f), ["g", "h"]);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_appears_later_is_read_from_its_start() {
+        let d = dir("later");
+        let mut f = LogFollower::new(d.clone());
+        assert!(poll(&mut f).is_empty());
+        append(&d.join("openclaw-2026-11-24.log"), "first\n");
+        assert_eq!(poll(&mut f), ["first"]);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn over_long_lines_are_skipped_and_counted() {
+        let d = dir("long");
+        let p = d.join("x.log");
+        append(&p, "");
+        let mut f = LogFollower::new(p.clone());
+        poll(&mut f);
+        append(&p, &format!("{}\nok\n", "x".repeat(MAX_LINE * 3)));
+        let mut lines = Vec::new();
+        let stats = f.poll(u64::MAX, |l| lines.push(l.len()));
+        assert_eq!(lines, [2]);
+        assert_eq!(stats.too_long, 1);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,385 @@
+//! Lifecycle faults against the fixture gateway: stale locks, duplicate
+//! instances, port owner mismatch, restarts in a crash loop, the memory limit
+//! and the log follower.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::*;
+
+const G: &[(&str, &str)] = &[("gateway", "fx")];
+
+fn exporter(url: &str, state_dir: &str, extra: &[&str]) -> Exporter {
+    let mut args = vec![
+        "--gateway.name",
+        "fx",
+        "--gateway.url",
+        url,
+        "--gateway.state-dir",
+        state_dir,
+        "--collect.connections.interval",
+        "200ms",
+        "--collect.memory.interval",
+        "200ms",
+        "--collect.logs.interval",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start(&args)
+}
+
+fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
+    s.get(
+        "openclaw_gateway_lock_files",
+        &[("gateway", "fx"), ("state", state)],
+    )
+}
+
+#[test]
+fn kill_9_leaves_a_stale_lock_and_sigterm_does_not() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let exp = exporter(&url, sd, &[]);
+    exp.wait("one live lock", |s| {
+        (lock_files(s, "live") == Some(1.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(lock_files(&s, "stale"), Some(0.0));
+    assert_eq!(s.get("openclaw_gateway_lock_stale_age_seconds", G), None);
+    assert_eq!(s.get("openclaw_gateway_instances", G), Some(1.0));
+    assert_eq!(s.get("openclaw_gateway_port_owner_mismatch", G), Some(0.0));
+
+    fx.proc.signal("KILL");
+    exp.wait("stale lock after kill -9", |s| {
+        (lock_files(s, "stale") == Some(1.0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let s = exp.scrape();
+    assert_eq!(lock_files(&s, "live"), Some(0.0));
+    assert_eq!(s.get("openclaw_gateway_instances", G), Some(0.0));
+    let age = s.get("openclaw_gateway_lock_stale_age_seconds", G).unwrap();
+    assert!(age >= 1.0, "the stale lock is older than a second: {age}");
+
+    // A clean stop removes its lock.
+    let port = fx.port.to_string();
+    drop(fx);
+    let fx2 = Fixture::start(&["--port", &port, "--state-dir", sd]);
+    exp.wait("live again", |s| {
+        (lock_files(s, "live") == Some(1.0)).then_some(())
+    });
+    fx2.proc.signal("TERM");
+    exp.wait("no live lock after SIGTERM", |s| {
+        (lock_files(s, "live") == Some(0.0)).then_some(())
+    });
+}
+
+#[test]
+fn unreadable_and_garbage_locks_are_invalid_not_fatal() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let dir = state.path().join("tmp/openclaw-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gateway.empty.lock"), "").unwrap();
+    std::fs::write(dir.join("gateway.binary.lock"), [0u8, 159, 146, 150, 255]).unwrap();
+    std::fs::write(dir.join("gateway.huge.lock"), vec![b' '; 1 << 20]).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("gateway.link.lock")).unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let exp = exporter(&url, sd, &[]);
+    exp.wait("four invalid locks", |s| {
+        (lock_files(s, "invalid") == Some(4.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0));
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_collector_success",
+            &[("gateway", "fx"), ("collector", "lifecycle")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_second_instance_on_the_same_state_dir_is_counted() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--children", "2"]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let exp = exporter(&url, sd, &[]);
+    exp.wait("one instance (workers are not instances)", |s| {
+        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
+    });
+    let dup = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    exp.wait("two instances", |s| {
+        (s.get("openclaw_gateway_instances", G) == Some(2.0)).then_some(())
+    });
+    drop(dup);
+    exp.wait("one again", |s| {
+        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
+    });
+}
+
+#[test]
+fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
+    // The lock in our state dir names fixture A; fixture B (no lock) holds the port.
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let other = TempDir::new("other");
+    let a = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let b = Fixture::start(&[
+        "--port",
+        "0",
+        "--state-dir",
+        other.path().to_str().unwrap(),
+        "--no-lock",
+    ]);
+    let url = format!("http://127.0.0.1:{}", b.port);
+    let exp = exporter(&url, sd, &[]);
+    exp.wait("mismatch", |s| {
+        (s.get("openclaw_gateway_port_owner_mismatch", G) == Some(1.0)).then_some(())
+    });
+    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(2.0));
+    drop(a);
+}
+
+#[test]
+fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    // Process vitals every 30 s: only the 1 s identity watch can see these.
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "fx",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        sd,
+        "--collect.connections.interval",
+        "30s",
+        "--collect.memory.interval",
+        "30s",
+    ]);
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let fx = Fixture::start(&["--port", &port, "--state-dir", sd]);
+        pids.push(fx.pid());
+        std::thread::sleep(Duration::from_millis(2500));
+        fx.proc.signal("KILL");
+    }
+    assert_eq!(pids.len(), 3);
+    exp.wait("2 restarts among 3 processes", |s| {
+        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
+    });
+}
+
+#[test]
+fn memory_limit_sources() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+
+    // NODE_OPTIONS in the gateway's environment.
+    let mut child = std::process::Command::new("node")
+        .arg(repo().join("tests/fixture/gateway.js"))
+        .args(["--port", "0", "--state-dir", sd])
+        .env("NODE_OPTIONS", "--max-old-space-size=1024")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
+        .as_u64()
+        .unwrap();
+    let fx = Proc { child };
+    let url = format!("http://127.0.0.1:{port}");
+    let exp = exporter(&url, sd, &[]);
+    let limit = exp.wait("limit from max_old_space_size", |s| {
+        s.get(
+            "openclaw_gateway_memory_limit_bytes",
+            &[("gateway", "fx"), ("source", "max_old_space_size")],
+        )
+    });
+    assert_eq!(limit, 1073741824.0);
+    let s = exp.scrape();
+    let rss = s
+        .get("openclaw_gateway_process_resident_memory_bytes", G)
+        .unwrap();
+    let ratio = s.get("openclaw_gateway_memory_usage_ratio", G).unwrap();
+    assert!((ratio - rss / limit).abs() < 1e-9);
+    drop(exp);
+
+    // The configured limit wins.
+    let exp = exporter(&url, sd, &["--gateway.memory-limit", "256MiB"]);
+    let limit = exp.wait("configured limit", |s| {
+        s.get(
+            "openclaw_gateway_memory_limit_bytes",
+            &[("gateway", "fx"), ("source", "config")],
+        )
+    });
+    assert_eq!(limit, 268435456.0);
+    drop(exp);
+
+    // A real cgroup (v1 or v2) where this machine lets us make one.
+    if let Some(cg) = Cgroup::create(512 << 20) {
+        cg.add(fx.pid());
+        let exp = exporter(&url, sd, &[]);
+        let limit = exp.wait("limit from the cgroup", |s| {
+            s.get(
+                "openclaw_gateway_memory_limit_bytes",
+                &[("gateway", "fx"), ("source", "cgroup")],
+            )
+        });
+        assert_eq!(limit, 536870912.0);
+        drop(exp);
+        drop(fx);
+        drop(cg);
+    } else {
+        eprintln!("no writable memory cgroup here: the real-cgroup case was not run");
+    }
+
+    // No limit anywhere: the host's memory.
+    let plain = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let exp = exporter(&format!("http://127.0.0.1:{}", plain.port), sd, &[]);
+    let limit = exp.wait("host limit", |s| {
+        s.get(
+            "openclaw_gateway_memory_limit_bytes",
+            &[("gateway", "fx"), ("source", "host")],
+        )
+    });
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: f64 = meminfo
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(limit, kb * 1024.0);
+}
+
+/// A memory cgroup made for one test, removed on drop.
+struct Cgroup(std::path::PathBuf, &'static str);
+
+impl Cgroup {
+    fn create(limit: u64) -> Option<Cgroup> {
+        let name = format!("ocgx-test-{}", std::process::id());
+        for (base, file) in [
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+            ("/sys/fs/cgroup", "memory.max"),
+        ] {
+            let dir = std::path::Path::new(base).join(&name);
+            if std::fs::create_dir(&dir).is_ok() {
+                if std::fs::write(dir.join(file), limit.to_string()).is_ok() {
+                    return Some(Cgroup(dir, file));
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        None
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        let _ = self.1;
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn log_patterns_are_counted_across_a_rotation() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let logs = TempDir::new("logs");
+    let log = logs.path().join("openclaw-2026-11-24.log");
+    let fx = Fixture::start(&[
+        "--port",
+        "0",
+        "--state-dir",
+        sd,
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let exp = exporter(
+        &url,
+        sd,
+        &["--gateway.log-path", logs.path().to_str().unwrap()],
+    );
+    let pat = |s: &Scrape, p: &str| {
+        s.get(
+            "openclaw_gateway_log_pattern_matches_total",
+            &[("gateway", "fx"), ("pattern", p)],
+        )
+    };
+    let lvl = |s: &Scrape, l: &str| {
+        s.get(
+            "openclaw_gateway_log_messages_total",
+            &[("gateway", "fx"), ("level", l)],
+        )
+    };
+    exp.wait("log followed", |s| {
+        (s.get("openclaw_gateway_log_file_present", G) == Some(1.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(
+        pat(&s, "event_loop_delay"),
+        Some(0.0),
+        "history before the exporter started is not counted"
+    );
+
+    fx.cmd("log?level=WARN&message=Event%20loop%20delay%20120ms%20exceeds%20threshold&n=3");
+    fx.cmd("log?level=ERROR&message=Process%20memory%20950MB%20exceeds%20limit%201GB&n=2");
+    fx.cmd("log?level=WARN&message=1500%20active%20connections%20detected&n=1");
+    fx.cmd("log?level=INFO&message=hello&n=4");
+    exp.wait("patterns counted", |s| {
+        (pat(s, "active_connections") == Some(1.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(pat(&s, "event_loop_delay"), Some(3.0));
+    assert_eq!(pat(&s, "memory_limit"), Some(2.0));
+    assert_eq!(lvl(&s, "warn"), Some(4.0));
+    assert_eq!(lvl(&s, "error"), Some(2.0));
+    assert_eq!(lvl(&s, "info"), Some(4.0));
+
+    // Rotation by rename; the gateway keeps appending to the path.
+    std::fs::rename(&log, logs.path().join("openclaw-2026-11-24.log.1")).unwrap();
+    fx.cmd("log?level=WARN&message=Event%20loop%20delay%2077ms%20exceeds%20threshold&n=2");
+    // And garbage, which is counted and skipped.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"not json\n{\"message\":1}\n")
+        .unwrap();
+    exp.wait("counted across the rotation", |s| {
+        (pat(s, "event_loop_delay") == Some(5.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(
+        s.get("openclaw_gateway_log_parse_errors_total", G),
+        Some(1.0)
+    );
+    assert_eq!(lvl(&s, "other"), Some(1.0), "a JSON line without a level");
+}
