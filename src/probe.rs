@@ -577,4 +577,121 @@ mod tests {
             assert_eq!(r.index(), i);
         }
     }
+
+    /// A loopback listener that treats each connection with `serve`.
+    fn server(serve: fn(std::net::TcpStream)) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        port
+    }
+
+    fn read_request(stream: &mut std::net::TcpStream) {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+    }
+
+    #[tokio::test]
+    async fn failures_are_classified() {
+        use std::io::Write;
+        let prober = Prober::new(Duration::from_millis(500), false).unwrap();
+        let get = |port: u16| {
+            let prober = prober.clone();
+            async move {
+                prober
+                    .get(&format!("http://127.0.0.1:{port}/healthz"), None, 1024)
+                    .await
+            }
+        };
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert_eq!(get(free).await.unwrap_err().reason, Reason::ConnectRefused);
+
+        let silent = server(|mut s| {
+            read_request(&mut s);
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let t = Instant::now();
+        assert_eq!(
+            get(silent).await.unwrap_err(),
+            Failure::new(Reason::Timeout, None)
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+
+        let garbage = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"SSH-2.0-OpenSSH\r\n");
+        });
+        assert_eq!(get(garbage).await.unwrap_err().reason, Reason::ConnectError);
+
+        let announced = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n");
+        });
+        assert_eq!(
+            get(announced).await.unwrap_err(),
+            Failure::new(Reason::TooLarge, Some(200))
+        );
+
+        let streamed = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for _ in 0..10 {
+                let _ = s.write_all(b"100\r\n");
+                let _ = s.write_all(&[b'a'; 256]);
+                let _ = s.write_all(b"\r\n");
+            }
+        });
+        assert_eq!(
+            get(streamed).await.unwrap_err(),
+            Failure::new(Reason::TooLarge, Some(200))
+        );
+
+        let cut = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"ok\"");
+        });
+        assert_eq!(
+            get(cut).await.unwrap_err(),
+            Failure::new(Reason::BadBody, Some(200))
+        );
+
+        let fine = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}");
+        });
+        assert_eq!(
+            get(fine).await,
+            Ok(Answer {
+                status: 503,
+                body: b"{}".to_vec()
+            })
+        );
+    }
+
+    /// https builds with the system's CA certificates (Debian's
+    /// ca-certificates) and a server that does not speak TLS is a
+    /// connect error.
+    #[tokio::test]
+    async fn https_without_tls_on_the_other_side_is_a_connect_error() {
+        use std::io::Write;
+        let prober = Prober::new(Duration::from_secs(2), true).unwrap();
+        let port = server(|mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        });
+        let got = prober
+            .get(&format!("https://127.0.0.1:{port}/healthz"), None, 1024)
+            .await;
+        assert_eq!(got.unwrap_err().reason, Reason::ConnectError);
+    }
 }
