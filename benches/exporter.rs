@@ -79,7 +79,12 @@ fn main() {
     let per_collector: Vec<(&str, f64)> = exporter
         .health
         .iter()
-        .map(|h| (h.collector, h.last.get().map_or(0.0, |r| r.duration_seconds * 1000.0)))
+        .map(|h| {
+            (
+                h.collector,
+                h.last.get().map_or(0.0, |r| r.duration_seconds * 1000.0),
+            )
+        })
         .collect();
 
     // Rendering /metrics from the latest samples.

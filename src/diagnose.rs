@@ -264,8 +264,22 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         _ => {}
     }
 
-    // Hung: alive and listening, yet probes time out.
-    if get("openclaw_gateway_hung") == Some(1.0) {
+    // Hung: alive and listening, yet probes time out. The exporter's verdict
+    // needs several probes in a row; a one-shot run has one, so it also
+    // judges that one against a live, listening process.
+    let live_failed_hard = ["timeout", "connect_refused"].iter().any(|r| {
+        snap.get(
+            "openclaw_gateway_probe_failures_total",
+            &[("gateway", gw), ("endpoint", "live"), ("reason", r)],
+        )
+        .is_some_and(|n| n > 0.0)
+    }) && snap.get(
+        "openclaw_gateway_probe_success",
+        &[("gateway", gw), ("endpoint", "live")],
+    ) == Some(0.0);
+    if get("openclaw_gateway_hung") == Some(1.0)
+        || (live_failed_hard && crate::collector::liveness::alive_and_listening(target))
+    {
         checks.push(check(
             "hung",
             Status::Crit,

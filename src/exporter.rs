@@ -197,21 +197,60 @@ impl Exporter {
     /// Run every collector once, in the calling thread. Async collectors
     /// (probes) run on a small runtime of their own.
     pub fn sample_once(&mut self) {
-        let mut runtime = None;
-        for j in &mut self.jobs {
-            match &mut j.sampler {
-                Kind::Blocking(s) => collector::run_once(s.as_mut(), &j.health),
-                Kind::Async(s) => {
-                    let rt = runtime.get_or_insert_with(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .expect("a current-thread runtime")
-                    });
-                    rt.block_on(collector::run_once_async(s.as_mut(), &j.health));
+        let mut jobs: Vec<(usize, Job)> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .enumerate()
+            .collect();
+        let mut probes = Vec::new();
+        for (i, job) in std::mem::take(&mut jobs) {
+            match job.sampler {
+                Kind::Blocking(mut s) => {
+                    collector::run_once(s.as_mut(), &job.health);
+                    jobs.push((
+                        i,
+                        Job {
+                            sampler: Kind::Blocking(s),
+                            ..job
+                        },
+                    ));
                 }
+                Kind::Async(s) => probes.push((i, s, job.health, job.interval)),
             }
         }
+        if !probes.is_empty() {
+            // The probes run concurrently: a hung gateway costs one timeout,
+            // not one per probe.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime");
+            let done = runtime.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, mut s, health, interval) in probes {
+                    set.spawn(async move {
+                        collector::run_once_async(s.as_mut(), &health).await;
+                        let sampler = Kind::Async(s);
+                        (
+                            i,
+                            Job {
+                                sampler,
+                                health,
+                                interval,
+                            },
+                        )
+                    });
+                }
+                let mut done = Vec::new();
+                while let Some(joined) = set.join_next().await {
+                    // A panicked probe is dropped; every other job stays.
+                    done.extend(joined.ok());
+                }
+                done
+            });
+            jobs.extend(done);
+        }
+        jobs.sort_by_key(|(i, _)| *i);
+        self.jobs = jobs.into_iter().map(|(_, j)| j).collect();
     }
 
     /// Ready once every collector has finished its first sample.

@@ -1,6 +1,7 @@
 //! openclaw-gateway-exporter: watches OpenClaw gateways from the outside and
 //! exposes what it sees as Prometheus metrics.
 
+pub mod check;
 pub mod collector;
 pub mod config;
 pub mod diagnose;

@@ -123,6 +123,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fast liveness verdict for HEALTHCHECK, ExecStartPost and watchdogs:
+    /// exit 0 when every gateway is found, listening, not hung and answers
+    /// /healthz within --probe.timeout; 1 with a one-line reason otherwise.
+    Check,
 }
 
 const LONG_VERSION: &str = concat!(
@@ -161,6 +165,9 @@ fn main() -> ExitCode {
             print!("{}", openclaw_gateway_exporter::diagnose::print(&report));
         }
         return ExitCode::from(report.exit_code());
+    }
+    if let Some(Command::Check) = cli.command {
+        return run_check(&config);
     }
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
@@ -280,6 +287,25 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     config::build_with_patterns(intervals, gateways, &file.log_patterns)
         .and_then(|c| c.with_probe(probe))
         .context("invalid configuration")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn run_check(config: &config::Config) -> ExitCode {
+    let mut healthy = true;
+    for g in &config.gateways {
+        match openclaw_gateway_exporter::check::check(g, config.probe.timeout).await {
+            Ok(line) => println!("ok {}: {line}", g.name),
+            Err(reason) => {
+                healthy = false;
+                println!("FAIL {}: {reason}", g.name);
+            }
+        }
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[tokio::main]
