@@ -1,0 +1,422 @@
+//! End to end, for real: the fixture gateway, the exporter, Debian's
+//! Prometheus (scraping every 1 s with our rules) and Alertmanager (with our
+//! example routing and inhibition) paging a webhook receiver run by this test.
+//!
+//! The rules are generated from the shipped alerts/openclaw-gateway.rules.yml,
+//! never copied: every `for:` divided by 30 and every range divided by 15, so
+//! the suite runs in minutes. promtool's unit tests cover the real durations.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+
+use common::*;
+
+/// One notification as Alertmanager sent it.
+#[derive(Debug, Clone)]
+struct Note {
+    receiver: String,
+    alertname: String,
+    status: String,
+    at: Instant,
+}
+
+/// A webhook receiver: records every alert of every notification.
+struct Receiver {
+    addr: String,
+    notes: Arc<Mutex<Vec<Note>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let sink = notes.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                    continue;
+                };
+                let mut notes = sink.lock().unwrap();
+                for a in v["alerts"].as_array().into_iter().flatten() {
+                    let note = Note {
+                        receiver: path.trim_start_matches('/').to_string(),
+                        alertname: a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                        status: a["status"].as_str().unwrap_or("").to_string(),
+                        at: Instant::now(),
+                    };
+                    eprintln!(
+                        "[receiver] {} {} {}",
+                        note.receiver, note.status, note.alertname
+                    );
+                    notes.push(note);
+                }
+            }
+        });
+        Receiver { addr, notes }
+    }
+
+    fn since(&self, t: Instant) -> Vec<Note> {
+        self.notes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.at >= t)
+            .cloned()
+            .collect()
+    }
+
+    /// Wait until `receiver` got `alertname` with `status` after `t`.
+    fn wait(&self, t: Instant, receiver: &str, alertname: &str, status: &str, timeout: Duration) {
+        wait_for(
+            timeout,
+            &format!("{receiver} to get {alertname} {status}"),
+            || {
+                self.since(t)
+                    .iter()
+                    .any(|n| {
+                        n.receiver == receiver && n.alertname == alertname && n.status == status
+                    })
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Alerts that paged (firing on the pager receiver) after `t`.
+    fn pages_since(&self, t: Instant) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .since(t)
+            .into_iter()
+            .filter(|n| n.receiver == "pager" && n.status == "firing")
+            .map(|n| n.alertname)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Parse a Prometheus duration such as `30s`, `2m`, `1h`.
+fn prom_seconds(d: &str) -> u64 {
+    let (n, unit) = d.split_at(d.len() - 1);
+    let n: u64 = n.parse().unwrap();
+    match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        u => panic!("unit {u}"),
+    }
+}
+
+/// The shipped rules with shorter `for:` and ranges.
+fn fast_rules() -> String {
+    let text = std::fs::read_to_string(repo().join("alerts/openclaw-gateway.rules.yml")).unwrap();
+    let mut doc: Value = serde_yaml::from_str(&text).unwrap();
+    let range = regex::Regex::new(r"\[(\d+)([smh])\]").unwrap();
+    let mut rules = 0;
+    for group in doc["groups"].as_sequence_mut().unwrap() {
+        for rule in group["rules"].as_sequence_mut().unwrap() {
+            rules += 1;
+            if let Some(f) = rule.get("for").and_then(|f| f.as_str()).map(str::to_string) {
+                rule["for"] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
+            }
+            let expr = rule["expr"].as_str().unwrap().to_string();
+            let expr = range.replace_all(&expr, |c: &regex::Captures| {
+                format!(
+                    "[{}s]",
+                    (prom_seconds(&format!("{}{}", &c[1], &c[2])) / 15).max(5)
+                )
+            });
+            rule["expr"] = Value::from(expr.into_owned());
+        }
+    }
+    assert!(rules >= 25, "all rules loaded");
+    serde_yaml::to_string(&doc).unwrap()
+}
+
+/// The example Alertmanager config, its receivers pointed at this test.
+fn alertmanager_config(receiver: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("alerts/alertmanager.example.yml")).unwrap();
+    let mut doc: Value = serde_yaml::from_str(&text).unwrap();
+    for r in doc["receivers"].as_sequence_mut().unwrap() {
+        let name = r["name"].as_str().unwrap().to_string();
+        let path = if name.contains("pager") {
+            "pager"
+        } else {
+            "tickets"
+        };
+        r["webhook_configs"][0]["url"] = Value::from(format!("http://{receiver}/{path}"));
+    }
+    let fast = |route: &mut Value| {
+        for (k, v) in [
+            ("group_wait", "1s"),
+            ("group_interval", "1s"),
+            ("repeat_interval", "1h"),
+        ] {
+            if route.get(k).is_some() || k != "repeat_interval" {
+                route[k] = Value::from(v);
+            }
+        }
+    };
+    fast(&mut doc["route"]);
+    for r in doc["route"]["routes"].as_sequence_mut().unwrap() {
+        fast(r);
+    }
+    serde_yaml::to_string(&doc).unwrap()
+}
+
+fn spawn_logged(tag: &'static str, cmd: &mut Command) -> Proc {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("level=error") || line.contains("level=warn") {
+                eprintln!("[{tag}] {line}");
+            }
+        }
+    });
+    Proc { child }
+}
+
+#[test]
+fn faults_page_the_right_alert_and_nothing_else() {
+    let prometheus = require_tool("prometheus");
+    let alertmanager = require_tool("prometheus-alertmanager");
+    let dir = TempDir::new("e2e");
+    let state = dir.path().join("state");
+    let sd = state.to_str().unwrap();
+    let receiver = Receiver::start();
+
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let port = fx.port.to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "gw",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        sd,
+        "--gateway.memory-limit",
+        "400MiB",
+        "--collect.connections.interval",
+        "1s",
+        "--collect.memory.interval",
+        "1s",
+        "--collect.latency.interval",
+        "1s",
+        "--collect.event-loop.interval",
+        "2s",
+        "--collect.errors.interval",
+        "20s",
+        "--probe.timeout",
+        "1s",
+    ]);
+
+    let am_port = free_port();
+    std::fs::write(
+        dir.path().join("am.yml"),
+        alertmanager_config(&receiver.addr),
+    )
+    .unwrap();
+    let _am = spawn_logged(
+        "alertmanager",
+        Command::new(&alertmanager)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("am.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+    );
+    std::fs::write(dir.path().join("rules.yml"), fast_rules()).unwrap();
+    let prom_port = free_port();
+    let prom_cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
+        rules = dir.path().join("rules.yml").display(),
+        exp = exp.addr,
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), prom_cfg).unwrap();
+    let _prom = spawn_logged(
+        "prometheus",
+        Command::new(&prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
+    );
+    let prom_addr = format!("127.0.0.1:{prom_port}");
+    wait_for(
+        Duration::from_secs(60),
+        "Prometheus to scrape the exporter",
+        || {
+            let (_, _, body) = http_get(
+                &prom_addr,
+                "/api/v1/query?query=openclaw_gateway_process_up",
+                &[],
+            )
+            .ok()?;
+            body.contains("\"1\"").then_some(())
+        },
+    );
+
+    // A healthy gateway pages nobody and tickets nobody.
+    let quiet = Instant::now();
+    std::thread::sleep(Duration::from_secs(30));
+    let noise = receiver.since(quiet);
+    assert!(
+        noise.is_empty(),
+        "a healthy gateway raised alerts: {noise:?}"
+    );
+
+    let phase = |name: &str, expected: &str, inject: &dyn Fn(), recover: &dyn Fn()| {
+        eprintln!("=== phase {name}");
+        let t = Instant::now();
+        inject();
+        receiver.wait(t, "pager", expected, "firing", Duration::from_secs(90));
+        recover();
+        receiver.wait(t, "pager", expected, "resolved", Duration::from_secs(120));
+        let pages = receiver.pages_since(t);
+        assert_eq!(
+            pages,
+            [expected.to_string()],
+            "{name}: only {expected} may page"
+        );
+        // Let Prometheus forget the fault before the next one.
+        std::thread::sleep(Duration::from_secs(5));
+    };
+
+    phase(
+        "SIGSTOP",
+        "OpenClawGatewayHung",
+        &|| fx.proc.signal("STOP"),
+        &|| fx.proc.signal("CONT"),
+    );
+
+    phase(
+        "memory past 90% of the limit",
+        "OpenClawGatewayMemoryHigh",
+        &|| {
+            fx.cmd("alloc?mb=380");
+        },
+        &|| {
+            fx.cmd("free");
+        },
+    );
+
+    // Short, frequent stalls: the loop's p99 exceeds 50 ms above the floor
+    // while every probe still answers well under 100 ms.
+    let stalls = Arc::new(Mutex::new(false));
+    phase(
+        "event-loop blocking",
+        "OpenClawGatewayEventLoopDelayHigh",
+        &|| {
+            *stalls.lock().unwrap() = true;
+            let stalls = stalls.clone();
+            let addr = fx.addr();
+            std::thread::spawn(move || {
+                while *stalls.lock().unwrap() {
+                    let _ = http_get(&addr, "/__fixture/block?ms=90", &[]);
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            });
+        },
+        &|| *stalls.lock().unwrap() = false,
+    );
+
+    let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+    phase(
+        "1600 connections",
+        "OpenClawGatewayConnectionsHigh",
+        &|| {
+            // In batches: a burst of 1600 accepts would also stall the
+            // gateway's event loop, a true page of its own.
+            let mut held = held.lock().unwrap();
+            for _ in 0..32 {
+                for _ in 0..50 {
+                    held.push(std::net::TcpStream::connect(fx.addr()).unwrap());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        },
+        &|| held.lock().unwrap().clear(),
+    );
+
+    phase(
+        "5% failing probes",
+        "OpenClawGatewayErrorRateHigh",
+        &|| {
+            fx.cmd("status?code=500&every=20");
+        },
+        &|| {
+            fx.cmd("status?code=200");
+        },
+    );
+
+    // A crash: down (pages) and the stale lock it left (a ticket).
+    eprintln!("=== phase kill -9");
+    let t = Instant::now();
+    fx.proc.signal("KILL");
+    receiver.wait(
+        t,
+        "pager",
+        "OpenClawGatewayDown",
+        "firing",
+        Duration::from_secs(90),
+    );
+    receiver.wait(
+        t,
+        "tickets",
+        "OpenClawGatewayStaleLock",
+        "firing",
+        Duration::from_secs(90),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        receiver.pages_since(t),
+        ["OpenClawGatewayDown"],
+        "only Down pages after a crash"
+    );
+}
