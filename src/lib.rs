@@ -11,3 +11,4 @@ pub mod lockfile;
 pub mod metrics;
 pub mod proc;
 pub mod proc_net;
+pub mod sock_diag;
