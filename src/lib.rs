@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod proc;
 pub mod proc_net;
 pub mod sock_diag;
+pub mod tcp;
