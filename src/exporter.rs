@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::collector::connections::{ConnectionsMetrics, ConnectionsSampler, ConnectionsSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
@@ -46,6 +47,8 @@ impl Exporter {
         let mut jobs = Vec::new();
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
+        let mut connections_slots = Vec::new();
+        let host_net = Arc::new(Latest::new());
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -65,8 +68,21 @@ impl Exporter {
                 target,
                 intervals.memory,
             ));
+            let connections = Arc::new(ConnectionsSlot {
+                target: target.clone(),
+                latest: Latest::new(),
+            });
+            jobs.push(job(
+                Kind::Blocking(Box::new(ConnectionsSampler::new(
+                    connections.clone(),
+                    host_net.clone(),
+                ))),
+                target,
+                intervals.connections,
+            ));
             process_slots.push(process);
             memory_slots.push(memory);
+            connections_slots.push(connections);
         }
         let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
 
@@ -81,6 +97,10 @@ impl Exporter {
         );
         registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        registry.register_collector(Box::new(ConnectionsMetrics {
+            slots: connections_slots,
+            host: host_net,
+        }));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {
