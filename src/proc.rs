@@ -137,10 +137,10 @@ pub fn scan_fds(pid: i32, sockets: &mut HashSet<u64>) -> Result<FdTypes, ProcErr
         Mode::empty(),
     )
     .map_err(err)?;
-    let mut entries = rustix::fs::Dir::read_from(&dir).map_err(err)?;
+    let entries = rustix::fs::Dir::read_from(&dir).map_err(err)?;
     let mut types = FdTypes::default();
     let mut buf = Vec::with_capacity(256);
-    while let Some(entry) = entries.next() {
+    for entry in entries {
         let entry = entry.map_err(err)?;
         let name = entry.file_name();
         if name.to_bytes().first() == Some(&b'.') {

@@ -396,15 +396,19 @@ impl Filter {
         Filter(b)
     }
 
-    /// The filter does not match.
-    pub fn not(self) -> Filter {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The filter does not match: `!filter`.
+impl std::ops::Not for Filter {
+    type Output = Filter;
+
+    fn not(self) -> Filter {
         let mut b = self.0;
         op(&mut b, BC_JMP, 4, 8);
         Filter(b)
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -479,9 +483,7 @@ mod tests {
         // The complement: everything but the port, minus the local clients.
         let rest = dump(
             &mut diag,
-            &Filter::local_port(port)
-                .or(Filter::loopback_peer_port(port))
-                .not(),
+            &!Filter::local_port(port).or(Filter::loopback_peer_port(port)),
             port,
         );
         assert!(rest.iter().all(|s| s.local_port != port));
@@ -493,7 +495,7 @@ mod tests {
             .iter()
             .all(|s| !(client_ports.contains(&s.local_port) && s.remote_port == port)));
         // ... but the clients are there without the loopback exclusion.
-        let not_port = dump(&mut diag, &Filter::local_port(port).not(), port);
+        let not_port = dump(&mut diag, &!Filter::local_port(port), port);
         for p in &client_ports {
             assert!(not_port
                 .iter()
@@ -528,7 +530,7 @@ mod tests {
         for f in [
             Filter::all(),
             Filter::local_port(1),
-            Filter::loopback_peer_port(2).not(),
+            !Filter::loopback_peer_port(2),
         ] {
             for kind in [Request::BothFamilies, Request::Family(Family::V6)] {
                 let r = request(1, kind, ALL_STATES, f.bytes());

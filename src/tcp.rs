@@ -147,7 +147,7 @@ pub fn count_netlink(
     owned: Option<&HashSet<u64>>,
 ) -> Result<Tally, DiagError> {
     let filter = match owned {
-        Some(_) => Filter::loopback_peer_port(port).not(),
+        Some(_) => !Filter::loopback_peer_port(port),
         None => Filter::local_port(port),
     };
     let empty = HashSet::new();
