@@ -1,14 +1,15 @@
-//! TCP sockets straight from the kernel: netlink `sock_diag` (INET_DIAG),
-//! `SOCK_DIAG_BY_FAMILY` dumps with a port filter in the request, so the kernel
-//! copies out only the sockets that match.
+//! TCP sockets straight from the kernel: netlink `sock_diag` (INET_DIAG) dumps
+//! with a port filter in the request, so the kernel copies out only the
+//! sockets that match.
 //!
 //! Why not the `netlink-packet-sock-diag` crate: its `InetRequest` has no way
 //! to carry the `INET_DIAG_REQ_BYTECODE` attribute (the in-kernel filter this
 //! module exists for), and its decoder builds an owned attribute list for every
-//! socket, where a count of 50k sockets needs five fixed fields of each. The
-//! request is 88 bytes and the reply header 72, both stable kernel ABI
-//! (`linux/inet_diag.h`, `linux/sock_diag.h`), so they are written here, over a
-//! plain netlink socket from `rustix` (no `unsafe`).
+//! socket, where a count of 50k sockets needs five fixed fields of each. A
+//! request is a header, a fixed 56- or 60-byte body and the bytecode; the
+//! reply's `inet_diag_msg` is 72 bytes: stable kernel ABI (`linux/inet_diag.h`,
+//! `linux/sock_diag.h`), written here over a plain netlink socket from `rustix`
+//! (no `unsafe`).
 //!
 //! The socket lives in the exporter's network namespace: it sees only sockets
 //! of that namespace. Callers read another namespace from `/proc/<pid>/net`.
@@ -87,13 +88,8 @@ const REQ_V1_LEN: usize = 60;
 const REQ_V2_LEN: usize = 56;
 const DIAG_MSG_LEN: usize = 72;
 
-/// Every TCP state, as the `idiag_states` bit mask.
+/// Every TCP state, as the `idiag_states` bit mask (bit N for state N).
 pub const ALL_STATES: u32 = 0xFFF;
-
-/// Bit of one state in the `idiag_states` mask.
-pub const fn state_bit(state: u8) -> u32 {
-    1 << state
-}
 
 /// An open `NETLINK_SOCK_DIAG` socket and its receive buffer, reused across
 /// samples.
@@ -102,7 +98,7 @@ pub const fn state_bit(state: u8) -> u32 {
 /// (`SOCK_DIAG_BY_FAMILY`) sees one family per walk, so IPv4 plus IPv6 costs
 /// two walks. The older `TCPDIAG_GETSOCK` request (still served by every
 /// kernel, as `inet_diag_rcv_msg_compat`) dumps both families in one walk,
-/// which at 100k sockets saves about 40% of the time. It is tried first; a
+/// which at 100k sockets saves about 30% of the time (docs/benchmarks.md). It is tried first; a
 /// kernel that refuses it gets the two per-family dumps from then on.
 #[derive(Debug)]
 pub struct SockDiag {
@@ -157,8 +153,8 @@ impl SockDiag {
         self
     }
 
-    /// Dump the IPv4 and IPv6 TCP sockets whose state is in `states` (a mask
-    /// of [`state_bit`]s) and that pass `filter`, calling `f` for each.
+    /// Dump the IPv4 and IPv6 TCP sockets whose state is in `states` (bit N
+    /// for state N) and that pass `filter`, calling `f` for each.
     pub fn dump(
         &mut self,
         states: u32,
