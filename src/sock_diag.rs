@@ -106,6 +106,7 @@ pub struct SockDiag {
     buf: Vec<u8>,
     seq: u32,
     one_walk: bool,
+    cgroup_cond: Option<bool>,
 }
 
 /// Which request a dump sends.
@@ -143,6 +144,7 @@ impl SockDiag {
             buf: vec![0; 64 * 1024],
             seq: 0,
             one_walk: true,
+            cgroup_cond: None,
         })
     }
 
@@ -151,6 +153,18 @@ impl SockDiag {
     pub fn per_family(mut self) -> SockDiag {
         self.one_walk = false;
         self
+    }
+
+    /// Whether this kernel filters on cgroups ([`Filter::no_owner`]). Asked
+    /// once, with a dump of listeners only, which skips the table of
+    /// connections.
+    pub fn filters_cgroups(&mut self) -> bool {
+        if let Some(yes) = self.cgroup_cond {
+            return yes;
+        }
+        let yes = self.dump(1 << 10, &Filter::no_owner(), |_| {}).is_ok();
+        self.cgroup_cond = Some(yes);
+        yes
     }
 
     /// Dump the IPv4 and IPv6 TCP sockets whose state is in `states` (bit N
@@ -354,6 +368,7 @@ const BC_JMP: u8 = 1;
 const BC_S_GE: u8 = 2;
 const BC_S_LE: u8 = 3;
 const BC_D_COND: u8 = 8;
+const BC_CGROUP_COND: u8 = 13;
 
 impl Filter {
     /// Every socket.
@@ -381,6 +396,23 @@ impl Filter {
         one[15] = 1;
         let v6 = d_cond(AddressFamily::INET6, 128, &one, port);
         v4.or(v6)
+    }
+
+    /// A socket no process owns: TIME_WAIT or SYN_RECV. These mini sockets
+    /// have no cgroup (id 0); every full socket has one (the root's id is 1).
+    /// Needs `INET_DIAG_BC_CGROUP_COND` (Linux 5.9): see
+    /// [`SockDiag::filters_cgroups`].
+    pub fn no_owner() -> Filter {
+        let mut b = Vec::with_capacity(12);
+        op(&mut b, BC_CGROUP_COND, 12, 16);
+        b.extend_from_slice(&0u64.to_ne_bytes());
+        Filter(b)
+    }
+
+    /// Both filters match: not (not one or not the other), since a fragment
+    /// that fails jumps past its own end.
+    pub fn and(self, other: Filter) -> Filter {
+        !((!self).or(!other))
     }
 
     /// Either filter matches.
@@ -498,6 +530,36 @@ mod tests {
                 .any(|s| s.local_port == *p && s.remote_port == port));
         }
         drop((clients, servers));
+    }
+
+    #[test]
+    fn sockets_without_an_owner() {
+        let mut diag = SockDiag::open().unwrap();
+        assert!(diag.filters_cgroups(), "Linux >= 5.9 with cgroups");
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let _held = (
+            TcpStream::connect(("127.0.0.1", port)).unwrap(),
+            l.accept().unwrap(),
+        );
+        // The server closes first: its end goes to TIME_WAIT.
+        drop(s);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(c);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut states = |f: Filter| {
+            let mut v = Vec::new();
+            diag.dump(ALL_STATES, &Filter::local_port(port).and(f), |s| {
+                v.push(s.state)
+            })
+            .unwrap();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(states(Filter::no_owner()), vec![6]);
+        assert_eq!(states(!Filter::no_owner()), vec![1, 10]);
     }
 
     #[test]

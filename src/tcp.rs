@@ -138,15 +138,21 @@ impl Tally {
 }
 
 /// Count through netlink. `owned` is `None` when only inbound can be counted;
-/// the kernel then copies out only the port's sockets. Otherwise it copies
-/// every socket but the client ends of local connections to the port, in one
-/// walk of its table.
+/// the kernel then copies out only the port's sockets. Otherwise it also
+/// copies the other sockets that may be the gateway's, in the same walk of its
+/// table.
 pub fn count_netlink(
     diag: &mut SockDiag,
     port: u16,
     owned: Option<&HashSet<u64>>,
 ) -> Result<Tally, DiagError> {
     let filter = match owned {
+        // The port's sockets, and every other that may be the gateway's: not
+        // a local client of the port, nor (where the kernel can tell) a
+        // TIME_WAIT or SYN_RECV mini socket, which no process owns.
+        Some(_) if diag.filters_cgroups() => {
+            Filter::local_port(port).or(!Filter::loopback_peer_port(port).or(Filter::no_owner()))
+        }
         Some(_) => !Filter::loopback_peer_port(port),
         None => Filter::local_port(port),
     };
