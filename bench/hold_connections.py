@@ -79,6 +79,23 @@ def client(port, n, source, done_w):
         signal.pause()
 
 
+def free_port_below_ephemeral():
+    """A free port under the ephemeral range, as a gateway's 18789 is: a
+    client's ephemeral local port can then never equal it."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for port in range(max(1024, low - 10000), low):
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    sys.exit("no free port below the ephemeral range")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--connections", type=int, required=True)
@@ -87,10 +104,7 @@ def main():
     p.add_argument("--backlog", type=int, default=4096)
     a = p.parse_args()
 
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port_below_ephemeral()
 
     children = []
     r, w = os.pipe()

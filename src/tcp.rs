@@ -263,6 +263,18 @@ mod tests {
                 held.push(l6.accept().unwrap().0);
             }
         }
+        // A client whose own port is the gateway's port (127.0.0.2:port ->
+        // 127.0.0.1:port): its local port is the port, so it is inbound.
+        let odd = {
+            use rustix::net::{AddressFamily, SocketType};
+            let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+            let from: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+            rustix::net::bind(&fd, &from).unwrap();
+            rustix::net::connect(&fd, &l4.local_addr().unwrap()).unwrap();
+            TcpStream::from(fd)
+        };
+        held.push(l4.accept().unwrap().0);
+        held.push(odd);
         // Outbound: our own connection to another listener.
         let other = TcpListener::bind("127.0.0.1:0").unwrap();
         held.push(TcpStream::connect(other.local_addr().unwrap()).unwrap());
@@ -287,7 +299,7 @@ mod tests {
         let nl = count_netlink(&mut diag, port, Some(&owned)).unwrap();
         let pr = count_proc(Path::new("/proc/self/net"), port, Some(&owned)).unwrap();
         let v6 = if l6.is_some() { 3 } else { 0 };
-        assert_eq!(nl.inbound.get("established"), Some(5 + v6));
+        assert_eq!(nl.inbound.get("established"), Some(5 + v6 + 2));
         assert_eq!(nl.inbound.get("time_wait"), Some(2));
         assert_eq!(nl.inbound.get("listen"), Some(1 + u64::from(l6.is_some())));
         // Our clients of our own port are ours but not outbound. Both ends of
