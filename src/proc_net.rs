@@ -192,6 +192,30 @@ mod tests {
     }
 
     #[test]
+    fn random_lines_never_panic() {
+        let alphabet = b"0123456789ABCDEFabcdef: \n\t\xc3\xa9TcpExt";
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let real = "   0: 0100007F:4965 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 5 1 0 20 4 30 10 -1";
+        for _ in 0..20_000 {
+            let mut line: Vec<u8> = real.as_bytes().to_vec();
+            for _ in 0..(next() % 6) {
+                let at = (next() as usize) % line.len();
+                line[at] = alphabet[(next() as usize) % alphabet.len()];
+            }
+            line.truncate((next() as usize) % (line.len() + 1));
+            let text = String::from_utf8_lossy(&line);
+            let _ = parse_line(&text);
+            let _ = parse_listen_counters(&text);
+        }
+    }
+
+    #[test]
     fn listen_counters() {
         let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPHPHits\nTcpExt: 0 12 15 99\nIpExt: InNoRoutes\nIpExt: 0\n";
         assert_eq!(

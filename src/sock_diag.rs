@@ -260,10 +260,12 @@ fn parse_chunk(
                         // No handler for this family (IPv6 not built or not
                         // loaded): there are no such sockets.
                         c if -c == Errno::NOENT.raw_os_error() => Ok(Chunk::Done),
-                        c => Err(DiagError::Io {
+                        // Kernel errors are -1..-4095; anything else is junk.
+                        c if (-4095..0).contains(&c) => Err(DiagError::Io {
                             what: "dump",
                             errno: Errno::from_raw_os_error(-c),
                         }),
+                        _ => Err(DiagError::Malformed),
                     };
                 }
                 SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => f(&parse_socket(payload)?),
@@ -623,5 +625,34 @@ mod tests {
             Ok(Chunk::More)
         ));
         assert_eq!(seen, 0);
+    }
+
+    #[test]
+    fn random_answers_never_panic() {
+        // xorshift: deterministic garbage, some of it with plausible headers.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 300) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if len >= 16 && next() % 2 == 0 {
+                let claimed = (next() % (len as u64 + 8)) as u32;
+                buf[..4].copy_from_slice(&claimed.to_ne_bytes());
+                let kind = [
+                    NLMSG_DONE,
+                    NLMSG_ERROR,
+                    SOCK_DIAG_BY_FAMILY,
+                    TCPDIAG_GETSOCK,
+                ][(next() % 4) as usize];
+                buf[4..6].copy_from_slice(&kind.to_ne_bytes());
+                buf[8..12].copy_from_slice(&7u32.to_ne_bytes());
+            }
+            let _ = parse_chunk(&buf, 7, &mut |_| {});
+        }
     }
 }
