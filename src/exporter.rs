@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::collector::connections::{ConnectionsMetrics, ConnectionsSampler, ConnectionsSlot};
 use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
 use crate::collector::liveness::{LivenessMetrics, LivenessSampler, LivenessSlot};
 use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
@@ -59,6 +60,8 @@ impl Exporter {
         let mut liveness_slots = Vec::new();
         let mut readiness_slots = Vec::new();
         let mut probe_stats = Vec::new();
+        let mut connections_slots = Vec::new();
+        let host_net = Arc::new(Latest::new());
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -77,6 +80,18 @@ impl Exporter {
                 Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
                 target,
                 intervals.memory,
+            ));
+            let connections = Arc::new(ConnectionsSlot {
+                target: target.clone(),
+                latest: Latest::new(),
+            });
+            jobs.push(job(
+                Kind::Blocking(Box::new(ConnectionsSampler::new(
+                    connections.clone(),
+                    host_net.clone(),
+                ))),
+                target,
+                intervals.connections,
             ));
             let lifecycle = Arc::new(Latest::new());
             jobs.push(job(
@@ -107,6 +122,7 @@ impl Exporter {
             log_slots.push(logs);
             process_slots.push(process);
             memory_slots.push(memory);
+            connections_slots.push(connections);
             lifecycle_slots.push((target.spec.name.clone(), lifecycle));
 
             // A gateway whose client cannot be built is reported by both
@@ -175,6 +191,10 @@ impl Exporter {
         registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
         registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
         registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
+        registry.register_collector(Box::new(ConnectionsMetrics {
+            slots: connections_slots,
+            host: host_net,
+        }));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {

@@ -16,4 +16,6 @@ pub mod metrics;
 pub mod probe;
 pub mod proc;
 pub mod proc_net;
+pub mod sock_diag;
+pub mod tcp;
 pub mod thresholds;

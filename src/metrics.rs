@@ -64,6 +64,21 @@ pub fn counter<L: EncodeLabelSet>(
     family(enc, name, help, unit, MetricType::Counter, rows)
 }
 
+/// Write a counter family of one series without labels; nothing when `None`.
+pub fn counter_unlabelled(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: Option<f64>,
+) -> Result<(), std::fmt::Error> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let metric = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    ConstCounter::new(value).encode(metric)
+}
+
 /// The latest value written by a sampling task and read at scrape time.
 #[derive(Debug, Default)]
 pub struct Latest<T>(RwLock<Option<T>>);

@@ -97,6 +97,92 @@ pub fn socket_inodes(pid: i32) -> Result<HashSet<u64>, ProcError> {
     Ok(inodes)
 }
 
+/// Open fds of one process by what they point to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FdTypes {
+    pub socket: u64,
+    pub pipe: u64,
+    /// Paths: regular files, devices, directories, memfds.
+    pub file: u64,
+    /// `anon_inode:[eventpoll]`, `anon_inode:[eventfd]`, timerfds, ...
+    pub anon_inode: u64,
+    pub other: u64,
+}
+
+impl FdTypes {
+    pub const NAMES: [&'static str; 5] = ["socket", "pipe", "file", "anon_inode", "other"];
+
+    /// Counts in the order of [`FdTypes::NAMES`].
+    pub fn values(&self) -> [u64; 5] {
+        [
+            self.socket,
+            self.pipe,
+            self.file,
+            self.anon_inode,
+            self.other,
+        ]
+    }
+}
+
+/// Read the link of every fd of `pid` once: count the fds by type and add the
+/// inodes of its sockets to `sockets`. An fd closed while it is read is
+/// skipped. This is one `readlinkat` per fd, the cost of the whole
+/// connections sample for a process with tens of thousands of fds.
+pub fn scan_fds(pid: i32, sockets: &mut HashSet<u64>) -> Result<FdTypes, ProcError> {
+    use rustix::fs::{Mode, OFlags};
+    let err = |e: rustix::io::Errno| io_error(pid, "fd", e.into());
+    let dir = rustix::fs::open(
+        format!("/proc/{pid}/fd"),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let entries = rustix::fs::Dir::read_from(&dir).map_err(err)?;
+    let mut types = FdTypes::default();
+    let mut buf = Vec::with_capacity(256);
+    for entry in entries {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        let Ok(target) = rustix::fs::readlinkat(&dir, name, std::mem::take(&mut buf)) else {
+            continue;
+        };
+        let link = target.as_bytes();
+        if let Some(rest) = link.strip_prefix(b"socket:[") {
+            types.socket += 1;
+            if let Some(inode) = rest
+                .strip_suffix(b"]")
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.parse().ok())
+            {
+                sockets.insert(inode);
+            }
+        } else if link.starts_with(b"pipe:") {
+            types.pipe += 1;
+        } else if link.starts_with(b"anon_inode:") {
+            types.anon_inode += 1;
+        } else if link.starts_with(b"/") {
+            types.file += 1;
+        } else {
+            types.other += 1;
+        }
+        buf = target.into_bytes();
+    }
+    Ok(types)
+}
+
+/// The network namespace of `pid`, as `net:[4026531840]`.
+pub fn net_namespace(pid: i32) -> Result<std::path::PathBuf, ProcError> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| io_error(pid, "ns/net", e))
+}
+
+/// The exporter's own network namespace.
+pub fn own_net_namespace() -> Option<std::path::PathBuf> {
+    std::fs::read_link("/proc/self/ns/net").ok()
+}
+
 fn io_error(pid: i32, what: &'static str, e: std::io::Error) -> ProcError {
     match e.kind() {
         std::io::ErrorKind::NotFound => ProcError::Gone(pid),
@@ -276,6 +362,35 @@ mod tests {
     fn missing_process_is_gone() {
         // pid_max is at most 2^22, so this pid never exists.
         assert!(matches!(identity(i32::MAX), Err(ProcError::Gone(_))));
+    }
+
+    #[test]
+    fn fds_by_type_and_socket_inodes() {
+        let me = std::process::id() as i32;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _file = std::fs::File::open("/proc/self/stat").unwrap();
+        let mut child = std::process::Command::new("true")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut sockets = HashSet::new();
+        let types = scan_fds(me, &mut sockets).unwrap();
+        assert!(
+            types.socket >= 1 && types.file >= 1 && types.pipe >= 1,
+            "{types:?}"
+        );
+        child.wait().unwrap();
+        assert_eq!(sockets, socket_inodes(me).unwrap());
+        let inode = crate::proc_net::listen_inodes(
+            std::path::Path::new("/proc/net"),
+            l.local_addr().unwrap().port(),
+        );
+        assert!(sockets.contains(&inode[0]));
+        assert!(matches!(
+            scan_fds(i32::MAX, &mut sockets),
+            Err(ProcError::Gone(_))
+        ));
+        assert_eq!(net_namespace(me).ok(), own_net_namespace());
     }
 
     #[test]

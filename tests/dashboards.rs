@@ -105,6 +105,7 @@ fn expressions(d: &Value) -> Vec<String> {
 
 #[test]
 fn structure_grafana_needs() {
+    let re = regex::Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)").unwrap();
     for (file, d) in dashboards() {
         let all = panels(&d);
         let mut ids = HashSet::new();
@@ -182,7 +183,6 @@ fn structure_grafana_needs() {
         assert_eq!(ds["type"], "datasource");
         assert_eq!(ds["query"], "prometheus");
         let text = d.to_string();
-        let re = regex::Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)").unwrap();
         for cap in re.captures_iter(&text) {
             let name = &cap[1];
             if !name.starts_with("__") {

@@ -244,8 +244,12 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
 
     let fx2 = Fixture::start(&["--port", &port, "--state-dir", &state_dir]);
     assert_ne!(fx2.pid(), first);
-    exp.wait("restart counted", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(1.0)).then_some(())
+    // Every collector resolves the process on its own tick, so the restart
+    // may be counted a tick before the process collector reports it up.
+    exp.wait("restart counted and the new process up", |s| {
+        (s.get("openclaw_gateway_process_restarts_total", G) == Some(1.0)
+            && s.get("openclaw_gateway_process_up", G) == Some(1.0))
+        .then_some(())
     });
     // Any collector may count the restart first; the process collector's
     // own sample may come a tick later.

@@ -5,6 +5,7 @@
 //! One collector's failure never stops another: each runs in its own task and
 //! records its own success, duration and time of its last sample.
 
+pub mod connections;
 pub mod lifecycle;
 pub mod liveness;
 pub mod logs;
