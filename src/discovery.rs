@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use crate::config::GatewaySpec;
 use crate::proc::{self, Identity};
-use crate::{lockfile, proc_net};
+use crate::{lockfile, tcp};
 
 /// How the gateway process was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,10 +112,7 @@ fn by_title(spec: &GatewaySpec) -> Option<Identity> {
         .into_iter()
         .filter(|&pid| proc::comm(pid).as_deref() == Some(spec.comm()))
         .filter(|&pid| {
-            let listen = proc_net::listen_inodes(
-                &Path::new("/proc").join(pid.to_string()).join("net"),
-                spec.port,
-            );
+            let listen = tcp::listen_inodes(spec.port, Some(pid));
             !listen.is_empty()
                 && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
         })
@@ -126,7 +123,7 @@ fn by_title(spec: &GatewaySpec) -> Option<Identity> {
 /// Every process that holds a LISTEN socket on `port` in the exporter's own
 /// network namespace. The oldest holder is the one that created it.
 pub fn listen_socket_owners(port: u16) -> Vec<Identity> {
-    let listen = proc_net::listen_inodes(Path::new("/proc/net"), port);
+    let listen = tcp::listen_inodes(port, None);
     if listen.is_empty() {
         return Vec::new();
     }

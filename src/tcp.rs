@@ -204,6 +204,41 @@ pub fn count_proc(
     Ok(tally)
 }
 
+/// Whether `pid` lives in another network namespace than the exporter (a
+/// container): its sockets are then only in `/proc/<pid>/net`.
+pub fn in_other_namespace(pid: i32) -> bool {
+    match (
+        crate::proc::net_namespace(pid),
+        crate::proc::own_net_namespace(),
+    ) {
+        (Ok(theirs), Some(ours)) => theirs != ours,
+        _ => false,
+    }
+}
+
+/// Inodes of the sockets that LISTEN on `port`, IPv4 and IPv6, in the network
+/// namespace of `pid` (the exporter's own for `None`). Netlink with the port
+/// filter in the kernel where it can: reading `/proc/net/tcp` makes the kernel
+/// print every socket of the host, milliseconds at a few thousand.
+pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
+    if let Some(pid) = pid.filter(|&p| in_other_namespace(p)) {
+        let net = Path::new("/proc").join(pid.to_string()).join("net");
+        return proc_net::listen_inodes(&net, port);
+    }
+    let mut inodes = Vec::new();
+    let from_netlink = SockDiag::open().and_then(|mut diag| {
+        diag.dump(1 << LISTEN, &Filter::local_port(port), |s| {
+            if s.state == LISTEN && s.local_port == port {
+                inodes.push(s.inode);
+            }
+        })
+    });
+    match from_netlink {
+        Ok(()) => inodes,
+        Err(_) => proc_net::listen_inodes(Path::new("/proc/net"), port),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

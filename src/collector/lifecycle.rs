@@ -19,7 +19,7 @@ use super::{unix_now, SampleError, Sampler};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::proc::{self, Identity};
-use crate::{lockfile, proc_net};
+use crate::{lockfile, tcp};
 
 /// How often the identity watch runs.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -126,12 +126,9 @@ pub struct LifecycleSample {
 /// itself holds them all) costs one fd-table read; only a socket nobody known
 /// holds triggers a scan of every process.
 fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
-    let mut listen: HashSet<u64> = proc_net::listen_inodes(Path::new("/proc/net"), port)
-        .into_iter()
-        .collect();
-    for id in known {
-        let net = Path::new("/proc").join(id.pid.to_string()).join("net");
-        listen.extend(proc_net::listen_inodes(&net, port));
+    let mut listen: HashSet<u64> = tcp::listen_inodes(port, None).into_iter().collect();
+    for id in known.iter().filter(|id| tcp::in_other_namespace(id.pid)) {
+        listen.extend(tcp::listen_inodes(port, Some(id.pid)));
     }
     if listen.is_empty() {
         return Vec::new();

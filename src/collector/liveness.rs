@@ -3,7 +3,6 @@
 //! verdict: the process is alive and its port LISTENs, yet the last K
 //! liveness probes timed out or were refused.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
-use crate::{proc, proc_net};
+use crate::proc;
 
 /// The most body a /healthz answer may have (the real one has 27 bytes).
 pub const BODY_CAP: usize = 64 * 1024;
@@ -139,12 +138,7 @@ pub fn alive_and_listening(target: &Target) -> bool {
     if proc::identity(found.id.pid).ok() != Some(found.id) {
         return false;
     }
-    let port = target.spec.port;
-    let own_net = Path::new("/proc")
-        .join(found.id.pid.to_string())
-        .join("net");
-    !proc_net::listen_inodes(Path::new("/proc/net"), port).is_empty()
-        || !proc_net::listen_inodes(&own_net, port).is_empty()
+    !crate::tcp::listen_inodes(target.spec.port, Some(found.id.pid)).is_empty()
 }
 
 /// Exposes the hang verdict of every gateway (the probe metrics themselves
