@@ -234,9 +234,20 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// Parse the YAML config file's text. `path` only labels errors.
 pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, ConfigError> {
-    // An empty file is a valid, empty config.
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
+    parse_yaml(path, text)
+}
+
+/// Parse a YAML file's text into `T`; errors carry `path:line:column`. An
+/// empty file (or one of only comments) is `T::default()`.
+pub fn parse_yaml<T>(path: &str, text: &str) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(T::default());
     }
     serde_yaml::from_str(text).map_err(|e| {
         let reason = strip_location(&e.to_string());
@@ -265,12 +276,35 @@ fn strip_location(msg: &str) -> String {
 }
 
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
+    let text = read_text(path)?;
+    parse_file(&path.display().to_string(), &text)
+}
+
+/// Config files are small; anything larger is a mistake (or `/dev/zero`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Read a config file as UTF-8 text, at most [`MAX_CONFIG_BYTES`].
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.display().to_string(),
         source,
-    })?;
-    parse_file(&shown, &text)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(read_err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes"
+        ))));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        ))
+    })
 }
 
 /// The state dir of a gateway that names none: `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.

@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod proc;
 pub mod proc_net;
 pub mod thresholds;
+pub mod web;

@@ -9,6 +9,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
+use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
 #[derive(Debug, Parser)]
@@ -32,6 +33,19 @@ struct Cli {
         default_value = "/metrics"
     )]
     telemetry_path: String,
+    /// Web config file: TLS, basic auth and response headers, in the Prometheus exporter-toolkit format. Reloaded on SIGHUP.
+    #[arg(
+        global = true,
+        long = "web.config.file",
+        env = "OPENCLAW_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// Time a client has to send a request's headers, to finish the TLS handshake, and to start its next request on a kept-alive connection.
+    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = config::parse_duration)]
+    read_header_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long = "web.max-connections", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
     /// YAML config file (gateways and intervals).
     #[arg(
         global = true,
@@ -143,6 +157,13 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(report.exit_code());
     }
+    let web = match Web::load(cli.web_config_file.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {
@@ -155,7 +176,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match serve(cli, config) {
+    match serve(cli, config, web) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -239,11 +260,20 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
 }
 
 #[tokio::main]
-async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
+async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::new(&config);
     let _tasks = exporter.spawn();
-    let app = http::app(AppState::new(&exporter, &cli.telemetry_path));
+    let web = std::sync::Arc::new(web);
+    let app = web::wrap(
+        http::app(AppState::new(&exporter, &cli.telemetry_path)),
+        web.clone(),
+    );
+    let limits = web::Limits {
+        read_header_timeout: cli.read_header_timeout,
+        max_connections: cli.max_connections as usize,
+    };
 
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for spec in &cli.listen_addresses {
         let listener = bind(spec).await?;
@@ -251,20 +281,47 @@ async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
         tracing::info!(
             version = VERSION,
             gateways = config.gateways.len(),
-            "listening on http://{addr}"
+            tls = web.is_tls(),
+            basic_auth = !web.current().users.is_empty(),
+            "listening on {}",
+            web::url(addr, web.is_tls())
         );
-        let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        servers.spawn(web::serve(
+            listener,
+            app.clone(),
+            web.clone(),
+            limits,
+            stopped.clone(),
+        ));
     }
+    tokio::spawn(reload_on_sighup(web));
+    shutdown_signal().await;
+    let _ = stop.send(true);
     while let Some(res) = servers.join_next().await {
-        res.context("server task failed")?
-            .context("server failed")?;
+        res.context("server task failed")?;
     }
     Ok(())
+}
+
+/// SIGHUP reloads the web config; a broken file keeps the one in force.
+async fn reload_on_sighup(web: std::sync::Arc<Web>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot handle SIGHUP; the web config will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let w = web.clone();
+        let outcome = tokio::task::spawn_blocking(move || w.reload()).await;
+        match outcome {
+            Ok(Ok(ReloadOutcome::Reloaded)) => tracing::info!("SIGHUP: web config reloaded"),
+            Ok(Ok(ReloadOutcome::NoFile)) => {
+                tracing::info!("SIGHUP: no --web.config.file to reload")
+            }
+            Ok(Err(e)) => tracing::error!("SIGHUP: web config not reloaded: {e}"),
+            Err(e) => tracing::error!("SIGHUP: web config reload failed: {e}"),
+        }
+    }
 }
 
 /// Bind one listen address. ":port" tries the IPv6 wildcard (dual stack on
