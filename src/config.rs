@@ -250,29 +250,28 @@ where
         return Ok(T::default());
     }
     serde_yaml::from_str(text).map_err(|e| {
-        let reason = strip_location(&e.to_string());
+        let msg = e.to_string();
         match e.location() {
             Some(loc) => ConfigError::Parse {
                 path: path.to_string(),
                 line: loc.line(),
                 column: loc.column(),
-                reason,
+                reason: strip_location(&msg, loc.line(), loc.column()),
             },
             None => ConfigError::ParseNoLocation {
                 path: path.to_string(),
-                reason,
+                reason: msg,
             },
         }
     })
 }
 
 /// serde_yaml appends " at line L column C" to its messages; we print the
-/// location in front instead.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
+/// location in front instead. Other locations in the message (where a
+/// quoted string began, say) stay.
+fn strip_location(msg: &str, line: usize, column: usize) -> String {
+    let suffix = format!(" at line {line} column {column}");
+    msg.strip_suffix(&suffix).unwrap_or(msg).to_string()
 }
 
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

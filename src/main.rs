@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind};
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
@@ -273,6 +274,11 @@ async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()>
         max_connections: cli.max_connections as usize,
     };
 
+    // Before "listening": a signal must never find its default action (exit).
+    let signal = |kind| tokio::signal::unix::signal(kind).context("cannot handle signals");
+    let hup = signal(SignalKind::hangup())?;
+    let term = signal(SignalKind::terminate())?;
+    let int = signal(SignalKind::interrupt())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for spec in &cli.listen_addresses {
@@ -294,8 +300,8 @@ async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()>
             stopped.clone(),
         ));
     }
-    tokio::spawn(reload_on_sighup(web));
-    shutdown_signal().await;
+    tokio::spawn(reload_on_sighup(hup, web));
+    shutdown_signal(term, int).await;
     let _ = stop.send(true);
     while let Some(res) = servers.join_next().await {
         res.context("server task failed")?;
@@ -304,12 +310,7 @@ async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()>
 }
 
 /// SIGHUP reloads the web config; a broken file keeps the one in force.
-async fn reload_on_sighup(web: std::sync::Arc<Web>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot handle SIGHUP; the web config will not be reloaded");
-        return;
-    };
+async fn reload_on_sighup(mut hup: Signal, web: std::sync::Arc<Web>) {
     while hup.recv().await.is_some() {
         let w = web.clone();
         let outcome = tokio::task::spawn_blocking(move || w.reload()).await;
@@ -340,17 +341,10 @@ async fn bind(spec: &str) -> anyhow::Result<tokio::net::TcpListener> {
     ))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
+/// SIGTERM or SIGINT.
+async fn shutdown_signal(mut term: Signal, mut int: Signal) {
     tokio::select! {
-        _ = ctrl_c => {},
         _ = term.recv() => {},
+        _ = int.recv() => {},
     }
 }
