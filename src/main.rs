@@ -41,9 +41,9 @@ struct Cli {
         env = "OPENCLAW_EXPORTER_WEB_CONFIG_FILE"
     )]
     web_config_file: Option<PathBuf>,
-    /// Time a client has to send a request's headers, to finish the TLS handshake, and to start its next request on a kept-alive connection.
-    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = config::parse_duration)]
-    read_header_timeout: Duration,
+    /// Time a client has to finish the TLS handshake and send a request's headers (kept alive: to start its next request); a client that takes none of a response for this long is cut off too.
+    #[arg(long = "web.client-timeout", default_value = "30s", value_parser = config::parse_duration)]
+    client_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long = "web.max-connections", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_connections: u32,
@@ -270,7 +270,7 @@ async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()>
         web.clone(),
     );
     let limits = web::Limits {
-        read_header_timeout: cli.read_header_timeout,
+        client_timeout: cli.client_timeout,
         max_connections: cli.max_connections as usize,
     };
 

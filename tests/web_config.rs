@@ -711,7 +711,7 @@ fn slow_and_idle_clients_are_cut_off() {
     let exp = Exporter::start(&[
         "--gateway.url",
         &format!("http://127.0.0.1:{}", free_port()),
-        "--web.read-header-timeout",
+        "--web.client-timeout",
         "1s",
     ]);
     let addr: std::net::SocketAddr = exp.addr.parse().unwrap();
@@ -767,6 +767,61 @@ fn slow_and_idle_clients_are_cut_off() {
 }
 
 #[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let exp = Exporter::start(&[
+        "--gateway.url",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--web.client-timeout",
+        "1s",
+    ]);
+    let addr: std::net::SocketAddr = exp.addr.parse().unwrap();
+    // Pipeline far more responses than the socket buffers hold, read none.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let requests = 4000;
+    let one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sent = 0;
+    for _ in 0..requests {
+        if s.write_all(one).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // Now drain. A server that gave up on us while we did not read closed
+    // the connection then: we get what was buffered, then EOF or a reset.
+    // One that waited would answer every request as we drain.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0usize;
+    let mut answers = 0usize;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let ended = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => {
+                got += n;
+                answers += buf[..n].windows(9).filter(|w| w == b"HTTP/1.1 ").count();
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break false
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(ended, "connection still held after {got} bytes");
+    assert!(
+        answers < sent,
+        "all {sent} answered: the buffers were not filled"
+    );
+    // The server is fine.
+    let (status, _, _) = http_get(&exp.addr, "/-/healthy", &[]).unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn tls_handshake_has_a_deadline() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -774,7 +829,7 @@ fn tls_handshake_has_a_deadline() {
         &cfg,
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     );
-    let exp = exporter(&cfg, &["--web.read-header-timeout", "1s"]);
+    let exp = exporter(&cfg, &["--web.client-timeout", "1s"]);
     let mut idle = TcpStream::connect(exp.addr.parse::<std::net::SocketAddr>().unwrap()).unwrap();
     // Half a ClientHello record header, then nothing.
     idle.write_all(&[0x16, 0x03, 0x01]).unwrap();

@@ -10,9 +10,13 @@
 pub mod auth;
 pub mod config;
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -21,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -87,10 +92,10 @@ pub enum ReloadOutcome {
 /// Limits on connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Time a client has to send a request's headers (and, on a kept-alive
-    /// connection, to start the next request), and to finish the TLS
-    /// handshake.
-    pub read_header_timeout: Duration,
+    /// Time a client has to finish the TLS handshake and send a request's
+    /// headers (on a kept-alive connection: to start its next request); a
+    /// client that takes none of a response for this long is cut off too.
+    pub client_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -169,6 +174,7 @@ pub async fn serve(
             _ = stopping(&mut shutdown) => break,
         };
         let _ = stream.set_nodelay(true);
+        let stream = StallGuard::new(stream, limits.client_timeout);
         let tls = web.current().tls.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
@@ -177,7 +183,7 @@ pub async fn serve(
             let service = hyper_util::service::TowerToHyperService::new(app);
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(limits.read_header_timeout);
+                .header_read_timeout(limits.client_timeout);
             match tls {
                 None => {
                     let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -186,7 +192,7 @@ pub async fn serve(
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     let handshake =
-                        tokio::time::timeout(limits.read_header_timeout, acceptor.accept(stream));
+                        tokio::time::timeout(limits.client_timeout, acceptor.accept(stream));
                     // A failed handshake (plain HTTP on the TLS port, no or
                     // a wrong client certificate) is the client's problem.
                     let Ok(Ok(stream)) = handshake.await else {
@@ -200,4 +206,96 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// A connection whose writes may stall for at most `timeout`: a client that
+/// stops reading (while pipelining requests, say) gets an error instead of
+/// holding its connection forever. Reads pass through untouched; hyper's
+/// header timeout bounds those.
+struct StallGuard<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> StallGuard<T> {
+    fn new(inner: T, timeout: Duration) -> Self {
+        StallGuard {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// After the inner write said Pending: Pending until the stall lasts
+    /// `timeout`, then an error. Progress resets the clock.
+    fn on_pending<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if res.is_ready() {
+            self.stalled = None;
+            return res;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.on_pending(cx, res)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.on_pending(cx, res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        this.on_pending(cx, res)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.on_pending(cx, res)
+    }
 }
