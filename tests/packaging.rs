@@ -250,21 +250,30 @@ fn systemd_unit_matches_the_binary_and_is_hardened() {
     // Reload is the web config's SIGHUP.
     assert_eq!(get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
 
-    // Its own user; /tmp shared (the gateway's log) but read-only; the one
-    // capability that reads another user's /proc/<pid>/fd.
+    // Its own user; /tmp shared (the gateway's log) but read-only; the two
+    // capabilities that read another user's /proc/<pid>/fd and 0700 folders,
+    // with the home folders hidden but for the state dir it is told about.
     for (key, want) in [
         ("User", "openclaw-exporter"),
         ("PrivateTmp", "no"),
-        ("AmbientCapabilities", "CAP_SYS_PTRACE"),
-        ("CapabilityBoundingSet", "CAP_SYS_PTRACE"),
+        ("AmbientCapabilities", "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"),
+        (
+            "CapabilityBoundingSet",
+            "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
+        ),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
-        ("ProtectHome", "read-only"),
+        ("ProtectHome", "tmpfs"),
         ("ProtectProc", "default"),
         ("PrivateUsers", "no"),
     ] {
         assert_eq!(get(key), [want], "{key}");
     }
+    let state_dir = active
+        .split_whitespace()
+        .find_map(|a| a.trim_matches('"').strip_prefix("--gateway.state-dir="))
+        .expect("--gateway.state-dir in the default file");
+    assert_eq!(get("BindReadOnlyPaths"), [format!("-{state_dir}").as_str()]);
     assert!(
         get("DynamicUser").is_empty(),
         "DynamicUser forces PrivateTmp"
