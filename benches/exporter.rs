@@ -69,13 +69,23 @@ fn main() {
     assert!(exporter.targets[0].current().is_some(), "fixture not found");
 
     // One full sample: every collector of the gateway once.
-    let n = 2000;
+    let n = 500;
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     for _ in 0..n {
         exporter.sample_once();
     }
     let sample_cpu_ms = (cpu_seconds() - cpu0) * 1000.0 / n as f64;
     let sample_wall_ms = t0.elapsed().as_secs_f64() * 1000.0 / n as f64;
+    let per_collector: Vec<(&str, f64)> = exporter
+        .health
+        .iter()
+        .map(|h| {
+            (
+                h.collector,
+                h.last.get().map_or(0.0, |r| r.duration_seconds * 1000.0),
+            )
+        })
+        .collect();
 
     // Rendering /metrics from the latest samples.
     let render = |format| {
@@ -146,4 +156,10 @@ fn main() {
         "| render /metrics, text 0.0.4 ({text_bytes} B) | {render_text_us:.1} us | <= 100 us |"
     );
     println!("| exporter RSS, 1 gateway, after 1000 scrapes | {rss_mb:.1} MB | <= 10 MB |");
+    println!();
+    println!("| collector | wall time of its last sample |");
+    println!("|---|---|");
+    for (name, ms) in per_collector {
+        println!("| {name} | {ms:.3} ms |");
+    }
 }

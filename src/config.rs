@@ -67,6 +67,38 @@ impl Default for Intervals {
     }
 }
 
+/// How the gateway is probed over HTTP (`--probe.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probe {
+    /// Time allowed for one probe: connect, request, answer and body.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// How often /readyz is polled. The gateway's event-loop figures cover
+    /// only about 1 s, so this must stay at or below that; the effective
+    /// interval is also capped at the event-loop interval.
+    #[serde(deserialize_with = "de_duration")]
+    pub readiness_interval: Duration,
+    /// Consecutive liveness probes that must time out or be refused, while the
+    /// process is alive and its port LISTENs, before `hung` turns 1.
+    pub hang_after: u32,
+    /// The event-loop delay an idle gateway reports because its monitor samples
+    /// every 20 ms; exported so that rules can subtract it.
+    #[serde(deserialize_with = "de_duration")]
+    pub event_loop_floor: Duration,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            timeout: Duration::from_secs(5),
+            readiness_interval: Duration::from_secs(1),
+            hang_after: 2,
+            event_loop_floor: Duration::from_millis(20),
+        }
+    }
+}
+
 /// One gateway as written in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +109,11 @@ pub struct GatewayFile {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: Option<String>,
+    /// File holding the gateway token, sent to /readyz as a bearer token.
+    pub token_file: Option<PathBuf>,
+    /// The token itself; only from `OPENCLAW_GATEWAY_TOKEN`, never from the file.
+    #[serde(skip)]
+    pub token: Option<Token>,
     /// The memory limit that usage is measured against, e.g. `1GiB`.
     pub memory_limit: Option<String>,
     /// The gateway's log: a file, or a folder of `openclaw-YYYY-MM-DD.log`.
@@ -89,11 +126,47 @@ pub struct GatewayFile {
 pub struct FileConfig {
     #[serde(default)]
     pub collect: Intervals,
+    #[serde(default)]
+    pub probe: Probe,
     #[serde(default, deserialize_with = "de_gateways")]
     pub gateways: Vec<GatewayFile>,
     /// Extra log patterns to count, name -> regular expression.
     #[serde(default)]
     pub log_patterns: std::collections::BTreeMap<String, String>,
+}
+
+/// A gateway token. It is a secret: `Debug` does not show it, and it has no
+/// `Display`, so it cannot end up in a log line or a label by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// `None` for a blank token. Surrounding whitespace (a file's trailing
+    /// newline) is not part of it.
+    pub fn new(text: &str) -> Option<Token> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Token(t.to_string()))
+    }
+
+    /// The secret itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Read a token file. Errors name the file, never its content.
+pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Invalid(format!("cannot read token file {}: {e}", path.display()))
+    })?;
+    Token::new(&text)
+        .ok_or_else(|| ConfigError::Invalid(format!("token file {} is empty", path.display())))
 }
 
 /// One watched gateway, validated.
@@ -110,6 +183,8 @@ pub struct GatewaySpec {
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
     pub process_title: String,
+    /// Bearer token for /readyz, from the token file or `OPENCLAW_GATEWAY_TOKEN`.
+    pub token: Option<Token>,
     pub memory_limit: Option<u64>,
     pub log_path: PathBuf,
 }
@@ -147,6 +222,7 @@ pub const BUILTIN_LOG_PATTERNS: [(&str, &str); 3] = [
 #[derive(Debug, Clone)]
 pub struct Config {
     pub intervals: Intervals,
+    pub probe: Probe,
     pub gateways: Vec<GatewaySpec>,
     pub log_patterns: Vec<LogPattern>,
 }
@@ -191,6 +267,35 @@ pub fn log_patterns(
         out.push(LogPattern { name, regex });
     }
     Ok(out)
+}
+
+impl Config {
+    /// The same config with other probe settings, validated.
+    pub fn with_probe(mut self, probe: Probe) -> Result<Config, ConfigError> {
+        for (name, d) in [
+            ("timeout", probe.timeout),
+            ("readiness-interval", probe.readiness_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "probe.{name} must be greater than zero"
+                )));
+            }
+        }
+        if probe.hang_after == 0 {
+            return Err(ConfigError::Invalid(
+                "probe.hang-after must be at least 1".into(),
+            ));
+        }
+        self.probe = probe;
+        Ok(self)
+    }
+
+    /// How often /readyz is polled: the readiness interval, but never less
+    /// often than the event-loop interval.
+    pub fn readiness_poll(&self) -> Duration {
+        self.probe.readiness_interval.min(self.intervals.event_loop)
+    }
 }
 
 /// Parse a duration such as `500ms`, `1s`, `2m`, `1h`, or `1m30s`.
@@ -515,6 +620,13 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
             "gateway {name:?}: process_title must not be empty"
         )));
     }
+    let token = match &g.token_file {
+        Some(path) => Some(
+            read_token_file(path)
+                .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: {e}")))?,
+        ),
+        None => g.token,
+    };
     let memory_limit = g
         .memory_limit
         .as_deref()
@@ -532,6 +644,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         pid: g.pid,
         pid_file: g.pid_file,
         process_title,
+        token,
     })
 }
 
@@ -578,6 +691,7 @@ pub fn build_with_patterns(
     }
     Ok(Config {
         intervals,
+        probe: Probe::default(),
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
     })
@@ -695,5 +809,91 @@ mod tests {
             vec!["127.0.0.1:1".parse().unwrap()]
         );
         assert!(listen_addresses("nope").is_err());
+    }
+
+    #[test]
+    fn probe_settings_from_the_file() {
+        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  event_loop_floor: 0ms\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let cfg = build(f.collect, f.gateways)
+            .unwrap()
+            .with_probe(f.probe)
+            .unwrap();
+        assert_eq!(cfg.probe.timeout, Duration::from_secs(2));
+        assert_eq!(cfg.probe.hang_after, 3);
+        assert_eq!(cfg.probe.event_loop_floor, Duration::ZERO);
+        // Never polled less often than the event-loop window.
+        assert_eq!(cfg.readiness_poll(), Duration::from_millis(500));
+        let cfg = build(Intervals::default(), vec![]).unwrap();
+        assert_eq!(cfg.probe, Probe::default());
+        assert_eq!(cfg.readiness_poll(), Duration::from_secs(1));
+
+        let bad = |p: Probe| build(Intervals::default(), vec![]).unwrap().with_probe(p);
+        assert!(bad(Probe {
+            hang_after: 0,
+            ..Probe::default()
+        })
+        .is_err());
+        assert!(bad(Probe {
+            timeout: Duration::ZERO,
+            ..Probe::default()
+        })
+        .is_err());
+        let err = parse_file("c.yml", "probe:\n  hang_afterr: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `hang_afterr`"), "{err}");
+    }
+
+    #[test]
+    fn tokens_come_from_files_and_never_show() {
+        let dir = std::env::temp_dir().join(format!("ocgx-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tok");
+        std::fs::write(&file, "  s3cr3t-value \n").unwrap();
+        let text = format!(
+            "gateways:\n  - name: a\n    token_file: {}\n  - name: b\n",
+            file.display()
+        );
+        let f = parse_file("c.yml", &text).unwrap();
+        let cfg = build(f.collect, f.gateways).unwrap();
+        assert_eq!(
+            cfg.gateways[0].token.as_ref().map(Token::expose),
+            Some("s3cr3t-value")
+        );
+        assert_eq!(cfg.gateways[1].token, None);
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("Token(<redacted>)"));
+        // `token:` itself is not a config key: secrets stay out of the file.
+        assert!(parse_file("c.yml", "gateways:\n  - token: x\n").is_err());
+
+        std::fs::write(&file, " \n").unwrap();
+        let err = build(
+            Intervals::default(),
+            vec![GatewayFile {
+                token_file: Some(file.clone()),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is empty") && err.contains("tok"), "{err}");
+        let missing = dir.join("missing");
+        let err = build(
+            Intervals::default(),
+            vec![GatewayFile {
+                token_file: Some(missing),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cannot read token file") && err.contains("missing"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(Token::new(" \t\n"), None);
     }
 }

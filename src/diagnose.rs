@@ -264,8 +264,22 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         _ => {}
     }
 
-    // Hung: alive and listening, yet probes time out.
-    if get("openclaw_gateway_hung") == Some(1.0) {
+    // Hung: alive and listening, yet probes time out. The exporter's verdict
+    // needs several probes in a row; a one-shot run has one, so it also
+    // judges that one against a live, listening process.
+    let live_failed_hard = ["timeout", "connect_refused"].iter().any(|r| {
+        snap.get(
+            "openclaw_gateway_probe_failures_total",
+            &[("gateway", gw), ("endpoint", "live"), ("reason", r)],
+        )
+        .is_some_and(|n| n > 0.0)
+    }) && snap.get(
+        "openclaw_gateway_probe_success",
+        &[("gateway", gw), ("endpoint", "live")],
+    ) == Some(0.0);
+    if get("openclaw_gateway_hung") == Some(1.0)
+        || (live_failed_hard && crate::collector::liveness::alive_and_listening(target))
+    {
         checks.push(check(
             "hung",
             Status::Crit,
@@ -330,14 +344,32 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         }
     }
 
-    // Event-loop delay.
-    if let Some(p99) = get("openclaw_gateway_eventloop_delay_p99_seconds") {
-        let max = get("openclaw_gateway_eventloop_delay_max_seconds").unwrap_or(p99);
+    // Event-loop delay: the peak over the window, judged above the gateway
+    // monitor's sampling floor (an idle gateway reports about the floor).
+    if let Some(p99) = with(
+        "openclaw_gateway_eventloop_delay_p99_seconds",
+        "stat",
+        "peak",
+    ) {
+        let max = with(
+            "openclaw_gateway_eventloop_delay_max_seconds",
+            "stat",
+            "peak",
+        )
+        .unwrap_or(p99);
+        let floor = get("openclaw_gateway_eventloop_delay_floor_seconds").unwrap_or(0.0);
+        let above = (p99 - floor).max(0.0);
         checks.push(judged(
             "event_loop",
             thresholds::EVENT_LOOP_DELAY_SECONDS,
-            p99,
-            format!("delay p99 {}, max {}", ms(p99), ms(max)),
+            above,
+            format!(
+                "delay p99 {} above the {} sampling floor (p99 {}, max {})",
+                ms(above),
+                ms(floor),
+                ms(p99),
+                ms(max)
+            ),
         ));
     }
 
@@ -412,13 +444,14 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         ));
     }
 
-    // Error rate over the window.
-    if let Some(ratio) = with("openclaw_gateway_probe_error_ratio", "endpoint", "live") {
+    // Error rate over the window, from the readiness probes: at one a second
+    // they are enough for a ratio (60 a minute; liveness makes 6).
+    if let Some(ratio) = with("openclaw_gateway_probe_error_ratio", "endpoint", "ready") {
         checks.push(judged(
             "error_rate",
             thresholds::ERROR_RATIO,
             ratio,
-            format!("{:.2}% of probes failed", ratio * 100.0),
+            format!("{:.2}% of readiness probes failed", ratio * 100.0),
         ));
     }
 

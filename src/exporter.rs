@@ -8,13 +8,16 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
+use crate::collector::liveness::{LivenessMetrics, LivenessSampler, LivenessSlot};
 use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
+use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::Config;
 use crate::discovery::Target;
 use crate::metrics::Latest;
+use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::proc::Host;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,6 +43,7 @@ pub struct Exporter {
 impl Exporter {
     pub fn new(config: &Config) -> Exporter {
         let host = Host::read();
+        let readiness_poll = config.readiness_poll();
         let intervals = &config.intervals;
         let targets: Vec<Arc<Target>> = config
             .gateways
@@ -52,6 +56,9 @@ impl Exporter {
         let mut memory_slots = Vec::new();
         let mut lifecycle_slots = Vec::new();
         let mut log_slots = Vec::new();
+        let mut liveness_slots = Vec::new();
+        let mut readiness_slots = Vec::new();
+        let mut probe_stats = Vec::new();
         for target in &targets {
             let process = Arc::new(ProcessSlot {
                 target: target.clone(),
@@ -101,6 +108,54 @@ impl Exporter {
             process_slots.push(process);
             memory_slots.push(memory);
             lifecycle_slots.push((target.spec.name.clone(), lifecycle));
+
+            // A gateway whose client cannot be built is reported by both
+            // probe collectors failing on every tick.
+            let prober = Prober::new(config.probe.timeout, target.spec.url.starts_with("https:"))
+                .map_err(|e| {
+                    tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
+                    e.to_string()
+                });
+            let stats = |endpoint| {
+                Arc::new(ProbeStats::new(
+                    &target.spec.name,
+                    endpoint,
+                    intervals.errors,
+                ))
+            };
+            let liveness = Arc::new(LivenessSlot {
+                target: target.clone(),
+                stats: stats(Endpoint::Live),
+                hung: Latest::new(),
+            });
+            let readiness = Arc::new(ReadinessSlot::new(
+                target.clone(),
+                stats(Endpoint::Ready),
+                intervals.event_loop,
+                config.probe.event_loop_floor,
+            ));
+            jobs.push(job(
+                Kind::Async(Box::new(LivenessSampler::new(
+                    liveness.clone(),
+                    prober.clone(),
+                    config.probe.hang_after,
+                ))),
+                target,
+                intervals.latency,
+            ));
+            jobs.push(job(
+                Kind::Async(Box::new(ReadinessSampler::new(
+                    readiness.clone(),
+                    prober.clone(),
+                    readiness_poll,
+                ))),
+                target,
+                readiness_poll,
+            ));
+            probe_stats.push(liveness.stats.clone());
+            probe_stats.push(readiness.stats.clone());
+            liveness_slots.push(liveness);
+            readiness_slots.push(readiness);
         }
         let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
 
@@ -117,6 +172,9 @@ impl Exporter {
         registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
         registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
         registry.register_collector(Box::new(LogMetrics(log_slots.clone())));
+        registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
+        registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
+        registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {
@@ -139,21 +197,60 @@ impl Exporter {
     /// Run every collector once, in the calling thread. Async collectors
     /// (probes) run on a small runtime of their own.
     pub fn sample_once(&mut self) {
-        let mut runtime = None;
-        for j in &mut self.jobs {
-            match &mut j.sampler {
-                Kind::Blocking(s) => collector::run_once(s.as_mut(), &j.health),
-                Kind::Async(s) => {
-                    let rt = runtime.get_or_insert_with(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .expect("a current-thread runtime")
-                    });
-                    rt.block_on(collector::run_once_async(s.as_mut(), &j.health));
+        let mut jobs: Vec<(usize, Job)> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .enumerate()
+            .collect();
+        let mut probes = Vec::new();
+        for (i, job) in std::mem::take(&mut jobs) {
+            match job.sampler {
+                Kind::Blocking(mut s) => {
+                    collector::run_once(s.as_mut(), &job.health);
+                    jobs.push((
+                        i,
+                        Job {
+                            sampler: Kind::Blocking(s),
+                            ..job
+                        },
+                    ));
                 }
+                Kind::Async(s) => probes.push((i, s, job.health, job.interval)),
             }
         }
+        if !probes.is_empty() {
+            // The probes run concurrently: a hung gateway costs one timeout,
+            // not one per probe.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime");
+            let done = runtime.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, mut s, health, interval) in probes {
+                    set.spawn(async move {
+                        collector::run_once_async(s.as_mut(), &health).await;
+                        let sampler = Kind::Async(s);
+                        (
+                            i,
+                            Job {
+                                sampler,
+                                health,
+                                interval,
+                            },
+                        )
+                    });
+                }
+                let mut done = Vec::new();
+                while let Some(joined) = set.join_next().await {
+                    // A panicked probe is dropped; every other job stays.
+                    done.extend(joined.ok());
+                }
+                done
+            });
+            jobs.extend(done);
+        }
+        jobs.sort_by_key(|(i, _)| *i);
+        self.jobs = jobs.into_iter().map(|(_, j)| j).collect();
     }
 
     /// Ready once every collector has finished its first sample.

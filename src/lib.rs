@@ -1,6 +1,7 @@
 //! openclaw-gateway-exporter: watches OpenClaw gateways from the outside and
 //! exposes what it sees as Prometheus metrics.
 
+pub mod check;
 pub mod collector;
 pub mod config;
 pub mod diagnose;
@@ -12,6 +13,7 @@ pub mod lockfile;
 pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;
+pub mod probe;
 pub mod proc;
 pub mod proc_net;
 pub mod thresholds;

@@ -73,6 +73,10 @@ struct Cli {
     /// Pid file of the single default gateway.
     #[arg(global = true, long = "gateway.pid-file")]
     gateway_pid_file: Option<PathBuf>,
+    /// File holding the token of the single default gateway, sent to /readyz
+    /// as a bearer token [default: $OPENCLAW_GATEWAY_TOKEN].
+    #[arg(global = true, long = "gateway.token-file")]
+    gateway_token_file: Option<PathBuf>,
 
     /// Memory limit of the single default gateway, e.g. 1GiB [default: cgroup, then --max-old-space-size, then host memory].
     #[arg(global = true, long = "gateway.memory-limit")]
@@ -101,6 +105,21 @@ struct Cli {
     #[arg(global = true, long = "collect.logs.interval", value_parser = config::parse_duration)]
     logs_interval: Option<Duration>,
 
+    /// Time allowed for one probe: connect, answer and body [default: 5s].
+    #[arg(global = true, long = "probe.timeout", value_parser = config::parse_duration)]
+    probe_timeout: Option<Duration>,
+    /// How often /readyz is polled; at most --collect.event-loop.interval [default: 1s].
+    #[arg(global = true, long = "probe.readiness-interval", value_parser = config::parse_duration)]
+    probe_readiness_interval: Option<Duration>,
+    /// Liveness probes in a row that must time out or be refused, while the
+    /// process lives and its port listens, to report the gateway hung [default: 2].
+    #[arg(global = true, long = "probe.hang-after")]
+    probe_hang_after: Option<u32>,
+    /// Event-loop delay an idle gateway reports (its monitor's sampling period),
+    /// exported for rules to subtract [default: 20ms].
+    #[arg(global = true, long = "probe.event-loop-floor", value_parser = config::parse_duration)]
+    probe_event_loop_floor: Option<Duration>,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(
         long = "log.level",
@@ -119,6 +138,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fast liveness verdict for HEALTHCHECK, ExecStartPost and watchdogs:
+    /// exit 0 when every gateway is found, listening, not hung and answers
+    /// /healthz within --probe.timeout; 1 with a one-line reason otherwise.
+    Check,
 }
 
 const LONG_VERSION: &str = concat!(
@@ -158,6 +181,9 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(report.exit_code());
     }
+    if let Some(Command::Check) = cli.command {
+        return run_check(&config);
+    }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
         Err(e) => {
@@ -169,10 +195,11 @@ fn main() -> ExitCode {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {
             println!(
-                "  {}: url {} state dir {}",
+                "  {}: url {} state dir {} token {}",
                 g.name,
                 g.url,
-                g.state_dir.display()
+                g.state_dir.display(),
+                if g.token.is_some() { "set" } else { "none" }
             );
         }
         return ExitCode::SUCCESS;
@@ -225,6 +252,19 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             *target = d;
         }
     }
+    let mut probe = file.probe;
+    for (flag, target) in [
+        (cli.probe_timeout, &mut probe.timeout),
+        (cli.probe_readiness_interval, &mut probe.readiness_interval),
+        (cli.probe_event_loop_floor, &mut probe.event_loop_floor),
+    ] {
+        if let Some(d) = flag {
+            *target = d;
+        }
+    }
+    if let Some(n) = cli.probe_hang_after {
+        probe.hang_after = n;
+    }
     let gateway_flags = [
         ("gateway_name", "--gateway.name"),
         ("gateway_url", "--gateway.url"),
@@ -233,7 +273,12 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         ("gateway_pid_file", "--gateway.pid-file"),
         ("gateway_memory_limit", "--gateway.memory-limit"),
         ("gateway_log_path", "--gateway.log-path"),
+        ("gateway_token_file", "--gateway.token-file"),
     ];
+    // The token is read from the environment only: a flag would show it in `ps`.
+    let env_token = std::env::var("OPENCLAW_GATEWAY_TOKEN")
+        .ok()
+        .and_then(|t| config::Token::new(&t));
     let gateways = if file.gateways.is_empty() {
         vec![GatewayFile {
             name: cli.gateway_name.clone(),
@@ -244,8 +289,13 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             process_title: None,
             memory_limit: cli.gateway_memory_limit.clone(),
             log_path: cli.gateway_log_path.clone(),
+            token_file: cli.gateway_token_file.clone(),
+            token: env_token,
         }]
     } else {
+        if env_token.is_some() {
+            tracing::warn!("OPENCLAW_GATEWAY_TOKEN is ignored because the config file lists gateways; give each gateway a token_file");
+        }
         if let Some((_, flag)) = gateway_flags
             .iter()
             .find(|(id, _)| from_command_line(m, id))
@@ -257,7 +307,27 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         file.gateways
     };
     config::build_with_patterns(intervals, gateways, &file.log_patterns)
+        .and_then(|c| c.with_probe(probe))
         .context("invalid configuration")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn run_check(config: &config::Config) -> ExitCode {
+    let mut healthy = true;
+    for g in &config.gateways {
+        match openclaw_gateway_exporter::check::check(g, config.probe.timeout).await {
+            Ok(line) => println!("ok {}: {line}", g.name),
+            Err(reason) => {
+                healthy = false;
+                println!("FAIL {}: {reason}", g.name);
+            }
+        }
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[tokio::main]

@@ -27,7 +27,9 @@ pub const MEMORY_USAGE_RATIO: Tier = Tier {
     warning: 0.7,
     critical: 0.9,
 };
-/// Event-loop delay, seconds.
+/// Event-loop delay, seconds, above the gateway monitor's sampling floor
+/// (`openclaw_gateway_eventloop_delay_floor_seconds`, 20 ms): the gateway's
+/// figures include its 20 ms sampling period, the field report's do not.
 pub const EVENT_LOOP_DELAY_SECONDS: Tier = Tier {
     warning: 0.02,
     critical: 0.05,
@@ -37,7 +39,8 @@ pub const ACTIVE_CONNECTIONS: Tier = Tier {
     warning: 1000.0,
     critical: 1500.0,
 };
-/// Failed probes over all probes, over the errors window.
+/// Failed probes over all probes, over the errors window (readiness probes:
+/// one a second, so one failure in a minute stays below the danger line).
 pub const ERROR_RATIO: Tier = Tier {
     warning: 0.005,
     critical: 0.02,

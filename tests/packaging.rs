@@ -160,6 +160,13 @@ fn dockerfile_matches_the_binary() {
     assert_eq!(health.len(), 1);
     let health_cmd = exec_form(health[0]);
     assert_eq!(health_cmd, [binary.as_str(), "check"], "{}", health[0]);
+    let help = Command::new(EXPORTER).arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .lines()
+            .any(|l| l.trim_start().starts_with("check ")),
+        "`check` is a subcommand of the binary"
+    );
 
     // Flags and port.
     let cmd = exec_form(find("CMD")[0]);

@@ -119,18 +119,19 @@ fn real_gateway_vitals_match_proc() {
 }
 
 #[test]
-fn real_gateway_with_max_old_space_size() {
+fn real_gateway_limit_diagnose_and_check() {
     let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let gw = RealGateway::start(&[("NODE_OPTIONS", "--max-old-space-size=1024")]);
     let url = gw.url();
     let state_dir = gw.state_dir();
+    let sd = state_dir.to_str().unwrap();
     let exp = Exporter::start(&[
         "--gateway.name",
         "real",
         "--gateway.url",
         &url,
         "--gateway.state-dir",
-        state_dir.to_str().unwrap(),
+        sd,
         "--collect.connections.interval",
         "250ms",
         "--collect.memory.interval",
@@ -143,4 +144,67 @@ fn real_gateway_with_max_old_space_size() {
         )
     });
     assert_eq!(limit, 1073741824.0);
+
+    // Wait until /readyz is past its startup checks and the gateway's own
+    // event-loop figure has settled (startup work keeps it busy for a while).
+    let mut settled = 0;
+    wait_for(
+        std::time::Duration::from_secs(90),
+        "readyz 200 with a settled event loop",
+        || {
+            let (status, _, body) = http_get(&gw.addr(), "/readyz", &[]).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let p99 = v["eventLoop"]["delayP99Ms"].as_f64()?;
+            settled = if status == 200 && p99 < 30.0 {
+                settled + 1
+            } else {
+                0
+            };
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            (settled >= 4).then_some(())
+        },
+    );
+    let cmd = |sub: &str| {
+        std::process::Command::new(EXPORTER)
+            .args([
+                sub,
+                "--gateway.url",
+                &url,
+                "--gateway.state-dir",
+                sd,
+                "--gateway.memory-limit",
+                "4GiB",
+                "--probe.timeout",
+                "2s",
+            ])
+            .env_remove("OPENCLAW_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    let show = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let healthy = cmd("diagnose");
+    assert_eq!(
+        healthy.status.code(),
+        Some(0),
+        "a healthy real gateway diagnoses OK:\n{}",
+        show(&healthy)
+    );
+    let ok = cmd("check");
+    assert_eq!(ok.status.code(), Some(0), "{}", show(&ok));
+
+    gw.proc.signal("STOP");
+    let hung = cmd("diagnose");
+    let failing = cmd("check");
+    gw.proc.signal("CONT");
+    assert_eq!(hung.status.code(), Some(2), "{}", show(&hung));
+    assert!(show(&hung).contains("HUNG"), "{}", show(&hung));
+    assert_eq!(failing.status.code(), Some(1), "{}", show(&failing));
+    assert!(show(&failing).contains("HUNG"), "{}", show(&failing));
 }

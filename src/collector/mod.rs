@@ -6,9 +6,11 @@
 //! records its own success, duration and time of its last sample.
 
 pub mod lifecycle;
+pub mod liveness;
 pub mod logs;
 pub mod memory;
 pub mod process;
+pub mod readiness;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

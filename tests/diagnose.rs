@@ -1,0 +1,127 @@
+//! `diagnose` and `check` as an operator runs them, against the fixture.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(EXPORTER)
+        .args(args)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let logs = TempDir::new("logs");
+    let log = logs.path().join("openclaw-2026-11-24.log");
+    let fx = Fixture::start(&[
+        "--port",
+        "0",
+        "--state-dir",
+        sd,
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    // Let the fixture's event-loop monitor finish its first window.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let lp = logs.path().to_str().unwrap();
+    let args = [
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        sd,
+        "--gateway.log-path",
+        lp,
+        "--probe.timeout",
+        "2s",
+    ];
+    let with = |sub: &[&str]| {
+        let mut a: Vec<&str> = sub.to_vec();
+        a.extend_from_slice(&args);
+        run(&a)
+    };
+
+    let healthy = with(&["diagnose"]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+    let out = text(&healthy);
+    assert!(
+        out.contains("OK    process") && out.contains("found by lock_file"),
+        "{out}"
+    );
+    assert!(out.contains("overall: OK"), "{out}");
+
+    let json = with(&["diagnose", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["status"], "OK");
+    assert_eq!(v["gateways"][0]["checks"][0]["check"], "process");
+
+    let ok = with(&["check"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("GET /healthz 200"), "{}", text(&ok));
+
+    // A WARN line in the log shows up in the report.
+    fx.cmd("log?level=ERROR&message=Process%20memory%20950MB%20exceeds%20limit%201GB");
+
+    // The field report's hang: alive, listening, not answering.
+    fx.proc.signal("STOP");
+    let started = std::time::Instant::now();
+    let hung = with(&["diagnose"]);
+    let took = started.elapsed();
+    fx.proc.signal("CONT");
+    assert_eq!(hung.status.code(), Some(2), "{}", text(&hung));
+    let out = text(&hung);
+    assert!(out.contains("CRIT  hung") && out.contains("HUNG"), "{out}");
+    assert!(
+        out.contains("Process memory 950MB exceeds limit 1GB"),
+        "recent log lines: {out}"
+    );
+    assert!(
+        out.contains("openclaw gateway stop --timeout 30"),
+        "what to do: {out}"
+    );
+    assert!(
+        took.as_secs_f64() < 2.0 * 2.0 + 2.0,
+        "probes run concurrently: {took:?}"
+    );
+
+    fx.proc.signal("STOP");
+    let failing = with(&["check"]);
+    fx.proc.signal("CONT");
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(text(&failing).contains("HUNG"), "{}", text(&failing));
+
+    // A crash: down, and the stale lock it left is named.
+    fx.proc.signal("KILL");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let down = with(&["diagnose"]);
+    assert_eq!(down.status.code(), Some(2));
+    let out = text(&down);
+    assert!(
+        out.contains("CRIT  process") && out.contains("1 stale"),
+        "{out}"
+    );
+    assert!(out.contains("rm -f"), "clear the stale lock: {out}");
+    let gone = with(&["check"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        text(&gone).contains("no gateway process"),
+        "{}",
+        text(&gone)
+    );
+}

@@ -1,0 +1,169 @@
+//! The health probes against the real OpenClaw gateway: readiness and its
+//! event-loop figures, and the hang verdict following SIGSTOP and SIGCONT.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const G: &[(&str, &str)] = &[("gateway", "real")];
+
+fn ep(endpoint: &'static str) -> [(&'static str, &'static str); 2] {
+    [("gateway", "real"), ("endpoint", endpoint)]
+}
+
+fn last(s: &Scrape, name: &str) -> Option<f64> {
+    s.get(name, &[("gateway", "real"), ("stat", "last")])
+}
+
+/// Seconds since the process started, from /proc.
+fn process_age_seconds(pid: u32) -> f64 {
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let hz: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    uptime - start_ticks(pid) as f64 / hz
+}
+
+#[test]
+fn real_gateway_readiness_event_loop_and_hang() {
+    let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let gw = RealGateway::start(&[]);
+    let url = gw.url();
+    let state_dir = gw.state_dir();
+    // run-openclaw.sh starts the gateway with OPENCLAW_GATEWAY_TOKEN=t.
+    let secrets = TempDir::new("real-token");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "t\n").unwrap();
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "real",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state_dir.to_str().unwrap(),
+        "--gateway.token-file",
+        token_file.to_str().unwrap(),
+        "--collect.connections.interval",
+        "500ms",
+        "--collect.latency.interval",
+        "500ms",
+        "--probe.readiness-interval",
+        "500ms",
+        "--probe.timeout",
+        "1s",
+    ]);
+
+    // /readyz says 503 startup-sidecars for a few seconds after /healthz.
+    wait_for(Duration::from_secs(90), "ready 1", || {
+        (exp.scrape().get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
+    });
+    // Startup loads the event loop; wait for it to settle below 1 s.
+    let s = wait_for(
+        Duration::from_secs(90),
+        "a plausible event-loop p99",
+        || {
+            let s = exp.scrape();
+            let p99 = last(&s, "openclaw_gateway_eventloop_delay_p99_seconds")?;
+            (p99 > 0.001 && p99 < 1.0).then_some(s)
+        },
+    );
+    let p99 = last(&s, "openclaw_gateway_eventloop_delay_p99_seconds").unwrap();
+    let max = last(&s, "openclaw_gateway_eventloop_delay_max_seconds").unwrap();
+    assert!(
+        p99 >= 0.019,
+        "the gateway's monitor samples every 20 ms, so p99 includes that floor: {p99}"
+    );
+    assert!(max >= p99, "max {max} < p99 {p99}");
+    let util = last(&s, "openclaw_gateway_eventloop_utilization_ratio").unwrap();
+    assert!((0.0..=1.0).contains(&util), "utilization {util}");
+    let cpu = last(&s, "openclaw_gateway_cpu_core_ratio").unwrap();
+    assert!(
+        (0.0..=2.0).contains(&cpu),
+        "cpu cores {cpu} on a 2-core machine"
+    );
+    let degraded = last(&s, "openclaw_gateway_eventloop_degraded").unwrap();
+    assert!(degraded == 0.0 || degraded == 1.0);
+    let peak = s
+        .get(
+            "openclaw_gateway_eventloop_delay_max_seconds",
+            &[("gateway", "real"), ("stat", "peak")],
+        )
+        .unwrap();
+    assert!(peak >= max, "peak {peak} < last {max}");
+    let uptime = s.get("openclaw_gateway_uptime_seconds", G).unwrap();
+    let age = process_age_seconds(gw.pid());
+    assert!(
+        uptime > 0.0 && uptime <= age + 2.0,
+        "uptime {uptime} s, process age {age} s"
+    );
+    // Every field the exporter reads is in the real answer.
+    for sample in
+        s.0.iter()
+            .filter(|x| x.name == "openclaw_gateway_readiness_parse_errors_total")
+    {
+        assert_eq!(sample.value, 0.0, "{sample:?}");
+    }
+    // Checks seen failing during startup (startup-sidecars) read 0 now.
+    for sample in
+        s.0.iter()
+            .filter(|x| x.name == "openclaw_gateway_readiness_failing")
+    {
+        assert_eq!(sample.value, 0.0, "{sample:?}");
+    }
+    for endpoint in ["live", "ready"] {
+        assert_eq!(
+            s.get("openclaw_gateway_probe_success", &ep(endpoint)),
+            Some(1.0)
+        );
+        assert_eq!(
+            s.get("openclaw_gateway_probe_http_status_code", &ep(endpoint)),
+            Some(200.0)
+        );
+    }
+    assert_eq!(s.get("openclaw_gateway_hung", G), Some(0.0));
+
+    // Stopped: alive, listening, silent.
+    gw.proc.signal("STOP");
+    let stopped = Instant::now();
+    wait_for(Duration::from_secs(60), "hung 1", || {
+        (exp.scrape().get("openclaw_gateway_hung", G) == Some(1.0)).then_some(())
+    });
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "hung after {took:?}; two probes of 0.5 s + 1 s"
+    );
+    let s = exp.scrape();
+    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
+    assert_eq!(s.get("openclaw_gateway_ready", G), Some(0.0));
+    assert!(
+        s.get(
+            "openclaw_gateway_probe_failures_total",
+            &[
+                ("gateway", "real"),
+                ("endpoint", "live"),
+                ("reason", "timeout")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+
+    gw.proc.signal("CONT");
+    wait_for(Duration::from_secs(60), "hung 0 after SIGCONT", || {
+        (exp.scrape().get("openclaw_gateway_hung", G) == Some(0.0)).then_some(())
+    });
+    wait_for(Duration::from_secs(60), "ready again after SIGCONT", || {
+        (exp.scrape().get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
+    });
+}
