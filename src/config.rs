@@ -20,11 +20,8 @@ pub const DEFAULT_LOG_DIR: &str = "/tmp/openclaw";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config file: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read config file: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path}:{line}:{column}: {reason}")]
     Parse {
         path: String,
@@ -43,17 +40,17 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Intervals {
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub memory: Duration,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub connections: Duration,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub latency: Duration,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub event_loop: Duration,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub errors: Duration,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_interval")]
     pub logs: Duration,
 }
 
@@ -131,7 +128,7 @@ pub struct FileConfig {
     pub collect: Intervals,
     #[serde(default)]
     pub probe: Probe,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_gateways")]
     pub gateways: Vec<GatewayFile>,
     /// Extra log patterns to count, name -> regular expression.
     #[serde(default)]
@@ -230,6 +227,9 @@ pub struct Config {
     pub log_patterns: Vec<LogPattern>,
 }
 
+/// Configured log patterns, at most.
+pub const MAX_LOG_PATTERNS: usize = 100;
+
 /// The built-in log patterns plus the configured ones. Names are label
 /// values: lower-case letters, digits and underscores.
 pub fn log_patterns(
@@ -238,6 +238,12 @@ pub fn log_patterns(
     let builtin = BUILTIN_LOG_PATTERNS
         .iter()
         .map(|(n, r)| (n.to_string(), r.to_string()));
+    if extra.len() > MAX_LOG_PATTERNS {
+        return Err(ConfigError::Invalid(format!(
+            "log_patterns: {} patterns; at most {MAX_LOG_PATTERNS} (every log line is matched against each)",
+            extra.len()
+        )));
+    }
     let mut out: Vec<LogPattern> = Vec::new();
     for (name, re) in builtin.chain(extra.iter().map(|(n, r)| (n.clone(), r.clone()))) {
         if name.is_empty()
@@ -332,50 +338,140 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+/// A duration (zero allowed), for `#[serde(deserialize_with)]`.
+pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_str(DurationVisitor { positive: false })
+}
+
+/// A sampling interval: a duration above zero.
+fn de_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_str(DurationVisitor { positive: true })
+}
+
+/// Parses inside the scalar, so that errors point at its line.
+struct DurationVisitor {
+    positive: bool,
+}
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as 500ms, 10s, 1m30s")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+        let d = parse_duration(v).map_err(E::custom)?;
+        if self.positive && d.is_zero() {
+            return Err(E::custom(format!(
+                "interval {v:?} must be greater than zero"
+            )));
+        }
+        Ok(d)
+    }
 }
 
 /// Parse the YAML config file's text. `path` only labels errors.
 pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, ConfigError> {
-    // An empty file is a valid, empty config.
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
+    parse_yaml(path, text)
+}
+
+/// Parse a YAML file's text into `T`; errors carry `path:line:column`. An
+/// empty file (or one of only comments) is `T::default()`.
+pub fn parse_yaml<T>(path: &str, text: &str) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(T::default());
     }
+    check_nesting(path, text)?;
     serde_yaml::from_str(text).map_err(|e| {
-        let reason = strip_location(&e.to_string());
+        let msg = e.to_string();
         match e.location() {
             Some(loc) => ConfigError::Parse {
                 path: path.to_string(),
                 line: loc.line(),
                 column: loc.column(),
-                reason,
+                reason: strip_location(&msg, loc.line(), loc.column()),
             },
             None => ConfigError::ParseNoLocation {
                 path: path.to_string(),
-                reason,
+                reason: msg,
             },
         }
     })
 }
 
-/// serde_yaml appends " at line L column C" to its messages; we print the
-/// location in front instead.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+/// Deeper flow nesting (`[[[[...`) than any config needs. libyaml, under
+/// serde_yaml, takes time quadratic in it: 20 000 levels take seconds.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuse brackets nested deeper than [`MAX_NESTING`], counted everywhere
+/// (quoted strings and comments included: no real config comes close).
+fn check_nesting(path: &str, text: &str) -> Result<(), ConfigError> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        for (j, c) in line.chars().enumerate() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => continue,
+            }
+            if depth > MAX_NESTING {
+                return Err(ConfigError::Parse {
+                    path: path.to_string(),
+                    line: i + 1,
+                    column: j + 1,
+                    reason: format!("brackets nested deeper than {MAX_NESTING} levels"),
+                });
+            }
+        }
     }
+    Ok(())
+}
+
+/// serde_yaml appends " at line L column C" to its messages; we print the
+/// location in front instead. Other locations in the message (where a
+/// quoted string began, say) stay.
+fn strip_location(msg: &str, line: usize, column: usize) -> String {
+    let suffix = format!(" at line {line} column {column}");
+    msg.strip_suffix(&suffix).unwrap_or(msg).to_string()
 }
 
 pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    parse_file(&shown, &text)
+    let text = read_text(path)?;
+    parse_file(&path.display().to_string(), &text)
+}
+
+/// Config files are small; anything larger is a mistake (or `/dev/zero`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Read a config file as UTF-8 text, at most [`MAX_CONFIG_BYTES`].
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_err = |error| ConfigError::Read {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(read_err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes"
+        ))));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        ))
+    })
 }
 
 /// The state dir of a gateway that names none: `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
@@ -398,9 +494,10 @@ pub fn parse_gateway_url(url: &str) -> Result<(String, u16), String> {
         _ => return Err(format!("gateway url {url:?}: scheme must be http or https")),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        // Never echo the credentials.
         return Err(format!(
-            "gateway url {url:?}: credentials in the url are not supported"
+            "gateway url \"{scheme}://***@{host}\": credentials in the url are not supported"
         ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -428,6 +525,79 @@ pub fn parse_gateway_url(url: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
+/// The `gateway` label of a gateway that names none: `host:port`.
+fn default_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The file's gateway list, with duplicate names (given, or the default
+/// `host:port`) refused where the second one is written.
+fn de_gateways<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<GatewayFile>, D::Error> {
+    d.deserialize_seq(Gateways)
+}
+
+struct Gateways;
+
+impl<'de> serde::de::Visitor<'de> for Gateways {
+    type Value = Vec<GatewayFile>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of gateways")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        while let Some(g) = seq.next_element_seed(UniqueGateway(&mut names))? {
+            out.push(g);
+        }
+        Ok(out)
+    }
+}
+
+/// One gateway whose name must not be in the set yet. The check runs
+/// inside the gateway's own map, so the error points at it.
+struct UniqueGateway<'a>(&'a mut std::collections::HashSet<String>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueGateway<'_> {
+    type Value = GatewayFile;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<GatewayFile, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueGateway<'_> {
+    type Value = GatewayFile;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a gateway (name, url, state_dir, ...)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<GatewayFile, A::Error> {
+        use serde::de::Error;
+        let g = GatewayFile::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        let url = g.url.as_deref().unwrap_or(DEFAULT_GATEWAY_URL);
+        let (host, port) =
+            parse_gateway_url(url.trim_end_matches('/')).map_err(A::Error::custom)?;
+        if let Some(limit) = &g.memory_limit {
+            crate::memory_limit::parse_size(limit)
+                .map_err(|e| A::Error::custom(format!("memory_limit: {e}")))?;
+        }
+        let name = g.name.clone().unwrap_or_else(|| default_name(&host, port));
+        if !self.0.insert(name.clone()) {
+            return Err(A::Error::custom(format!(
+                "duplicate gateway name {name:?}: give each gateway a unique name"
+            )));
+        }
+        Ok(g)
+    }
+}
+
 /// Turn one file or flag gateway into a validated spec.
 pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
     let url = g
@@ -436,13 +606,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         .trim_end_matches('/')
         .to_string();
     let (host, port) = parse_gateway_url(&url).map_err(ConfigError::Invalid)?;
-    let name = g.name.unwrap_or_else(|| {
-        if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        }
-    });
+    let name = g.name.unwrap_or_else(|| default_name(&host, port));
     if name.is_empty() {
         return Err(ConfigError::Invalid(
             "gateway name must not be empty".into(),
@@ -596,8 +760,22 @@ mod tests {
     #[test]
     fn duplicate_names_rejected() {
         let text = "gateways:\n  - {name: a}\n  - {name: a, url: 'http://h:2'}\n";
-        let f = parse_file("c.yml", text).unwrap();
-        let err = build(f.collect, f.gateways).unwrap_err().to_string();
+        let err = parse_file("c.yml", text).unwrap_err().to_string();
+        assert!(err.starts_with("c.yml:3:5: "), "{err}");
+        assert!(err.contains("duplicate gateway name \"a\""), "{err}");
+        // Default names (host:port) collide too.
+        let text = "gateways:\n  - url: http://h:1\n  - name: other\n  - url: http://h:1/\n";
+        let err = parse_file("c.yml", text).unwrap_err().to_string();
+        assert!(err.starts_with("c.yml:4:5: "), "{err}");
+        assert!(err.contains("duplicate gateway name \"h:1\""), "{err}");
+        // Gateways from flags and code are checked by `build`.
+        let g = || GatewayFile {
+            name: Some("a".into()),
+            ..Default::default()
+        };
+        let err = build(Intervals::default(), vec![g(), g()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("duplicate gateway name \"a\""), "{err}");
     }
 
@@ -615,7 +793,11 @@ mod tests {
         assert_eq!(parse_gateway_url("http://h"), Ok(("h".into(), 80)));
         assert!(parse_gateway_url("ftp://h:1").is_err());
         assert!(parse_gateway_url("http://h:0").is_err());
-        assert!(parse_gateway_url("http://u:p@h:1").is_err());
+        let err = parse_gateway_url("http://u:s3cret@h:1/x").unwrap_err();
+        assert!(
+            !err.contains("s3cret") && err.contains("http://***@h:1"),
+            "{err}"
+        );
         assert!(parse_gateway_url("127.0.0.1:18789").is_err());
     }
 

@@ -19,3 +19,4 @@ pub mod proc_net;
 pub mod sock_diag;
 pub mod tcp;
 pub mod thresholds;
+pub mod web;

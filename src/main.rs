@@ -5,10 +5,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind};
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
+use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
 #[derive(Debug, Parser)]
@@ -32,6 +34,19 @@ struct Cli {
         default_value = "/metrics"
     )]
     telemetry_path: String,
+    /// Web config file: TLS, basic auth and response headers, in the Prometheus exporter-toolkit format. Reloaded on SIGHUP.
+    #[arg(
+        global = true,
+        long = "web.config.file",
+        env = "OPENCLAW_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// Time a client has to finish the TLS handshake and send a request's headers (kept alive: to start its next request); a client that takes none of a response for this long is cut off too.
+    #[arg(long = "web.client-timeout", default_value = "30s", value_parser = config::parse_duration)]
+    client_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long = "web.max-connections", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
     /// YAML config file (gateways and intervals).
     #[arg(
         global = true,
@@ -169,6 +184,13 @@ fn main() -> ExitCode {
     if let Some(Command::Check) = cli.command {
         return run_check(&config);
     }
+    let web = match Web::load(cli.web_config_file.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
         for g in &config.gateways {
@@ -182,7 +204,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match serve(cli, config) {
+    match serve(cli, config, web) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -309,11 +331,25 @@ async fn run_check(config: &config::Config) -> ExitCode {
 }
 
 #[tokio::main]
-async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
+async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::new(&config);
     let _tasks = exporter.spawn();
-    let app = http::app(AppState::new(&exporter, &cli.telemetry_path));
+    let web = std::sync::Arc::new(web);
+    let app = web::wrap(
+        http::app(AppState::new(&exporter, &cli.telemetry_path)),
+        web.clone(),
+    );
+    let limits = web::Limits {
+        client_timeout: cli.client_timeout,
+        max_connections: cli.max_connections as usize,
+    };
 
+    // Before "listening": a signal must never find its default action (exit).
+    let signal = |kind| tokio::signal::unix::signal(kind).context("cannot handle signals");
+    let hup = signal(SignalKind::hangup())?;
+    let term = signal(SignalKind::terminate())?;
+    let int = signal(SignalKind::interrupt())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for spec in &cli.listen_addresses {
         let listener = bind(spec).await?;
@@ -321,20 +357,42 @@ async fn serve(cli: Cli, config: config::Config) -> anyhow::Result<()> {
         tracing::info!(
             version = VERSION,
             gateways = config.gateways.len(),
-            "listening on http://{addr}"
+            tls = web.is_tls(),
+            basic_auth = !web.current().users.is_empty(),
+            "listening on {}",
+            web::url(addr, web.is_tls())
         );
-        let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        servers.spawn(web::serve(
+            listener,
+            app.clone(),
+            web.clone(),
+            limits,
+            stopped.clone(),
+        ));
     }
+    tokio::spawn(reload_on_sighup(hup, web));
+    shutdown_signal(term, int).await;
+    let _ = stop.send(true);
     while let Some(res) = servers.join_next().await {
-        res.context("server task failed")?
-            .context("server failed")?;
+        res.context("server task failed")?;
     }
     Ok(())
+}
+
+/// SIGHUP reloads the web config; a broken file keeps the one in force.
+async fn reload_on_sighup(mut hup: Signal, web: std::sync::Arc<Web>) {
+    while hup.recv().await.is_some() {
+        let w = web.clone();
+        let outcome = tokio::task::spawn_blocking(move || w.reload()).await;
+        match outcome {
+            Ok(Ok(ReloadOutcome::Reloaded)) => tracing::info!("SIGHUP: web config reloaded"),
+            Ok(Ok(ReloadOutcome::NoFile)) => {
+                tracing::info!("SIGHUP: no --web.config.file to reload")
+            }
+            Ok(Err(e)) => tracing::error!("SIGHUP: web config not reloaded: {e}"),
+            Err(e) => tracing::error!("SIGHUP: web config reload failed: {e}"),
+        }
+    }
 }
 
 /// Bind one listen address. ":port" tries the IPv6 wildcard (dual stack on
@@ -353,17 +411,10 @@ async fn bind(spec: &str) -> anyhow::Result<tokio::net::TcpListener> {
     ))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
+/// SIGTERM or SIGINT.
+async fn shutdown_signal(mut term: Signal, mut int: Signal) {
     tokio::select! {
-        _ = ctrl_c => {},
         _ = term.recv() => {},
+        _ = int.recv() => {},
     }
 }

@@ -334,7 +334,12 @@ impl Fixture {
 /// The exporter binary, listening on a random loopback port.
 pub struct Exporter {
     pub proc: Proc,
+    /// host:port, without the scheme.
     pub addr: String,
+    /// "http" or "https".
+    pub scheme: String,
+    /// Everything it logged so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Exporter {
@@ -350,31 +355,58 @@ impl Exporter {
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[exporter] {line}");
+                kept.lock().unwrap().push(line.clone());
                 if !sent {
-                    if let Some(i) = line.find("listening on http://") {
-                        let addr = line[i + "listening on http://".len()..]
+                    if let Some(i) = line.find("listening on ") {
+                        let url = line[i + "listening on ".len()..]
                             .split_whitespace()
                             .next()
                             .unwrap()
                             .to_string();
-                        let _ = tx.send(addr);
+                        let (scheme, addr) = url.split_once("://").unwrap();
+                        let _ = tx.send((scheme.to_string(), addr.to_string()));
                         sent = true;
                     }
                 }
             }
         });
-        let addr = rx
+        let (scheme, addr) = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("exporter did not start listening");
         Exporter {
             proc: Proc { child },
             addr,
+            scheme,
+            logs,
         }
+    }
+
+    /// `scheme://addr`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Wait until a log line contains `needle`; return it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("log line {needle:?}"),
+            || {
+                self.logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                    .cloned()
+            },
+        )
     }
 
     pub fn scrape(&self) -> Scrape {
