@@ -157,7 +157,7 @@ fn main() {
     );
     println!("| exporter RSS, 1 gateway, after 1000 scrapes | {rss_mb:.1} MB | <= 10 MB |");
     println!();
-    println!("| collector | wall time of its last sample |");
+    println!("| collector | CPU of one sample |");
     println!("|---|---|");
     for (name, ms) in per_collector {
         println!("| {name} | {ms:.3} ms |");

@@ -217,12 +217,21 @@ impl Exporter {
     /// Run every collector once, in the calling thread. Async collectors
     /// (probes) run on a small runtime of their own.
     pub fn sample_once(&mut self) {
+        self.sample_collectors(|_| true);
+    }
+
+    /// Run the collectors whose `collector` label passes `which` once.
+    pub fn sample_collectors(&mut self, which: impl Fn(&str) -> bool) {
         let mut jobs: Vec<(usize, Job)> = std::mem::take(&mut self.jobs)
             .into_iter()
             .enumerate()
             .collect();
         let mut probes = Vec::new();
         for (i, job) in std::mem::take(&mut jobs) {
+            if !which(job.health.collector) {
+                jobs.push((i, job));
+                continue;
+            }
             match job.sampler {
                 Kind::Blocking(mut s) => {
                     collector::run_once(s.as_mut(), &job.health);
