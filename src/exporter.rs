@@ -39,6 +39,8 @@ pub struct Exporter {
     pub logs: Vec<Arc<LogSlot>>,
     pub health: Vec<Arc<Health>>,
     jobs: Vec<Job>,
+    /// Runs the probes of `sample_once`; made on first use, never by the server.
+    one_shot: Option<tokio::runtime::Runtime>,
 }
 
 impl Exporter {
@@ -203,6 +205,7 @@ impl Exporter {
             logs: log_slots,
             health,
             jobs,
+            one_shot: None,
         }
     }
 
@@ -249,10 +252,12 @@ impl Exporter {
         if !probes.is_empty() {
             // The probes run concurrently: a hung gateway costs one timeout,
             // not one per probe.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime");
+            let runtime = self.one_shot.get_or_insert_with(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime")
+            });
             let done = runtime.block_on(async move {
                 let mut set = tokio::task::JoinSet::new();
                 for (i, mut s, health, interval) in probes {
