@@ -107,8 +107,8 @@ wait_gone() { # wait_gone PID: until PID has exited (at most 5 s)
 }
 
 metric() { # metric NAME: first sample of NAME from the exporter (empty if absent)
-  curl -fsS --max-time 2 "http://127.0.0.1:$EXPORTER_PORT/metrics" 2>/dev/null |
-    awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'
+  { curl -fsS --max-time 2 "http://127.0.0.1:$EXPORTER_PORT/metrics" 2>/dev/null || true; } |
+    awk -v m="$1" '!found && ($1 == m || index($1, m "{") == 1) {print $2; found = 1}'
 }
 
 fixture_ctl() { curl -fsS --max-time 3 "http://127.0.0.1:$GATEWAY_PORT/__fixture/$1" >/dev/null 2>&1 || true; }
@@ -198,7 +198,8 @@ kill "$CHAOS_PID" 2>/dev/null || true; wait "$CHAOS_PID" 2>/dev/null || true; CH
 kill -CONT "$(fixture_pid)" 2>/dev/null || true
 kill -0 "$EXPORTER_PID" || { log "exporter died during the soak"; exit 1; }
 RSS_END="$(rss_kb "$EXPORTER_PID")"
-echo "$(($(date +%s) - START)) $RSS_END" >>"$WORK/rss.txt"
+elapsed=$(($(date +%s) - START))
+[ "$elapsed" -lt $((next - 60 + 5)) ] || echo "$elapsed $RSS_END" >>"$WORK/rss.txt"
 RESTARTS="$(metric openclaw_gateway_process_restarts_total)"
 PROBE_FAILURES="$(metric openclaw_gateway_probe_failures_total)"
 
@@ -229,7 +230,8 @@ rss = [tuple(map(int, l.split())) for l in open(rss_path) if l.strip()]
 start_kb, end_kb = rss[0][1], rss[-1][1]
 max_kb = max(r for _, r in rss)
 # Baseline: the first-minute sample (allocators and caches settle in the first minute).
-base_t, base_kb = next(((t, r) for t, r in rss if t >= 60), rss[0]) if len(rss) > 2 else rss[0]
+# A run of under two minutes has no such sample: its baseline is the start.
+base_t, base_kb = next(((t, r) for t, r in rss[1:-1] if t >= 60), rss[0])
 end_t = rss[-1][0]
 scrapes_after_base = requests * max(end_t - base_t, 1) / max(end_t, 1)
 growth_pct = 100.0 * (end_kb - base_kb) / base_kb
