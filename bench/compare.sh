@@ -198,15 +198,14 @@ done
 
 # ---------- the table ----------
 
-{
-  for n in "${NAMES[@]}"; do
-    echo "$n ${P50[$n]} ${P99[$n]} ${RPS[$n]} ${RSS[$n]} ${CPU_H[$n]}"
-  done
-} | python3 - "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" <<'EOF'
+for n in "${NAMES[@]}"; do
+  echo "$n ${P50[$n]} ${P99[$n]} ${RPS[$n]} ${RSS[$n]} ${CPU_H[$n]}"
+done >"$WORK/results.txt"
+python3 - "$WORK/results.txt" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" <<'EOF'
 import sys
-kind, idle, wrk_s = sys.argv[1:]
+results, kind, idle, wrk_s = sys.argv[1:]
 rows = {}
-for line in sys.stdin:
+for line in open(results):
     n, p50, p99, rps, rss, cpu = line.split()
     rows[n] = dict(p50=float(p50), p99=float(p99), rps=float(rps), rss=int(rss) / 1024, cpu=float(cpu))
 peers = [rows[n] for n in ("node_exporter", "process-exporter", "blackbox_exporter")]
