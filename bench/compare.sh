@@ -155,12 +155,13 @@ start blackbox_exporter "/probe?target=http://127.0.0.1:$GATEWAY_PORT/healthz&mo
 NAMES=(ours node_exporter process-exporter blackbox_exporter)
 for n in "${NAMES[@]}"; do wait_http "${URL[$n]}" 20; done
 # Check each one sees the gateway before measuring anything.
-curl -fsS "${URL[ours]}" | grep -q '^openclaw_gateway_process_up{.*} 1' ||
-  { log "our exporter does not see the gateway"; exit 1; }
-curl -fsS "${URL[process-exporter]}" | grep -q 'namedprocess_namegroup_num_procs{groupname="openclaw-gatewa"} [1-9]' ||
+sees() { # sees NAME REGEX: NAME's scrape has a line matching REGEX
+  curl -fsS --max-time 10 "${URL[$1]}" >"$WORK/check-$1.txt" && grep -qE "$2" "$WORK/check-$1.txt"
+}
+sees ours '^openclaw_gateway_process_up\{.*\} 1' || { log "our exporter does not see the gateway"; exit 1; }
+sees process-exporter 'namedprocess_namegroup_num_procs\{groupname="openclaw-gatewa"\} [1-9]' ||
   { log "process-exporter does not match the gateway"; exit 1; }
-curl -fsS "${URL[blackbox_exporter]}" | grep -q '^probe_success 1' ||
-  { log "blackbox_exporter's probe of /healthz fails"; exit 1; }
+sees blackbox_exporter '^probe_success 1' || { log "blackbox_exporter's probe of /healthz fails"; exit 1; }
 sleep 5 # every collector of ours has sampled at least once
 
 # ---------- CPU at default intervals: idle, one scrape per exporter every 15 s ----------
