@@ -9,7 +9,7 @@
 #
 #   --real     the real OpenClaw gateway (tests/support/run-openclaw.sh) instead
 #              of the fixture (tests/fixture/gateway.js)
-#   --idle S   idle period for the CPU measurement (default 120)
+#   --idle S   idle period for the CPU measurement (default 300)
 #   --wrk S    wrk duration per exporter (default 10)
 #
 # For each exporter: CPU seconds per hour at default intervals (utime+stime
@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REAL=0
-IDLE=120
+IDLE=300
 WRK_SECONDS=10
 while [ "$#" -gt 0 ]; do
   case "$1" in
