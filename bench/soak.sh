@@ -78,7 +78,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_kb PID: "VmRSS RssAnon" in kB (RssAnon: the heap and stacks, without the
+# binary's file-backed pages, which page in as code paths are first used).
+rss_kb() { awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} END {print r + 0, a + 0}' "/proc/$1/status" 2>/dev/null || echo 0 0; }
 
 # start_fixture PORT: start the fixture on PORT (0 = any) with the shared state
 # dir; waits for its "listening" line, records its pid, prints its port.
@@ -188,7 +190,7 @@ while kill -0 "$WRK_PID" 2>/dev/null; do
   if [ "$elapsed" -ge "$next" ]; then
     rss="$(rss_kb "$EXPORTER_PID")"
     echo "$elapsed $rss" >>"$WORK/rss.txt"
-    log "t=${elapsed}s RSS ${rss} kB"
+    log "t=${elapsed}s RSS ${rss% *} kB (anon ${rss#* } kB)"
     next=$((next + 60))
   fi
 done
@@ -226,7 +228,9 @@ non2xx_m = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
 non2xx = int(non2xx_m.group(1)) if non2xx_m else 0
 errors = sock_errors + non2xx
 
-rss = [tuple(map(int, l.split())) for l in open(rss_path) if l.strip()]
+samples = [tuple(map(int, l.split())) for l in open(rss_path) if l.strip()]
+rss = [(t, r) for t, r, _ in samples]
+anon = [a for _, _, a in samples]
 start_kb, end_kb = rss[0][1], rss[-1][1]
 max_kb = max(r for _, r in rss)
 # Baseline: the first-minute sample (allocators and caches settle in the first minute).
@@ -248,11 +252,13 @@ print(f"RSS start:           {start_kb} kB")
 print(f"RSS at {base_t:>4} s:       {base_kb} kB (baseline)")
 print(f"RSS end:             {end_kb} kB ({growth_pct:+.1f}% vs baseline)")
 print(f"RSS max:             {max_kb} kB")
+print(f"RssAnon start/end:   {anon[0]} kB / {anon[-1]} kB (max {max(anon)} kB)")
 print(f"RSS growth / 1M scrapes: {per_million:+.0f} kB")
 print(f"fault cycles:        {cycles} crash+restart, {hangs} hangs ({hung_seen} reported hung=1 while stopped)")
 print(f"exporter counters:   openclaw_gateway_process_restarts_total {restarts}, "
       f"openclaw_gateway_probe_failures_total {probe_failures}")
 print("RSS samples (s kB):  " + ", ".join(f"{t} {r}" for t, r in rss))
+print("RssAnon samples (kB): " + ", ".join(str(a) for a in anon))
 ok = errors == 0 and growth_pct <= limit
 print("RESULT:              " + ("PASS" if ok else
       f"FAIL ({'errors' if errors else ''}{' ' if errors and growth_pct > limit else ''}"
