@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: our exporter against the stack a user would assemble
+# instead, on one host, in one run, against the same gateway:
+#   - Debian's node_exporter with tcpstat (--collector.tcpstat, defaults on),
+#   - process-exporter matching the gateway (comm "openclaw-gatewa"),
+#   - blackbox_exporter probing the gateway's /healthz (module http_2xx).
+#
+#   bench/compare.sh [--real] [--idle SECONDS] [--wrk SECONDS]
+#
+#   --real     the real OpenClaw gateway (tests/support/run-openclaw.sh) instead
+#              of the fixture (tests/fixture/gateway.js)
+#   --idle S   idle period for the CPU measurement (default 300)
+#   --wrk S    wrk duration per exporter (default 10)
+#
+# For each exporter: CPU seconds per hour at default intervals (utime+stime
+# from /proc/<pid>/stat over the idle period, one Prometheus-like scrape every
+# 15 s, scaled to an hour; our background sampling counts), then wrk
+# -t2 -c8 on its scrape URL (p50/p99 latency, requests/s), then VmRSS.
+# Prints one Markdown table and a line against the issue's targets.
+# Needs node, wrk, curl, python3 and the Debian packages
+# prometheus-node-exporter, prometheus-process-exporter and
+# prometheus-blackbox-exporter. Loopback only; everything is stopped on exit.
+# docs/benchmarks.md has the last table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REAL=0
+IDLE=300
+WRK_SECONDS=10
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --real) REAL=1 ;;
+    --idle) IDLE="$2"; shift ;;
+    --wrk) WRK_SECONDS="$2"; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "compare: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BIN="target/release/openclaw-gateway-exporter"
+NODE_EXPORTER=/usr/bin/prometheus-node-exporter
+PROCESS_EXPORTER=/usr/bin/prometheus-process-exporter
+BLACKBOX_EXPORTER=/usr/bin/prometheus-blackbox-exporter
+SCRAPE_INTERVAL=15
+CLK_TCK="$(getconf CLK_TCK)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ocgx-compare.XXXXXX")"
+PIDS=()            # every process started here (gateway: its process group)
+GATEWAY_PGID=""
+
+log() { printf '[compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+  local rc=$? p
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "$GATEWAY_PGID" ] && kill -TERM -- "-$GATEWAY_PGID" 2>/dev/null || true
+  sleep 0.5
+  [ -n "$GATEWAY_PGID" ] && kill -KILL -- "-$GATEWAY_PGID" 2>/dev/null || true
+  if [ "$rc" -ne 0 ] || [ "${COMPARE_KEEP:-0}" = 1 ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # wait_http URL SECONDS: until URL answers 2xx
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    curl -fsS --max-time 2 -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "no answer from $1 after $2 s"; return 1
+}
+
+cpu_ticks() { # utime + stime of PID, in clock ticks
+  awk '{print $14 + $15}' <(sed -E 's/^.*\) //; s/^/x x /' "/proc/$1/stat")
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# ---------- the gateway ----------
+
+for tool in node wrk curl python3 "$NODE_EXPORTER" "$PROCESS_EXPORTER" "$BLACKBOX_EXPORTER"; do
+  command -v "$tool" >/dev/null || { echo "compare: $tool is not installed" >&2; exit 1; }
+done
+[ -x "$BIN" ] || cargo build --release --locked
+
+GATEWAY_PORT="$(free_port)"
+if [ "$REAL" = 1 ]; then
+  GATEWAY_KIND="real OpenClaw gateway ($(sed -n 's/^OPENCLAW_VERSION="${OPENCLAW_VERSION:-\(.*\)}"$/\1/p' tests/support/run-openclaw.sh))"
+  export OPENCLAW_GATEWAY_TOKEN="${OPENCLAW_GATEWAY_TOKEN:-t}"
+  setsid tests/support/run-openclaw.sh "$GATEWAY_PORT" "$WORK/home" >"$WORK/gateway.log" 2>&1 </dev/null &
+  GATEWAY_PGID=$!
+  STATE_DIR="$WORK/home/.openclaw"
+  LOG_ARGS=()
+  wait_http "http://127.0.0.1:$GATEWAY_PORT/healthz" 120
+else
+  GATEWAY_KIND="fixture gateway (tests/fixture/gateway.js)"
+  STATE_DIR="$WORK/state"
+  mkdir -p "$STATE_DIR"
+  setsid node tests/fixture/gateway.js --port "$GATEWAY_PORT" --host 127.0.0.1 \
+    --state-dir "$STATE_DIR" --log-file "$WORK/gateway-app.log" >"$WORK/gateway.log" 2>&1 </dev/null &
+  GATEWAY_PGID=$!
+  LOG_ARGS=(--gateway.log-path="$WORK/gateway-app.log")
+  wait_http "http://127.0.0.1:$GATEWAY_PORT/healthz" 20
+fi
+log "$GATEWAY_KIND on 127.0.0.1:$GATEWAY_PORT"
+
+# ---------- the exporters, each on its own loopback port, default intervals ----------
+
+declare -A PID URL
+start() { # start NAME SCRAPE_PATH COMMAND...: start an exporter, remember its pid and scrape URL
+  local name="$1" path="$2" port="$3"; shift 3
+  "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+  PID[$name]=$!
+  PIDS+=("$!")
+  URL[$name]="http://127.0.0.1:$port$path"
+}
+
+P_OURS="$(free_port)"; P_NODE="$(free_port)"; P_PROC="$(free_port)"; P_BB="$(free_port)"
+
+start ours /metrics "$P_OURS" "$BIN" --web.listen-address="127.0.0.1:$P_OURS" \
+  --gateway.url="http://127.0.0.1:$GATEWAY_PORT" --gateway.state-dir="$STATE_DIR" "${LOG_ARGS[@]}"
+
+start node_exporter /metrics "$P_NODE" "$NODE_EXPORTER" \
+  --web.listen-address="127.0.0.1:$P_NODE" --collector.tcpstat
+
+cat >"$WORK/process-exporter.yml" <<'EOF'
+process_names:
+  - name: "{{.Comm}}"
+    comm:
+      - openclaw-gatewa
+EOF
+start process-exporter /metrics "$P_PROC" "$PROCESS_EXPORTER" \
+  -web.listen-address="127.0.0.1:$P_PROC" -config.path="$WORK/process-exporter.yml"
+
+cat >"$WORK/blackbox.yml" <<'EOF'
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+EOF
+start blackbox_exporter "/probe?target=http://127.0.0.1:$GATEWAY_PORT/healthz&module=http_2xx" "$P_BB" \
+  "$BLACKBOX_EXPORTER" --web.listen-address="127.0.0.1:$P_BB" --config.file="$WORK/blackbox.yml"
+
+NAMES=(ours node_exporter process-exporter blackbox_exporter)
+for n in "${NAMES[@]}"; do wait_http "${URL[$n]}" 20; done
+# Check each one sees the gateway before measuring anything.
+sees() { # sees NAME REGEX: NAME's scrape has a line matching REGEX
+  curl -fsS --max-time 10 "${URL[$1]}" >"$WORK/check-$1.txt" && grep -qE "$2" "$WORK/check-$1.txt"
+}
+sees ours '^openclaw_gateway_process_up\{.*\} 1' || { log "our exporter does not see the gateway"; exit 1; }
+sees process-exporter 'namedprocess_namegroup_num_procs\{groupname="openclaw-gatewa"\} [1-9]' ||
+  { log "process-exporter does not match the gateway"; exit 1; }
+sees blackbox_exporter '^probe_success 1' || { log "blackbox_exporter's probe of /healthz fails"; exit 1; }
+sleep 5 # every collector of ours has sampled at least once
+
+# ---------- CPU at default intervals: idle, one scrape per exporter every 15 s ----------
+
+log "idle CPU: ${IDLE}s with a scrape of each exporter every ${SCRAPE_INTERVAL}s"
+declare -A CPU0 CPU_H RSS P50 P99 RPS
+for n in "${NAMES[@]}"; do CPU0[$n]="$(cpu_ticks "${PID[$n]}")"; done
+t0="$(date +%s.%N)"
+for ((s = 0; s < IDLE; s += SCRAPE_INTERVAL)); do
+  for n in "${NAMES[@]}"; do curl -fsS --max-time 10 -o /dev/null "${URL[$n]}"; done
+  sleep "$(( s + SCRAPE_INTERVAL <= IDLE ? SCRAPE_INTERVAL : IDLE - s ))"
+done
+t1="$(date +%s.%N)"
+for n in "${NAMES[@]}"; do
+  CPU_H[$n]="$(python3 -c "print(($(cpu_ticks "${PID[$n]}") - ${CPU0[$n]}) / $CLK_TCK * 3600 / ($t1 - $t0))")"
+done
+
+# ---------- latency and throughput: wrk on each scrape URL, one at a time ----------
+
+unit_ms() { # "123.45us" -> milliseconds
+  python3 -c "import re,sys; v,u=re.fullmatch(r'([\d.]+)(us|ms|s|m)','$1').groups(); print(float(v)*{'us':1e-3,'ms':1,'s':1e3,'m':6e4}[u])"
+}
+for n in "${NAMES[@]}"; do
+  log "wrk -t2 -c8 -d${WRK_SECONDS}s ${URL[$n]}"
+  wrk -t2 -c8 -d"${WRK_SECONDS}s" --timeout 10s --latency "${URL[$n]}" >"$WORK/wrk-$n.txt"
+  P50[$n]="$(unit_ms "$(awk '$1 == "50%" {print $2}' "$WORK/wrk-$n.txt")")"
+  P99[$n]="$(unit_ms "$(awk '$1 == "99%" {print $2}' "$WORK/wrk-$n.txt")")"
+  RPS[$n]="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$n.txt")"
+  if grep -qE 'Non-2xx|Socket errors' "$WORK/wrk-$n.txt"; then
+    log "$n: $(grep -E 'Non-2xx|Socket errors' "$WORK/wrk-$n.txt" | tr '\n' ' ')"
+  fi
+  RSS[$n]="$(rss_kb "${PID[$n]}")"
+  sleep 2 # let the machine settle before the next one
+done
+
+# ---------- the table ----------
+
+for n in "${NAMES[@]}"; do
+  echo "$n ${P50[$n]} ${P99[$n]} ${RPS[$n]} ${RSS[$n]} ${CPU_H[$n]}"
+done >"$WORK/results.txt"
+python3 - "$WORK/results.txt" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" <<'EOF'
+import sys
+results, kind, idle, wrk_s = sys.argv[1:]
+rows = {}
+for line in open(results):
+    n, p50, p99, rps, rss, cpu = line.split()
+    rows[n] = dict(p50=float(p50), p99=float(p99), rps=float(rps), rss=int(rss) / 1024, cpu=float(cpu))
+peers = [rows[n] for n in ("node_exporter", "process-exporter", "blackbox_exporter")]
+# A Prometheus scrape round of the three peers costs the sum of their latencies;
+# rounds per second is the harmonic sum of their throughputs.
+rows["peers sum"] = dict(p50=sum(p["p50"] for p in peers), p99=sum(p["p99"] for p in peers),
+                         rps=1 / sum(1 / p["rps"] for p in peers),
+                         rss=sum(p["rss"] for p in peers), cpu=sum(p["cpu"] for p in peers))
+def ms(v): return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
+print(f"Against the {kind}; wrk -t2 -c8 -d{wrk_s}s per exporter; CPU over {idle} s idle "
+      f"with a scrape every 15 s, scaled to an hour.\n")
+print("| exporter | /metrics p50 | /metrics p99 | max req/s (wrk) | RSS after wrk | CPU s/hour at default intervals |")
+print("|---|---|---|---|---|---|")
+for n in ("ours", "node_exporter", "process-exporter", "blackbox_exporter", "peers sum"):
+    r = rows[n]
+    print(f"| {n} | {ms(r['p50'])} | {ms(r['p99'])} | {r['rps']:,.0f} | {r['rss']:.1f} MB | {r['cpu']:.2f} |")
+o, s = rows["ours"], rows["peers sum"]
+def mark(ok): return "met" if ok else "NOT met"
+ratio = s["cpu"] / o["cpu"] if o["cpu"] > 0 else float("inf")
+print()
+print(f"Targets: /metrics p99 ≤ 1 ms: {ms(o['p99'])} ({mark(o['p99'] <= 1)}); "
+      f"≥ 10k req/s: {o['rps']:,.0f} ({mark(o['rps'] >= 10000)}); "
+      f"RSS ≤ 10 MB: {o['rss']:.1f} MB ({mark(o['rss'] <= 10)}); "
+      f"≥ 10× lighter in CPU than the peer sum: {ratio:.1f}× ({mark(ratio >= 10)}).")
+EOF
