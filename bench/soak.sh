@@ -25,6 +25,8 @@ FIXTURE="tests/fixture/gateway.js"
 WRK_THREADS="${SOAK_WRK_THREADS:-2}"
 WRK_CONNECTIONS="${SOAK_WRK_CONNECTIONS:-8}"
 RSS_GROWTH_LIMIT_PCT=20
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"   # at the start
+STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ocgx-soak.XXXXXX")"
 STATE_DIR="$WORK/state"
@@ -207,7 +209,7 @@ PROBE_FAILURES="$(metric openclaw_gateway_probe_failures_total)"
 
 # ---------- report ----------
 
-echo "soak: ${DURATION} s, wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} on /metrics, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "soak: ${DURATION} s, wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} on /metrics, started ${STARTED_AT}, commit ${COMMIT}"
 
 python3 - "$WORK/wrk.txt" "$WORK/rss.txt" "$DURATION" "$RSS_GROWTH_LIMIT_PCT" \
   "${RESTARTS:-absent}" "${PROBE_FAILURES:-absent}" "$WORK/chaos.txt" <<'EOF'
