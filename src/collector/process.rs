@@ -50,9 +50,12 @@ impl ProcessSampler {
     }
 
     fn log_once(&mut self, e: &ProcError) {
+        // Keyed by kind and what was read, never by pid: the set stays
+        // bounded however often the gateway restarts.
         let key = match e {
+            ProcError::Gone(_) => "gone".to_string(),
             ProcError::Denied { what, .. } => format!("denied:{what}"),
-            other => other.to_string(),
+            ProcError::Other { what, .. } => format!("other:{what}"),
         };
         if self.logged.insert(key) {
             tracing::warn!(gateway = %self.slot.target.spec.name, error = %e, "cannot read part of the gateway process; those series are skipped");
