@@ -317,20 +317,13 @@ pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vit
     })
 }
 
-/// Resident memory of one process in bytes, from `/proc/<pid>/stat`.
-pub fn resident_bytes(host: &Host, pid: i32) -> Result<u64, ProcError> {
+/// Resident and virtual memory of one process in bytes, from one read of
+/// `/proc/<pid>/stat`.
+pub fn memory_bytes(host: &Host, pid: i32) -> Result<(u64, u64), ProcError> {
     let stat = Process::new(pid)
         .and_then(|p| p.stat())
         .map_err(|e| classify(pid, "stat", e))?;
-    Ok(stat.rss.saturating_mul(host.page_size))
-}
-
-/// Virtual memory of one process in bytes.
-pub fn virtual_bytes(pid: i32) -> Result<u64, ProcError> {
-    let stat = Process::new(pid)
-        .and_then(|p| p.stat())
-        .map_err(|e| classify(pid, "stat", e))?;
-    Ok(stat.vsize)
+    Ok((stat.rss.saturating_mul(host.page_size), stat.vsize))
 }
 
 #[cfg(test)]

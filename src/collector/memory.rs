@@ -66,12 +66,11 @@ impl Sampler for MemorySampler {
         };
         let pid = found.id.pid;
         let read = || -> Result<MemorySample, ProcError> {
-            let resident_bytes = proc::resident_bytes(&self.host, pid)?;
-            let virtual_bytes = proc::virtual_bytes(pid)?;
+            let (resident_bytes, virtual_bytes) = proc::memory_bytes(&self.host, pid)?;
             // A child that exits between listing and reading counts as zero.
             let children_resident_bytes = proc::descendants(pid)
                 .into_iter()
-                .filter_map(|c| proc::resident_bytes(&self.host, c).ok())
+                .filter_map(|c| proc::memory_bytes(&self.host, c).ok().map(|(rss, _)| rss))
                 .sum();
             let configured = self.slot.target.spec.memory_limit;
             Ok(MemorySample {
