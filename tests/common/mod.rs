@@ -272,6 +272,21 @@ impl Proc {
             .status()
             .unwrap();
         assert!(ok.success(), "kill -{sig} {}", self.pid());
+        if sig == "STOP" {
+            // kill(2) returns before a thread running on another core has
+            // stopped; until then it may still accept connections.
+            let tasks = format!("/proc/{}/task", self.pid());
+            wait_for(Duration::from_secs(10), "every thread stopped", || {
+                let all = std::fs::read_dir(&tasks).ok()?.all(|t| {
+                    let stat = t
+                        .ok()
+                        .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok());
+                    stat.and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('T')))
+                        .unwrap_or(true)
+                });
+                all.then_some(())
+            });
+        }
     }
 }
 
