@@ -24,6 +24,10 @@ use crate::proc::Host;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("OCGX_REVISION");
 
+/// How long the readiness prober keeps its connection between polls: below
+/// Node's default keep-alive timeout of 5 s.
+const READINESS_KEEP_ALIVE: Duration = Duration::from_secs(4);
+
 /// One collector of one gateway, ready to run.
 pub struct Job {
     pub sampler: Kind,
@@ -105,7 +109,7 @@ impl Exporter {
                 intervals.connections,
             ));
             jobs.push(job(
-                Kind::Blocking(Box::new(WatchSampler(target.clone()))),
+                Kind::Blocking(Box::new(WatchSampler::new(target.clone()))),
                 target,
                 lifecycle::WATCH_INTERVAL,
             ));
@@ -128,12 +132,22 @@ impl Exporter {
             lifecycle_slots.push((target.spec.name.clone(), lifecycle));
 
             // A gateway whose client cannot be built is reported by both
-            // probe collectors failing on every tick.
-            let prober = Prober::new(config.probe.timeout, target.spec.url.starts_with("https:"))
-                .map_err(|e| {
-                    tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
-                    e.to_string()
-                });
+            // probe collectors failing on every tick. Liveness connects afresh
+            // every time: a kept connection would hide a listener that no
+            // longer accepts. Readiness, polled every second, reuses its
+            // connection while the poll is well inside Node's 5 s keep-alive.
+            let https = target.spec.url.starts_with("https:");
+            let unbuildable = |e: crate::probe::ClientError| {
+                tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
+                e.to_string()
+            };
+            let prober = Prober::new(config.probe.timeout, https).map_err(unbuildable);
+            let ready_prober = if readiness_poll < READINESS_KEEP_ALIVE {
+                Prober::keep_alive(config.probe.timeout, https, READINESS_KEEP_ALIVE)
+                    .map_err(unbuildable)
+            } else {
+                prober.clone()
+            };
             let stats = |endpoint| {
                 Arc::new(ProbeStats::new(
                     &target.spec.name,
@@ -164,7 +178,7 @@ impl Exporter {
             jobs.push(job(
                 Kind::Async(Box::new(ReadinessSampler::new(
                     readiness.clone(),
-                    prober.clone(),
+                    ready_prober,
                     readiness_poll,
                 ))),
                 target,
@@ -209,12 +223,12 @@ impl Exporter {
         }
     }
 
-    /// Start every collector in the background (needs a Tokio runtime).
-    pub fn spawn(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
-        self.jobs
-            .drain(..)
-            .map(|j| collector::spawn(j.sampler, j.health, j.interval))
-            .collect()
+    /// Start every collector in the background (needs a Tokio runtime for
+    /// the probes).
+    pub fn spawn(&mut self) {
+        for j in self.jobs.drain(..) {
+            collector::spawn(j.sampler, j.health, j.interval);
+        }
     }
 
     /// Run every collector once, in the calling thread. Async collectors

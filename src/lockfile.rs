@@ -85,15 +85,8 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
 /// uid in the folder name is not assumed: the exporter may run as another user.
 pub fn find(state_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(state_dir.join("tmp")) else {
-        return out;
-    };
-    for dir in dirs.flatten() {
-        let name = dir.file_name();
-        if !name.to_string_lossy().starts_with("openclaw-") {
-            continue;
-        }
-        let Ok(files) = std::fs::read_dir(dir.path()) else {
+    for dir in dirs(state_dir) {
+        let Ok(files) = std::fs::read_dir(&dir) else {
             continue;
         };
         for file in files.flatten() {
@@ -106,6 +99,18 @@ pub fn find(state_dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The lock folders: `<state_dir>/tmp/openclaw-*/`.
+pub fn dirs(state_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("tmp")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("openclaw-"))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[cfg(test)]

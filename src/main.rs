@@ -333,7 +333,7 @@ async fn run_check(config: &config::Config) -> ExitCode {
 #[tokio::main]
 async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::new(&config);
-    let _tasks = exporter.spawn();
+    exporter.spawn();
     let web = std::sync::Arc::new(web);
     let app = web::wrap(
         http::app(AppState::new(&exporter, &cli.telemetry_path)),

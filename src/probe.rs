@@ -113,7 +113,8 @@ pub enum ClientError {
     Build(#[from] reqwest::Error),
 }
 
-/// Sends probes. One per gateway; holds no connection between probes.
+/// Sends probes. Holds no connection between probes, unless made with
+/// [`Prober::keep_alive`].
 #[derive(Debug, Clone)]
 pub struct Prober {
     client: reqwest::Client,
@@ -125,12 +126,32 @@ impl Prober {
     /// CA certificates loaded (rustls with the ring provider), so a plain-http
     /// exporter runs on a machine that has none.
     pub fn new(timeout: Duration, https: bool) -> Result<Prober, ClientError> {
+        Prober::build(timeout, https, None)
+    }
+
+    /// A prober that keeps one idle connection for up to `idle` between
+    /// probes. `idle` must stay below the gateway's keep-alive timeout (Node's
+    /// default is 5 s), or a probe could race the server closing it.
+    pub fn keep_alive(
+        timeout: Duration,
+        https: bool,
+        idle: Duration,
+    ) -> Result<Prober, ClientError> {
+        Prober::build(timeout, https, Some(idle))
+    }
+
+    fn build(
+        timeout: Duration,
+        https: bool,
+        idle: Option<Duration>,
+    ) -> Result<Prober, ClientError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "openclaw-gateway-exporter/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .pool_max_idle_per_host(0)
+            .pool_max_idle_per_host(usize::from(idle.is_some()))
+            .pool_idle_timeout(idle)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())

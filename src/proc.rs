@@ -61,6 +61,47 @@ pub fn identity(pid: i32) -> Result<Identity, ProcError> {
     })
 }
 
+/// An open `/proc/<pid>/stat` of one process, re-read in place: one `pread`
+/// tells whether that process still runs. A reused pid is another process;
+/// the old file then reads as an error.
+#[derive(Debug)]
+pub struct Watched {
+    id: Identity,
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl Watched {
+    /// Open the stat file of `id`, if it is that process that runs now.
+    pub fn open(id: Identity) -> Option<Watched> {
+        let file = std::fs::File::open(format!("/proc/{}/stat", id.pid)).ok()?;
+        let mut w = Watched {
+            id,
+            file,
+            buf: vec![0; 1024],
+        };
+        (identity(id.pid).ok() == Some(id) && w.alive()).then_some(w)
+    }
+
+    pub fn id(&self) -> Identity {
+        self.id
+    }
+
+    /// Whether the process runs still (a zombie has exited).
+    pub fn alive(&mut self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Ok(n) = self.file.read_at(&mut self.buf, 0) else {
+            return false;
+        };
+        let stat = &self.buf[..n];
+        let state = stat
+            .iter()
+            .rposition(|&b| b == b')')
+            .and_then(|i| stat.get(i + 2));
+        matches!(state, Some(s) if !matches!(s, b'Z' | b'X'))
+    }
+}
+
 /// `/proc/<pid>/comm`, without the newline.
 pub fn comm(pid: i32) -> Option<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

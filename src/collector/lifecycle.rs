@@ -7,7 +7,7 @@
 //! the gateway crash-loops faster than the collector intervals.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -24,8 +24,62 @@ use crate::{lockfile, tcp};
 /// How often the identity watch runs.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Re-checks the gateway's identity cheaply (see [`Target::watch`]).
-pub struct WatchSampler(pub Arc<Target>);
+/// Re-checks the gateway's identity cheaply (see [`Target::watch`]), and only
+/// when something changed: a quiet tick is a `stat` of each lock folder, lock
+/// file and pid file, and one read of the current process's stat file.
+pub struct WatchSampler {
+    target: Arc<Target>,
+    /// The files the last check read, with their metadata then.
+    stamps: Vec<(PathBuf, Option<Stamp>)>,
+    /// The process the last check found.
+    watched: Option<proc::Watched>,
+}
+
+/// A file's metadata that changes when it is created, replaced or written.
+type Stamp = (u64, i64, i64, i64, i64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.size(),
+    ))
+}
+
+impl WatchSampler {
+    pub fn new(target: Arc<Target>) -> Self {
+        WatchSampler {
+            target,
+            stamps: Vec::new(),
+            watched: None,
+        }
+    }
+
+    /// Whether a file the identity depends on changed since the last check.
+    fn files_changed(&self) -> bool {
+        self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s)
+    }
+
+    fn restamp(&mut self) {
+        let spec = &self.target.spec;
+        let mut paths = vec![spec.state_dir.join("tmp")];
+        paths.extend(lockfile::dirs(&spec.state_dir));
+        paths.extend(lockfile::find(&spec.state_dir));
+        paths.extend(spec.pid_file.clone());
+        self.stamps = paths
+            .into_iter()
+            .map(|p| {
+                let s = stamp(&p);
+                (p, s)
+            })
+            .collect();
+    }
+}
 
 impl Sampler for WatchSampler {
     fn name(&self) -> &'static str {
@@ -33,7 +87,21 @@ impl Sampler for WatchSampler {
     }
 
     fn sample(&mut self) -> Result<(), SampleError> {
-        self.0.watch();
+        let current = self.target.current().map(|f| f.id);
+        let still_running = match &mut self.watched {
+            Some(w) if Some(w.id()) == current => w.alive(),
+            _ => false,
+        };
+        if still_running && !self.files_changed() {
+            return Ok(());
+        }
+        // Stamp first: a file that changes during the check is read again.
+        self.restamp();
+        self.target.watch();
+        self.watched = self
+            .target
+            .current()
+            .and_then(|f| proc::Watched::open(f.id));
         Ok(())
     }
 }
@@ -171,6 +239,41 @@ fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
 }
 
 /// Does this process's environment point at `state_dir`?
+/// Which processes have the gateway's title. A pid's `comm` is read when the
+/// pid first shows up, and every pid's again each [`TitleCache::REFRESH`]th
+/// sample, in case a pid was reused between two samples or a process renamed
+/// itself. This spares reading the `comm` of every process on each sample.
+#[derive(Debug, Default)]
+struct TitleCache {
+    titled: std::collections::HashMap<i32, bool>,
+    samples: u32,
+}
+
+impl TitleCache {
+    const REFRESH: u32 = 6;
+
+    fn titled(&mut self, comm: &str) -> Vec<i32> {
+        if self.samples % Self::REFRESH == 0 {
+            self.titled.clear();
+        }
+        self.samples = self.samples.wrapping_add(1);
+        let pids: HashSet<i32> = proc::all_pids().into_iter().collect();
+        self.titled.retain(|pid, _| pids.contains(pid));
+        for pid in pids {
+            self.titled
+                .entry(pid)
+                .or_insert_with(|| proc::comm(pid).as_deref() == Some(comm));
+        }
+        let mut out: Vec<i32> = self
+            .titled
+            .iter()
+            .filter_map(|(&pid, &t)| t.then_some(pid))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
 fn environ_state_dir(pid: i32, state_dir: &Path) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
@@ -189,11 +292,16 @@ fn environ_state_dir(pid: i32, state_dir: &Path) -> bool {
 pub struct LifecycleSampler {
     target: Arc<Target>,
     slot: Arc<Latest<LifecycleSample>>,
+    titles: TitleCache,
 }
 
 impl LifecycleSampler {
     pub fn new(target: Arc<Target>, slot: Arc<Latest<LifecycleSample>>) -> Self {
-        LifecycleSampler { target, slot }
+        LifecycleSampler {
+            target,
+            slot,
+            titles: TitleCache::default(),
+        }
     }
 }
 
@@ -220,10 +328,8 @@ impl Sampler for LifecycleSampler {
         let listeners = listen_owners(spec.port, &known);
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
-        for pid in proc::all_pids() {
-            if proc::comm(pid).as_deref() == Some(spec.comm())
-                && environ_state_dir(pid, &spec.state_dir)
-            {
+        for pid in self.titles.titled(spec.comm()) {
+            if environ_state_dir(pid, &spec.state_dir) {
                 if let Ok(id) = proc::identity(pid) {
                     claimants.insert(id);
                 }

@@ -116,60 +116,69 @@ pub fn unix_now() -> f64 {
 
 /// Sample every `interval` in the background, forever. A slow sample delays the
 /// next tick instead of piling up.
-pub fn spawn(
-    sampler: Kind,
-    health: Arc<Health>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
+///
+/// A blocking sampler gets a thread of its own that sleeps between samples:
+/// its `/proc` reads never run on the async runtime, a read stuck on one
+/// process stalls only that collector, and a tick costs one thread wake-up.
+/// (`spawn_blocking` on a timer costs three per tick: the runtime's timer, the
+/// pool thread and the runtime again, which is most of an idle exporter's
+/// CPU.) Async samplers (probes) are tasks on the runtime.
+pub fn spawn(sampler: Kind, health: Arc<Health>, interval: Duration) {
     match sampler {
-        Kind::Blocking(s) => spawn_blocking_loop(s, health, interval),
-        Kind::Async(mut s) => tokio::spawn(async move {
-            let mut ticker = ticker(interval);
-            loop {
-                ticker.tick().await;
-                run_once_async(s.as_mut(), &health).await;
-            }
-        }),
+        Kind::Blocking(s) => spawn_thread(s, health, interval),
+        Kind::Async(mut s) => {
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    run_once_async(s.as_mut(), &health).await;
+                }
+            });
+        }
     }
 }
 
-fn ticker(interval: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker
-}
-
-fn spawn_blocking_loop(
-    mut sampler: Box<dyn Sampler>,
-    health: Arc<Health>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = ticker(interval);
+fn spawn_thread(mut sampler: Box<dyn Sampler>, health: Arc<Health>, interval: Duration) {
+    let name = format!("{}-{}", health.collector, health.gateway);
+    let h = health.clone();
+    let body = move || {
+        let mut next = Instant::now();
         loop {
-            ticker.tick().await;
-            let h = health.clone();
-            match tokio::task::spawn_blocking(move || {
-                run_once(sampler.as_mut(), &h);
-                sampler
-            })
-            .await
-            {
-                Ok(s) => sampler = s,
-                Err(e) => {
-                    // The sampler panicked: record it and stop this one
-                    // collector; every other collector keeps running.
-                    tracing::error!(gateway = %health.gateway, collector = health.collector, error = %e, "collector crashed");
-                    health.last.set(Run {
-                        success: false,
-                        duration_seconds: 0.0,
-                        timestamp_seconds: unix_now(),
-                    });
-                    return;
-                }
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_once(sampler.as_mut(), &h)
+            }));
+            if ran.is_err() {
+                // The sampler panicked: record it and stop this one
+                // collector; every other collector keeps running.
+                tracing::error!(gateway = %h.gateway, collector = h.collector, "collector crashed");
+                h.last.set(Run {
+                    success: false,
+                    duration_seconds: 0.0,
+                    timestamp_seconds: unix_now(),
+                });
+                return;
             }
+            // The next tick on the grid; ticks missed by a slow sample are
+            // skipped, not run back to back.
+            let now = Instant::now();
+            next += interval;
+            if next <= now {
+                next = now + interval;
+            }
+            std::thread::sleep(next - now);
         }
-    })
+    };
+    // Threads are named after the collector and gateway (`top -H` shows them).
+    // A thread that cannot start leaves the collector without samples, which
+    // `openclaw_gateway_collector_last_sample_timestamp` shows.
+    if let Err(e) = std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 * 1024)
+        .spawn(body)
+    {
+        tracing::error!(gateway = %health.gateway, collector = health.collector, error = %e, "cannot start the collector's thread");
+    }
 }
 
 /// Exposes the run records of every collector.
