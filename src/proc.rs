@@ -372,6 +372,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_watched_process_is_alive_until_it_exits() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let id = identity(child.id() as i32).unwrap();
+        let mut w = Watched::open(id).unwrap();
+        assert!(w.alive() && w.alive(), "re-read in place");
+        // Another start time is another process: not opened.
+        let other = Identity {
+            start_ticks: id.start_ticks + 1,
+            ..id
+        };
+        assert!(Watched::open(other).is_none());
+        child.kill().unwrap();
+        // A zombie is not alive either, before and after it is reaped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while w.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!w.alive());
+        child.wait().unwrap();
+        assert!(!w.alive());
+    }
+
+    #[test]
     fn own_identity_and_vitals() {
         let me = std::process::id() as i32;
         let id = identity(me).unwrap();

@@ -613,7 +613,7 @@ fn scrape_at(addr: &str) -> Scrape {
 }
 
 #[test]
-fn probes_use_fresh_connections_send_the_token_only_to_readyz_and_never_show_it() {
+fn liveness_connects_afresh_readiness_keeps_its_connection_and_the_token_goes_only_to_readyz() {
     let (port, seen) = recording_server();
     let url = format!("http://127.0.0.1:{port}");
     let dir = TempDir::new("token");
@@ -673,13 +673,29 @@ fn probes_use_fresh_connections_send_the_token_only_to_readyz_and_never_show_it(
             .all(|r| r.path == "/healthz" || r.path == "/readyz"),
         "redirects are not followed: {seen:?}"
     );
+    // Liveness connects afresh for every probe; readiness, polled well inside
+    // the keep-alive timeout, reuses its connection.
     let mut per_connection = std::collections::HashMap::new();
     for r in &seen {
-        *per_connection.entry(r.connection).or_insert(0) += 1;
+        per_connection
+            .entry(r.connection)
+            .or_insert_with(Vec::new)
+            .push(r.path.as_str());
     }
     assert!(
-        per_connection.values().all(|n| *n == 1),
-        "every probe opens a fresh connection: {per_connection:?}"
+        per_connection
+            .values()
+            .all(|paths| !paths.contains(&"/healthz") || paths.len() == 1),
+        "every liveness probe opens a fresh connection: {per_connection:?}"
+    );
+    let ready_requests = seen.iter().filter(|r| r.path == "/readyz").count();
+    let ready_connections = per_connection
+        .values()
+        .filter(|paths| paths.contains(&"/readyz"))
+        .count();
+    assert!(
+        ready_connections < ready_requests,
+        "readiness reuses its connection: {per_connection:?}"
     );
     let auth = |r: &Seen| {
         r.headers
