@@ -77,7 +77,7 @@ fn alive(pid: i32) -> Option<Identity> {
 /// A pid file holds one decimal pid; anything else is ignored.
 fn read_pid_file(path: &Path) -> Option<i32> {
     let mut text = String::new();
-    std::fs::File::open(path)
+    lockfile::open_regular(path, true)
         .ok()?
         .take(64)
         .read_to_string(&mut text)

@@ -66,7 +66,7 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
         return Err(LockError::TooLarge { path: shown() });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
+    open_regular(path, false)
         .and_then(|f| f.take(MAX_LOCK_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|source| LockError::Io {
             path: shown(),
@@ -79,6 +79,26 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
         path: shown(),
         reason,
     })
+}
+
+/// Open a file for reading without ever blocking: a FIFO put where a lock or
+/// pid file belongs would block a plain `open` until a writer came. Refuses
+/// anything but a regular file, and a symlink unless `follow`.
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = OFlags::NONBLOCK;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// Every `gateway.*.lock` under `<state_dir>/tmp/openclaw-*/`, sorted. The

@@ -26,6 +26,9 @@ pub struct LogFollower {
     open: Option<Open>,
     /// Whether the first poll happened: later files are read from the start.
     seen_any: bool,
+    /// The last file opened. In a folder, a file whose name sorts before it
+    /// (yesterday's, while today's is being rotated) is never followed again.
+    newest: Option<PathBuf>,
     partial: Vec<u8>,
     /// Skipping the rest of an over-long line.
     skipping: bool,
@@ -54,9 +57,18 @@ pub fn current_file(configured: &Path) -> Option<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("openclaw-") && n.ends_with(".log"))
+                .is_some_and(is_live_log_name)
         })
         .max()
+}
+
+/// `openclaw-YYYY-MM-DD.log` (or `openclaw-<profile>-YYYY-MM-DD.log`), not a
+/// rotated `openclaw-YYYY-MM-DD.1.log`: the gateway rotates by renaming the
+/// live file to `.1.log`, `.1.log` to `.2.log`, and so on.
+fn is_live_log_name(name: &str) -> bool {
+    name.strip_prefix("openclaw-")
+        .and_then(|n| n.strip_suffix(".log"))
+        .is_some_and(|stem| !stem.is_empty() && !stem.contains('.'))
 }
 
 impl LogFollower {
@@ -65,6 +77,7 @@ impl LogFollower {
             configured,
             open: None,
             seen_any: false,
+            newest: None,
             partial: Vec::new(),
             skipping: false,
         }
@@ -74,13 +87,20 @@ impl LogFollower {
     /// and hand each complete line to `on_line`.
     pub fn poll(&mut self, budget: u64, mut on_line: impl FnMut(&[u8])) -> Poll {
         let mut stats = Poll::default();
-        let target = current_file(&self.configured);
+        let target = current_file(&self.configured)
+            .filter(|t| self.newest.as_ref().is_none_or(|newest| t >= newest));
         let target_inode = target
             .as_deref()
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.ino());
 
         if let Some(open) = &mut self.open {
+            if target_inode == Some(open.inode) {
+                // The same file under another name (renamed): keep our place.
+                if let Some(path) = &target {
+                    open.path.clone_from(path);
+                }
+            }
             let switched =
                 target.as_deref() != Some(open.path.as_path()) || target_inode != Some(open.inode);
             if !switched {
@@ -108,6 +128,7 @@ impl LogFollower {
                     } else {
                         file.seek(SeekFrom::End(0)).unwrap_or(0)
                     };
+                    self.newest = Some(path.clone());
                     self.open = Some(Open {
                         path,
                         file,
@@ -225,6 +246,45 @@ mod tests {
         append(&d.join("openclaw-2026-11-24.log"), "h\n");
         assert_eq!(poll(&mut f), ["g", "h"]);
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// The real gateway rotates at its size limit by renaming
+    /// `openclaw-D.log` to `openclaw-D.1.log` (and `.1` to `.2`, ...), then
+    /// creates `openclaw-D.log` on its next write. A poll between the two must
+    /// neither re-read the renamed file nor fall back to yesterday's.
+    #[test]
+    fn the_gateways_own_rotation_is_read_once() {
+        let d = dir("rotate-real");
+        let yesterday = d.join("openclaw-2026-11-23.log");
+        let today = d.join("openclaw-2026-11-24.log");
+        append(&yesterday, "y1\ny2\n");
+        append(&today, "history\n");
+        let mut f = LogFollower::new(d.clone());
+        assert!(poll(&mut f).is_empty());
+        append(&today, "a\nb\n");
+        assert_eq!(poll(&mut f), ["a", "b"]);
+
+        append(&today, "c\n");
+        std::fs::rename(&today, d.join("openclaw-2026-11-24.1.log")).unwrap();
+        assert_eq!(poll(&mut f), ["c"], "the renamed file's tail, once");
+        assert!(poll(&mut f).is_empty(), "no live file yet: nothing re-read");
+
+        append(&today, "d\n");
+        assert_eq!(poll(&mut f), ["d"]);
+        std::fs::rename(&today, d.join("openclaw-2026-11-24.1.log")).unwrap();
+        append(&today, "e\n");
+        assert_eq!(poll(&mut f), ["e"]);
+        assert!(poll(&mut f).is_empty());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn only_live_log_names_are_followed() {
+        assert!(is_live_log_name("openclaw-2026-11-24.log"));
+        assert!(is_live_log_name("openclaw-work-2026-11-24.log"));
+        assert!(!is_live_log_name("openclaw-2026-11-24.1.log"));
+        assert!(!is_live_log_name("openclaw-.log"));
+        assert!(!is_live_log_name("gateway.log"));
     }
 
     #[test]

@@ -330,10 +330,31 @@ async fn run_check(config: &config::Config) -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
+/// The server's runtime. Its few blocking tasks (the liveness probe's process
+/// check, bcrypt) keep their pool thread for an hour instead of 10 s: a thread
+/// made anew every tick costs a thread start, and each new thread may take a
+/// fresh malloc arena, which grows RSS for no use.
+fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
+    malloc::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(Duration::from_secs(3600))
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(serve_on_runtime(cli, config, web))
+}
+
+async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::new(&config);
     exporter.spawn();
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(malloc::TRIM_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            malloc::trim();
+        }
+    });
     let web = std::sync::Arc::new(web);
     let app = web::wrap(
         http::app(AppState::new(&exporter, &cli.telemetry_path)),
@@ -416,5 +437,44 @@ async fn shutdown_signal(mut term: Signal, mut int: Signal) {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+/// glibc's allocator, tuned for a small long-running server. By default it
+/// gives every thread that meets contention an arena of its own (up to 8 per
+/// core) and keeps the freed pages of each, so RSS creeps up for hours while
+/// the live heap stays under 1 MB (measured with heaptrack over a soak). Two
+/// arenas are enough for a handful of threads, and a trim once a minute
+/// hands freed pages back to the kernel. Elsewhere both are no-ops.
+mod malloc {
+    use std::time::Duration;
+
+    pub const TRIM_EVERY: Duration = Duration::from_secs(60);
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    mod glibc {
+        extern "C" {
+            pub fn mallopt(param: i32, value: i32) -> i32;
+            pub fn malloc_trim(pad: usize) -> i32;
+        }
+        /// `M_ARENA_MAX` in glibc's malloc.h.
+        pub const M_ARENA_MAX: i32 = -8;
+    }
+
+    pub fn limit_arenas() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets an allocator parameter; called before the
+        // runtime starts its threads.
+        unsafe {
+            glibc::mallopt(glibc::M_ARENA_MAX, 2);
+        }
+    }
+
+    pub fn trim() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim is thread-safe and only returns free memory.
+        unsafe {
+            glibc::malloc_trim(0);
+        }
     }
 }

@@ -87,10 +87,12 @@ fn unreadable_and_garbage_locks_are_invalid_not_fatal() {
     std::fs::write(dir.join("gateway.binary.lock"), [0u8, 159, 146, 150, 255]).unwrap();
     std::fs::write(dir.join("gateway.huge.lock"), vec![b' '; 1 << 20]).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.join("gateway.link.lock")).unwrap();
+    std::fs::create_dir(dir.join("gateway.dir.lock")).unwrap();
+    mkfifo(&dir.join("gateway.fifo.lock"));
     let url = format!("http://127.0.0.1:{}", free_port());
     let exp = exporter(&url, sd, &[]);
-    exp.wait("four invalid locks", |s| {
-        (lock_files(s, "invalid") == Some(4.0)).then_some(())
+    exp.wait("six invalid locks", |s| {
+        (lock_files(s, "invalid") == Some(6.0)).then_some(())
     });
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0));
@@ -101,6 +103,37 @@ fn unreadable_and_garbage_locks_are_invalid_not_fatal() {
         ),
         Some(1.0)
     );
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+/// A FIFO where the pid file belongs would block a plain open() until a
+/// writer came, and with it the sampler: it is skipped, and discovery goes on
+/// to the lock file.
+#[test]
+fn a_fifo_for_a_pid_file_does_not_block_discovery() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fifo = state.path().join("gateway.pid");
+    mkfifo(&fifo);
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let exp = exporter(&url, sd, &["--gateway.pid-file", fifo.to_str().unwrap()]);
+    exp.wait("found by its lock file", |s| {
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "lock_file")],
+        ) == Some(1.0))
+        .then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
 }
 
 #[test]
@@ -322,10 +355,22 @@ fn log_patterns_are_counted_across_a_rotation() {
         log.to_str().unwrap(),
     ]);
     let url = format!("http://127.0.0.1:{}", fx.port);
+    // A user's own pattern, next to the field report's three.
+    let config = logs.path().join("exporter.yml");
+    std::fs::write(
+        &config,
+        "log_patterns:\n  upstream_timeout: 'ETIMEDOUT|ConnectionTimeoutException'\n",
+    )
+    .unwrap();
     let exp = exporter(
         &url,
         sd,
-        &["--gateway.log-path", logs.path().to_str().unwrap()],
+        &[
+            "--gateway.log-path",
+            logs.path().to_str().unwrap(),
+            "--config.file",
+            config.to_str().unwrap(),
+        ],
     );
     let pat = |s: &Scrape, p: &str| {
         s.get(
@@ -348,23 +393,36 @@ fn log_patterns_are_counted_across_a_rotation() {
         Some(0.0),
         "history before the exporter started is not counted"
     );
+    assert_eq!(
+        pat(&s, "upstream_timeout"),
+        Some(0.0),
+        "exported from the start"
+    );
 
     fx.cmd("log?level=WARN&message=Event%20loop%20delay%20120ms%20exceeds%20threshold&n=3");
     fx.cmd("log?level=ERROR&message=Process%20memory%20950MB%20exceeds%20limit%201GB&n=2");
     fx.cmd("log?level=WARN&message=1500%20active%20connections%20detected&n=1");
     fx.cmd("log?level=INFO&message=hello&n=4");
+    fx.cmd("log?level=ERROR&message=model%20call%20failed%3A%20connect%20ETIMEDOUT%2010.0.0.7%3A443&n=2");
     exp.wait("patterns counted", |s| {
-        (pat(s, "active_connections") == Some(1.0)).then_some(())
+        (pat(s, "active_connections") == Some(1.0) && pat(s, "upstream_timeout") == Some(2.0))
+            .then_some(())
     });
     let s = exp.scrape();
     assert_eq!(pat(&s, "event_loop_delay"), Some(3.0));
     assert_eq!(pat(&s, "memory_limit"), Some(2.0));
+    assert_eq!(
+        pat(&s, "upstream_timeout"),
+        Some(2.0),
+        "a configured pattern"
+    );
     assert_eq!(lvl(&s, "warn"), Some(4.0));
-    assert_eq!(lvl(&s, "error"), Some(2.0));
+    assert_eq!(lvl(&s, "error"), Some(4.0));
     assert_eq!(lvl(&s, "info"), Some(4.0));
 
-    // Rotation by rename; the gateway keeps appending to the path.
-    std::fs::rename(&log, logs.path().join("openclaw-2026-11-24.log.1")).unwrap();
+    // Rotation by rename, named as the real gateway names it; the gateway
+    // keeps appending to the path.
+    std::fs::rename(&log, logs.path().join("openclaw-2026-11-24.1.log")).unwrap();
     fx.cmd("log?level=WARN&message=Event%20loop%20delay%2077ms%20exceeds%20threshold&n=2");
     // And garbage, which is counted and skipped.
     std::fs::OpenOptions::new()
