@@ -94,7 +94,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 for tool in node wrk curl python3 "$NODE_EXPORTER" "$PROCESS_EXPORTER" "$BLACKBOX_EXPORTER"; do
   command -v "$tool" >/dev/null || { echo "compare: $tool is not installed" >&2; exit 1; }
 done
-[ -x "$BIN" ] || cargo build --release --locked
+cargo build --release --locked --quiet  # a no-op when the binary is current
 
 GATEWAY_PORT="$(free_port)"
 if [ "$REAL" = 1 ]; then

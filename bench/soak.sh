@@ -11,7 +11,7 @@
 # failed or RSS grew more than 20% after the first minute.
 #
 # Needs node, wrk, curl, python3 (to pick free ports) and a release build
-# (built here if missing). Loopback only; everything started is stopped on exit.
+# (built here, a no-op when current). Loopback only; everything started is stopped on exit.
 # docs/soak.md has the last 30-minute run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,7 +149,7 @@ chaos_loop() {
 
 # ---------- run ----------
 
-[ -x "$BIN" ] || cargo build --release --locked
+cargo build --release --locked --quiet  # a no-op when the binary is current
 for tool in node wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "soak: $tool is not installed" >&2; exit 1; }
 done
