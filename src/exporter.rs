@@ -312,6 +312,7 @@ fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
         gateway: target.spec.name.clone(),
         collector: sampler.name(),
         last: Latest::new(),
+        skipped: Default::default(),
     });
     Job {
         sampler,

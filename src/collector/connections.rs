@@ -16,7 +16,7 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{SampleError, Sampler};
+use super::{SampleError, Sampler, Skipped};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::proc::{self, FdTypes, ProcError};
@@ -52,6 +52,7 @@ pub struct ConnectionsSampler {
     own_netns: Option<PathBuf>,
     /// Problems already logged, so each is logged once.
     logged: HashSet<String>,
+    skipped: Skipped,
 }
 
 impl ConnectionsSampler {
@@ -63,6 +64,7 @@ impl ConnectionsSampler {
             netlink_unavailable: false,
             own_netns: proc::own_net_namespace(),
             logged: HashSet::new(),
+            skipped: Skipped::default(),
         }
     }
 
@@ -80,10 +82,13 @@ impl ConnectionsSampler {
         for child in proc::descendants(pid) {
             match proc::scan_fds(child, &mut owned) {
                 Ok(_) | Err(ProcError::Gone(_)) => {}
-                Err(e) => self.log_once(
+                Err(e) => {
+                    self.skipped.add(&e);
+                    self.log_once(
                     "child-fds",
                     &format_args!("cannot read the fds of a gateway worker ({e}); its outbound connections are not counted"),
-                ),
+                    )
+                }
             }
         }
         Ok((owned, types))
@@ -164,6 +169,10 @@ impl Sampler for ConnectionsSampler {
         "connections"
     }
 
+    fn take_skipped(&mut self) -> Skipped {
+        std::mem::take(&mut self.skipped)
+    }
+
     fn sample(&mut self) -> Result<(), SampleError> {
         self.sample_host();
         let found = self.slot.target.resolve();
@@ -174,10 +183,13 @@ impl Sampler for ConnectionsSampler {
                 Ok(t) => tree = Some(t),
                 // It exited since it was found: the gateway is down.
                 Err(ProcError::Gone(_)) => pid = None,
-                Err(e) => self.log_once(
-                    "fds",
-                    &format_args!("{e}; outbound connections and fds by type are skipped"),
-                ),
+                Err(e) => {
+                    self.skipped.add(&e);
+                    self.log_once(
+                        "fds",
+                        &format_args!("{e}; outbound connections and fds by type are skipped"),
+                    )
+                }
             }
         }
         let result = self.count(pid, tree.as_ref().map(|(owned, _)| owned));

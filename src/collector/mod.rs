@@ -21,6 +21,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use crate::metrics::{self, Latest};
+use crate::proc::ProcError;
 
 /// Why one sample failed. The collector reports `success 0` and tries again
 /// on its next tick.
@@ -30,12 +31,37 @@ pub enum SampleError {
     Failed(String),
 }
 
+/// Reads of the gateway's `/proc` entries that a sampler had to skip, by
+/// reason. The series those reads feed are absent; this says why, in
+/// `openclaw_gateway_collector_skipped_reads_total`. A process that exits
+/// mid-sample is not a skipped read: it is down.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// Another user's process without CAP_SYS_PTRACE (README: "Run it unprivileged").
+    pub permission_denied: u64,
+    pub other: u64,
+}
+
+impl Skipped {
+    pub fn add(&mut self, e: &ProcError) {
+        match e {
+            ProcError::Gone(_) => {}
+            ProcError::Denied { .. } => self.permission_denied += 1,
+            ProcError::Other { .. } => self.other += 1,
+        }
+    }
+}
+
 /// One collector of one gateway. `sample` is blocking (it reads `/proc`) and
-/// runs in `spawn_blocking`; it stores what it read in its own slot.
+/// runs on the collector's own thread; it stores what it read in its own slot.
 pub trait Sampler: Send + 'static {
     /// The `collector` label.
     fn name(&self) -> &'static str;
     fn sample(&mut self) -> Result<(), SampleError>;
+    /// The reads skipped since the last call.
+    fn take_skipped(&mut self) -> Skipped {
+        Skipped::default()
+    }
 }
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -76,12 +102,20 @@ pub struct Health {
     pub gateway: String,
     pub collector: &'static str,
     pub last: Latest<Run>,
+    /// Reads skipped so far (blocking samplers only).
+    pub skipped: std::sync::Mutex<Skipped>,
 }
 
 /// Run one blocking sample now and record how it went.
 pub fn run_once(sampler: &mut dyn Sampler, health: &Health) {
     let started = Instant::now();
     let result = sampler.sample();
+    let new = sampler.take_skipped();
+    if new != Skipped::default() {
+        let mut total = health.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        total.permission_denied += new.permission_denied;
+        total.other += new.other;
+    }
     record(health, started, result);
 }
 
@@ -216,6 +250,30 @@ impl Collector for HealthMetrics {
             "Unix time at which the collector's last sample finished.",
             Some(&Unit::Seconds),
             rows(|r| r.timestamp_seconds),
+        )?;
+        let skipped = self.0.iter().flat_map(|h| {
+            let s = *h.skipped.lock().unwrap_or_else(|e| e.into_inner());
+            [
+                ("permission_denied", s.permission_denied),
+                ("other", s.other),
+            ]
+            .map(|(reason, n)| {
+                (
+                    [
+                        ("gateway", h.gateway.as_str()),
+                        ("collector", h.collector),
+                        ("reason", reason),
+                    ],
+                    n as f64,
+                )
+            })
+        });
+        metrics::counter(
+            &mut enc,
+            "openclaw_gateway_collector_skipped_reads",
+            "Reads of the gateway's /proc entries the collector skipped, by reason (permission_denied: another user's process without CAP_SYS_PTRACE); the series they feed are absent. Counted on each of the collector's intervals, logged once.",
+            None,
+            skipped,
         )
     }
 }

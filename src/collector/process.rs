@@ -12,7 +12,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::{SampleError, Sampler};
+use super::{SampleError, Sampler, Skipped};
 use crate::discovery::{Found, Method, Target};
 use crate::metrics::{self, Latest};
 use crate::proc::{self, Host, PartialErrors, ProcError, Vitals};
@@ -38,6 +38,7 @@ pub struct ProcessSampler {
     host: Host,
     /// Read errors already logged, so each is logged once.
     logged: HashSet<String>,
+    skipped: Skipped,
 }
 
 impl ProcessSampler {
@@ -46,10 +47,13 @@ impl ProcessSampler {
             slot,
             host,
             logged: HashSet::new(),
+            skipped: Skipped::default(),
         }
     }
 
+    /// Count a skipped read, and log it the first time.
     fn log_once(&mut self, e: &ProcError) {
+        self.skipped.add(e);
         // Keyed by kind and what was read, never by pid: the set stays
         // bounded however often the gateway restarts.
         let key = match e {
@@ -66,6 +70,10 @@ impl ProcessSampler {
 impl Sampler for ProcessSampler {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn take_skipped(&mut self) -> Skipped {
+        std::mem::take(&mut self.skipped)
     }
 
     fn sample(&mut self) -> Result<(), SampleError> {

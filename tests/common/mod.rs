@@ -359,7 +359,12 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn start(args: &[&str]) -> Exporter {
-        let mut child = Command::new(EXPORTER)
+        Exporter::start_command(Command::new(EXPORTER), args)
+    }
+
+    /// Start it with `cmd` (the exporter binary, or a wrapper that runs it).
+    pub fn start_command(mut cmd: Command, args: &[&str]) -> Exporter {
+        let mut child = cmd
             .args(["--web.listen-address", "127.0.0.1:0"])
             .args(args)
             .env_remove("OPENCLAW_STATE_DIR")

@@ -1,0 +1,155 @@
+//! The exporter run as another user than the gateway, without CAP_SYS_PTRACE:
+//! `/proc/<pid>/fd` is unreadable. The series that need it are absent, a
+//! counter says why, the warning is logged once, and everything else works.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::*;
+
+const G: &[(&str, &str)] = &[("gateway", "fx")];
+
+fn skipped(s: &Scrape, collector: &str, reason: &str) -> Option<f64> {
+    s.get(
+        "openclaw_gateway_collector_skipped_reads_total",
+        &[
+            ("gateway", "fx"),
+            ("collector", collector),
+            ("reason", reason),
+        ],
+    )
+}
+
+#[test]
+fn another_users_gateway_skips_the_fd_series_and_says_why() {
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    if uid != 0 {
+        eprintln!("skipped: needs root to run the fixture and the exporter as different users");
+        return;
+    }
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+
+    // A copy of the binary that `nobody` can run wherever the checkout is.
+    let bin_dir = TempDir::new("bin");
+    let bin = bin_dir.path().join("openclaw-gateway-exporter");
+    std::fs::copy(EXPORTER, &bin).unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(&bin);
+    let exp = Exporter::start_command(
+        cmd,
+        &[
+            "--gateway.name",
+            "fx",
+            "--gateway.url",
+            &url,
+            "--gateway.state-dir",
+            sd,
+            "--collect.connections.interval",
+            "200ms",
+            "--collect.memory.interval",
+            "200ms",
+        ],
+    );
+    let pid = fx.pid();
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{}/status", exp.proc.pid()))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap(),
+        65534,
+        "the exporter runs as nobody"
+    );
+
+    // Found, and what /proc/<pid>/stat gives is there.
+    exp.wait("gateway up", |s| {
+        (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(())
+    });
+    exp.wait("rss", |s| {
+        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+    });
+    // What needs its fds is absent, and the counter says why, again on each sample.
+    let first = exp.wait("denied reads counted", |s| {
+        skipped(s, "connections", "permission_denied").filter(|n| *n >= 1.0)
+    });
+    exp.wait("still counted on later samples", |s| {
+        skipped(s, "connections", "permission_denied").filter(|n| *n >= first + 3.0)
+    });
+    let s = exp.scrape();
+    assert!(
+        s.get(
+            "openclaw_gateway_process_open_fds_by_type",
+            &[("gateway", "fx"), ("type", "socket")]
+        )
+        .is_none(),
+        "fds by type need /proc/{pid}/fd"
+    );
+    assert!(
+        s.get(
+            "openclaw_gateway_tcp_connections",
+            &[
+                ("gateway", "fx"),
+                ("direction", "outbound"),
+                ("state", "established")
+            ]
+        )
+        .is_none(),
+        "outbound connections need the gateway's socket inodes"
+    );
+    assert!(
+        s.get(
+            "openclaw_gateway_tcp_connections",
+            &[
+                ("gateway", "fx"),
+                ("direction", "inbound"),
+                ("state", "listen")
+            ]
+        )
+        .is_some(),
+        "inbound connections need no access to the gateway"
+    );
+    assert_eq!(skipped(&s, "connections", "other"), Some(0.0));
+    // The fd count comes from the size of /proc/<pid>/fd, which anyone may
+    // stat since Linux 6.2; before that it is denied too, and counted.
+    match s.get("openclaw_gateway_process_open_fds", G) {
+        Some(n) => {
+            assert!(n >= 3.0, "open fds {n}");
+            assert_eq!(skipped(&s, "process", "permission_denied"), Some(0.0));
+        }
+        None => assert!(skipped(&s, "process", "permission_denied").unwrap() >= 1.0),
+    }
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_collector_success",
+            &[("gateway", "fx"), ("collector", "connections")]
+        ),
+        Some(1.0),
+        "a partial sample is not a failed one"
+    );
+
+    // Logged once, not on every sample.
+    let warned = |needle: &str| {
+        exp.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle) && l.contains("permission denied"))
+            .count()
+    };
+    assert_eq!(
+        warned("outbound connections and fds by type are skipped"),
+        1,
+        "the connections collector warns once"
+    );
+}
