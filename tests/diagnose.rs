@@ -125,3 +125,45 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
         text(&gone)
     );
 }
+
+/// The gateway token goes to /readyz and nowhere else: not in what
+/// `diagnose` (text or JSON) or `check` print, at trace level, healthy or hung.
+#[test]
+fn diagnose_and_check_never_print_the_token() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let dir = TempDir::new("token");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "file-secret-Q4\n").unwrap();
+    let secrets = ["file-secret-Q4", "env-secret-W8"];
+    let runs = |label: &str| {
+        for sub in [&["diagnose"][..], &["diagnose", "--json"], &["check"]] {
+            for by_file in [true, false] {
+                let mut cmd = Command::new(EXPORTER);
+                cmd.args(sub)
+                    .args(["--gateway.url", &url, "--gateway.state-dir", sd])
+                    .args(["--probe.timeout", "1s"])
+                    .env_remove("OPENCLAW_STATE_DIR")
+                    .env("OPENCLAW_EXPORTER_LOG_LEVEL", "trace")
+                    .env("OPENCLAW_GATEWAY_TOKEN", "env-secret-W8");
+                if by_file {
+                    cmd.args(["--gateway.token-file", token_file.to_str().unwrap()]);
+                }
+                let out = text(&cmd.output().unwrap());
+                assert!(
+                    out.contains("ready") || out.contains("hung") || out.contains("OK"),
+                    "{label} {sub:?}: ran and said something: {out}"
+                );
+                for s in secrets {
+                    assert!(!out.contains(s), "{label} {sub:?} printed the token: {out}");
+                }
+            }
+        }
+    };
+    runs("healthy");
+    fx.proc.signal("STOP");
+    runs("hung");
+    fx.proc.signal("CONT");
+}
