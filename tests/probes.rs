@@ -365,11 +365,14 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
         ("live", "huge", "too_large"),
         ("live", "drip", "timeout"),
         ("live", "noheaders", "timeout"),
+        ("live", "driphead", "timeout"),
         ("ready", "invalid", "bad_body"),
         ("ready", "wrongtypes", "bad_body"),
         ("ready", "nan", "bad_body"),
         ("ready", "huge", "too_large"),
         ("ready", "drip", "timeout"),
+        ("ready", "noheaders", "timeout"),
+        ("ready", "driphead", "timeout"),
     ] {
         let other = if target == "live" { "ready" } else { "live" };
         let before = quick_scrape(&exp);
