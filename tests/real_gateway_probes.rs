@@ -139,9 +139,10 @@ fn real_gateway_readiness_event_loop_and_hang() {
         (exp.scrape().get("openclaw_gateway_hung", G) == Some(1.0)).then_some(())
     });
     let took = stopped.elapsed();
+    eprintln!("hung after {took:?}");
     assert!(
-        took < Duration::from_secs(15),
-        "hung after {took:?}; two probes of 0.5 s + 1 s"
+        took < Duration::from_secs(5),
+        "hung after {took:?}; two probes of 0.5 s + 1 s: 3 s at most, plus 2 s for a busy machine"
     );
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));

@@ -468,11 +468,49 @@ pub struct RealGateway {
 /// Real gateways are heavy (~700 MB, ~10 s to start): run one at a time.
 pub static REAL_GATEWAY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A real gateway's HOME and port, chosen before it starts: the test can
+/// write its config file and start whatever must run first.
+pub struct RealGatewaySetup {
+    pub port: u16,
+    pub home: TempDir,
+}
+
+impl RealGatewaySetup {
+    pub fn new() -> RealGatewaySetup {
+        RealGatewaySetup {
+            home: TempDir::new("openclaw-home"),
+            port: free_port(),
+        }
+    }
+
+    /// `HOME/.openclaw`, as [`RealGateway::state_dir`].
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join(".openclaw")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Write the gateway's config file, `HOME/.openclaw/openclaw.json`.
+    pub fn write_config(&self, json: &str) {
+        std::fs::create_dir_all(self.state_dir()).unwrap();
+        std::fs::write(self.state_dir().join("openclaw.json"), json).unwrap();
+    }
+
+    /// Start the gateway, as [`RealGateway::start`].
+    pub fn start(self, extra_env: &[(&str, &str)]) -> RealGateway {
+        RealGateway::start_in(self.home, self.port, extra_env)
+    }
+}
+
 impl RealGateway {
     /// Start it and wait until /healthz answers 200.
     pub fn start(extra_env: &[(&str, &str)]) -> RealGateway {
-        let home = TempDir::new("openclaw-home");
-        let port = free_port();
+        RealGatewaySetup::new().start(extra_env)
+    }
+
+    fn start_in(home: TempDir, port: u16, extra_env: &[(&str, &str)]) -> RealGateway {
         let script = repo().join("tests/support/run-openclaw.sh");
         let mut cmd = Command::new("bash");
         cmd.arg(script)
