@@ -2,11 +2,13 @@
 //! readiness (`/readyz`) collectors, and the `openclaw_gateway_probe_*`
 //! metrics both feed.
 //!
-//! Every probe opens a fresh connection (no keep-alive pool: a pooled
-//! connection would hide a listener that no longer accepts), ignores proxies,
-//! follows no redirect, never retries, reads at most a capped body, and must
-//! finish within the probe timeout. A failed probe has one of a few bounded
-//! [`Reason`]s.
+//! A liveness probe opens a fresh connection every time (a pooled connection
+//! would hide a listener that no longer accepts); the readiness poll, which
+//! runs every second, keeps one connection to the gateway open between polls
+//! ([`Prober::keep_alive`]), since liveness already proves the listener
+//! accepts. Every probe ignores proxies, follows no redirect, never retries,
+//! reads at most a capped body, and must finish within the probe timeout. A
+//! failed probe has one of a few bounded [`Reason`]s.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
