@@ -418,6 +418,56 @@ mod tests {
         ));
     }
 
+    /// Processes that exit while they are read, hundreds of times over, at
+    /// every step of a sample: each read answers or says the process is gone
+    /// (or, for a half-read fd table, skips it); nothing panics or hangs.
+    #[test]
+    fn processes_vanishing_mid_read_are_gone_not_errors() {
+        let host = Host::read();
+        let mut gone = 0;
+        for _ in 0..200 {
+            // A shell with a child, both exiting within a few ms.
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", "sleep 0.002 & exec sleep 0.004"])
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            // Reaped as soon as it exits, so that its /proc entries vanish
+            // in the middle of the reads below.
+            let reaper = std::thread::spawn(move || child.wait().unwrap());
+            let Ok(id) = identity(pid) else {
+                gone += 1;
+                reaper.join().unwrap();
+                continue;
+            };
+            loop {
+                let mut errs = PartialErrors::default();
+                let v = vitals(&host, id, &mut errs);
+                for e in &errs.0 {
+                    assert!(!matches!(e, ProcError::Denied { .. }), "our own child: {e}");
+                }
+                let mut sockets = HashSet::new();
+                let fds = scan_fds(pid, &mut sockets);
+                let _ = descendants(pid);
+                let _ = comm(pid);
+                let _ = socket_inodes(pid);
+                let _ = memory_bytes(&host, pid);
+                if let Err(e) = &v {
+                    assert!(matches!(e, ProcError::Gone(_)), "vitals: {e}");
+                    gone += 1;
+                    break;
+                }
+                if let Err(e) = &fds {
+                    assert!(!matches!(e, ProcError::Denied { .. }), "scan_fds: {e}");
+                }
+            }
+            reaper.join().unwrap();
+            // Reaped: gone (or a new process reusing the pid).
+            assert!(identity(pid).map_or(true, |i| i != id));
+        }
+        assert_eq!(gone, 200);
+    }
+
     #[test]
     fn missing_process_is_gone() {
         // pid_max is at most 2^22, so this pid never exists.

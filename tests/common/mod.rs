@@ -475,6 +475,12 @@ pub struct RealGatewaySetup {
     pub home: TempDir,
 }
 
+impl Default for RealGatewaySetup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RealGatewaySetup {
     pub fn new() -> RealGatewaySetup {
         RealGatewaySetup {
