@@ -233,6 +233,14 @@ impl Exporter {
 
     /// Run every collector once, in the calling thread. Async collectors
     /// (probes) run on a small runtime of their own.
+    /// Each collector's name and how often it samples.
+    pub fn intervals(&self) -> Vec<(&'static str, Duration)> {
+        self.jobs
+            .iter()
+            .map(|j| (j.health.collector, j.interval))
+            .collect()
+    }
+
     pub fn sample_once(&mut self) {
         self.sample_collectors(|_| true);
     }
