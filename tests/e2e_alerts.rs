@@ -302,13 +302,19 @@ fn faults_page_the_right_alert_and_nothing_else() {
         },
     );
 
-    // A healthy gateway pages nobody and tickets nobody.
+    // A healthy gateway pages nobody and tickets nobody: 40 s here is 20
+    // minutes of `for:`, longer than any rule waits. Not even pending.
     let quiet = Instant::now();
-    std::thread::sleep(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(40));
     let noise = receiver.since(quiet);
     assert!(
         noise.is_empty(),
         "a healthy gateway raised alerts: {noise:?}"
+    );
+    let (_, _, alerts) = http_get(&prom_addr, "/api/v1/query?query=ALERTS", &[]).unwrap();
+    assert!(
+        alerts.contains("\"result\":[]"),
+        "a healthy gateway has alerts pending or firing: {alerts}"
     );
 
     let phase = |name: &str, expected: &str, inject: &dyn Fn(), recover: &dyn Fn()| {
