@@ -21,11 +21,57 @@ struct Open {
     offset: u64,
 }
 
+impl Open {
+    /// Open `path` at its start. The inode is the opened file's, so a rename
+    /// between looking and opening cannot mix up two files.
+    fn new(path: PathBuf) -> Option<Open> {
+        let file = File::open(&path).ok()?;
+        let inode = file.metadata().ok()?.ino();
+        Some(Open {
+            path,
+            file,
+            inode,
+            offset: 0,
+        })
+    }
+}
+
+/// The gateway rotates `<stem>.log` to `<stem>.1.log`, `.1` to `.2`, and so
+/// on. Given the live path and the inode we were reading, which has just
+/// been rotated, the files rotated after it (`.k-1` down to `.1` when ours is
+/// now `.k`), oldest first. None when ours is not among them (deleted, or
+/// another naming scheme): then there is no telling what came after it.
+fn rotated_since(live: &Path, inode: u64) -> Vec<Open> {
+    let Some(stem) = live
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".log"))
+    else {
+        return Vec::new();
+    };
+    let rotated = |n: u32| live.with_file_name(format!("{stem}.{n}.log"));
+    const MAX_ROTATED: u32 = 32;
+    let Some(ours) =
+        (1..=MAX_ROTATED).find(|&n| std::fs::metadata(rotated(n)).is_ok_and(|m| m.ino() == inode))
+    else {
+        return Vec::new();
+    };
+    (1..ours)
+        .rev()
+        .filter_map(|n| Open::new(rotated(n)))
+        .collect()
+}
+
 pub struct LogFollower {
     configured: PathBuf,
     open: Option<Open>,
     /// Whether the first poll happened: later files are read from the start.
     seen_any: bool,
+    /// Files rotated away before we had read them, oldest first: read from
+    /// their start before the live file.
+    backlog: std::collections::VecDeque<Open>,
+    /// The file last closed because another took its place: its path and inode.
+    closed: Option<(PathBuf, u64)>,
     /// The last file opened. In a folder, a file whose name sorts before it
     /// (yesterday's, while today's is being rotated) is never followed again.
     newest: Option<PathBuf>,
@@ -78,6 +124,8 @@ impl LogFollower {
             open: None,
             seen_any: false,
             newest: None,
+            backlog: Default::default(),
+            closed: None,
             partial: Vec::new(),
             skipping: false,
         }
@@ -115,31 +163,55 @@ impl LogFollower {
             // Drain the file we have, switched or not.
             self.read_into(&mut stats, budget, &mut on_line);
             if switched && stats.bytes < budget {
-                self.open = None;
+                if let Some(done) = self.open.take() {
+                    self.closed = Some((done.path, done.inode));
+                }
                 self.partial.clear();
                 self.skipping = false;
             }
         }
+        // The file we closed was rotated away under the live name: the files
+        // created and rotated away again since then come before the new live
+        // one.
+        if let (Some(path), Some((closed, inode))) = (&target, &self.closed) {
+            if path == closed {
+                self.backlog.extend(rotated_since(closed, *inode));
+            }
+            self.closed = None;
+        }
+        while self.open.is_none() {
+            let Some(next) = self.backlog.pop_front() else {
+                break;
+            };
+            self.open = Some(next);
+            let left = budget.saturating_sub(stats.bytes);
+            self.read_into(&mut stats, left, &mut on_line);
+            if stats.bytes >= budget {
+                // Finish it on the next poll (it is not the live file, so
+                // that poll drains it and moves on).
+                return self.finish(stats);
+            }
+            self.open = None;
+            self.partial.clear();
+            self.skipping = false;
+        }
         if self.open.is_none() {
-            if let (Some(path), Some(inode)) = (target, target_inode) {
-                if let Ok(mut file) = File::open(&path) {
-                    let offset = if self.seen_any {
-                        0
-                    } else {
-                        file.seek(SeekFrom::End(0)).unwrap_or(0)
-                    };
-                    self.newest = Some(path.clone());
-                    self.open = Some(Open {
-                        path,
-                        file,
-                        inode,
-                        offset,
-                    });
+            if let Some(path) = target {
+                if let Some(mut open) = Open::new(path) {
+                    if !self.seen_any {
+                        open.offset = open.file.seek(SeekFrom::End(0)).unwrap_or(0);
+                    }
+                    self.newest = Some(open.path.clone());
+                    self.open = Some(open);
                     let left = budget.saturating_sub(stats.bytes);
                     self.read_into(&mut stats, left, &mut on_line);
                 }
             }
         }
+        self.finish(stats)
+    }
+
+    fn finish(&mut self, mut stats: Poll) -> Poll {
         // What exists at the first poll is history; files that show up later
         // are read from their start.
         self.seen_any = true;
@@ -274,6 +346,56 @@ mod tests {
         std::fs::rename(&today, d.join("openclaw-2026-11-24.1.log")).unwrap();
         append(&today, "e\n");
         assert_eq!(poll(&mut f), ["e"]);
+        assert!(poll(&mut f).is_empty());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Rotate as the gateway does: `.4` to `.5`, ..., `.1` to `.2`, live to `.1`.
+    fn rotate(live: &Path) {
+        let stem = live
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .strip_suffix(".log")
+            .unwrap();
+        let rotated = |n: u32| live.with_file_name(format!("{stem}.{n}.log"));
+        for n in (1..=4).rev() {
+            if rotated(n).exists() {
+                std::fs::rename(rotated(n), rotated(n + 1)).unwrap();
+            }
+        }
+        std::fs::rename(live, rotated(1)).unwrap();
+    }
+
+    /// Files the gateway created and rotated away again between two polls
+    /// are read too, in order, whether or not a live file existed at the
+    /// poll in between.
+    #[test]
+    fn rotations_between_two_polls_lose_no_line() {
+        let d = dir("rotate-twice");
+        let live = d.join("openclaw-2026-11-24.log");
+        append(&live, "history\n");
+        let mut f = LogFollower::new(d.clone());
+        assert!(poll(&mut f).is_empty());
+
+        append(&live, "a\n");
+        rotate(&live);
+        append(&live, "b\n");
+        rotate(&live);
+        append(&live, "c\n");
+        rotate(&live);
+        append(&live, "d\n");
+        assert_eq!(poll(&mut f), ["a", "b", "c", "d"]);
+
+        // A poll that finds no live file, then two more rotations.
+        append(&live, "e\n");
+        rotate(&live);
+        assert_eq!(poll(&mut f), ["e"]);
+        append(&live, "f\n");
+        rotate(&live);
+        append(&live, "g\n");
+        assert_eq!(poll(&mut f), ["f", "g"]);
         assert!(poll(&mut f).is_empty());
         std::fs::remove_dir_all(d).unwrap();
     }
