@@ -1,0 +1,81 @@
+//! One exporter watching three gateways, as in the field report's deployment
+//! (three gateways behind nginx): each is found, labelled and followed on its
+//! own, and one going down or hanging leaves the other two alone.
+
+mod common;
+
+use common::*;
+
+fn g(name: &str) -> [(&str, &str); 1] {
+    [("gateway", name)]
+}
+
+#[test]
+fn three_gateways_each_under_its_own_label() {
+    let states: Vec<TempDir> = (0..3).map(|i| TempDir::new(&format!("gw{i}"))).collect();
+    let fixtures: Vec<Fixture> = states
+        .iter()
+        .map(|st| Fixture::start(&["--port", "0", "--state-dir", st.path().to_str().unwrap()]))
+        .collect();
+    let mut yaml = String::from(
+        "collect:\n  connections: 250ms\n  memory: 250ms\n  latency: 250ms\n  event_loop: 1s\nprobe:\n  timeout: 1s\n  readiness_interval: 250ms\ngateways:\n",
+    );
+    for (i, (fx, st)) in fixtures.iter().zip(&states).enumerate() {
+        yaml += &format!(
+            "  - name: gw-{}\n    url: http://127.0.0.1:{}\n    state_dir: {}\n",
+            i + 1,
+            fx.port,
+            st.path().display()
+        );
+    }
+    let conf = TempDir::new("conf");
+    let file = conf.path().join("exporter.yml");
+    std::fs::write(&file, yaml).unwrap();
+    let exp = Exporter::start(&["--config.file", file.to_str().unwrap()]);
+
+    let names = ["gw-1", "gw-2", "gw-3"];
+    for (name, fx) in names.iter().zip(&fixtures) {
+        exp.wait(&format!("{name} found by its lock file"), |s| {
+            (s.get(
+                "openclaw_gateway_discovery_method",
+                &[("gateway", name), ("method", "lock_file")],
+            ) == Some(1.0))
+            .then_some(())
+        });
+        exp.wait(&format!("{name}'s own RSS"), |s| {
+            let rss = s.get("openclaw_gateway_process_resident_memory_bytes", &g(name))?;
+            let truth = vm_rss(fx.pid()) as f64;
+            ((rss - truth).abs() <= truth * 0.05).then_some(())
+        });
+        exp.wait(&format!("{name} ready"), |s| {
+            (s.get("openclaw_gateway_ready", &g(name)) == Some(1.0)).then_some(())
+        });
+    }
+    // gw-2 hangs, gw-3 dies: gw-1 stays up and well.
+    fixtures[1].proc.signal("STOP");
+    fixtures[2].proc.signal("KILL");
+    exp.wait("gw-2 hung", |s| {
+        (s.get("openclaw_gateway_hung", &g("gw-2")) == Some(1.0)).then_some(())
+    });
+    exp.wait("gw-3 down", |s| {
+        (s.get("openclaw_gateway_process_up", &g("gw-3")) == Some(0.0)).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(s.get("openclaw_gateway_process_up", &g("gw-1")), Some(1.0));
+    assert_eq!(s.get("openclaw_gateway_hung", &g("gw-1")), Some(0.0));
+    assert_eq!(s.get("openclaw_gateway_ready", &g("gw-1")), Some(1.0));
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_probe_success",
+            &[("gateway", "gw-1"), ("endpoint", "live")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get("openclaw_gateway_hung", &g("gw-3")),
+        Some(0.0),
+        "down, not hung"
+    );
+    assert_eq!(s.get("openclaw_gateway_process_up", &g("gw-2")), Some(1.0));
+    fixtures[1].proc.signal("CONT");
+}
