@@ -177,6 +177,10 @@ ROWS = [
         panel("timeseries", "Collector duration", [
             (f"openclaw_gateway_collector_duration_seconds{{{SEL}}}", "{{gateway}} {{collector}}"),
         ], unit="s", w=8),
+        panel("timeseries", "Skipped /proc reads per second", [
+            (f"rate(openclaw_gateway_collector_skipped_reads_total{{{SEL}}}[$__rate_interval]) > 0",
+             "{{gateway}} {{collector}} {{reason}}"),
+        ], w=8),
         panel("stat", "Exporter version", [
             ('openclaw_gateway_exporter_build_info{job=~"$job", instance=~"$instance"}', "{{version}} ({{revision}})"),
         ], w=8, h=8, steps=[{"color": "blue", "value": None}]),
