@@ -141,8 +141,10 @@ pub struct LockInfo {
     pub owner: Option<Identity>,
 }
 
-/// Classify every lock file in a state dir.
-pub fn locks(state_dir: &Path) -> Vec<LockInfo> {
+/// Classify every lock file in a state dir. A lock without a start time to
+/// compare is live only while its pid has the gateway's title (`comm`), as
+/// discovery trusts it: a reused pid is another program.
+pub fn locks(state_dir: &Path, comm: &str) -> Vec<LockInfo> {
     lockfile::find(state_dir)
         .into_iter()
         .map(|path| {
@@ -155,8 +157,10 @@ pub fn locks(state_dir: &Path) -> Vec<LockInfo> {
                 Err(_) => (LockState::Invalid, None, None),
                 Ok(lock) => {
                     let alive = proc::identity(lock.pid as i32).ok();
-                    let owner =
-                        alive.filter(|id| lock.start_time.is_none_or(|t| t == id.start_ticks));
+                    let owner = alive.filter(|id| match lock.start_time {
+                        Some(t) => t == id.start_ticks,
+                        None => proc::comm(id.pid).as_deref() == Some(comm),
+                    });
                     let state = if owner.is_some() {
                         LockState::Live
                     } else {
@@ -312,7 +316,7 @@ impl Sampler for LifecycleSampler {
 
     fn sample(&mut self) -> Result<(), SampleError> {
         let spec = &self.target.spec;
-        let locks = locks(&spec.state_dir);
+        let locks = locks(&spec.state_dir, spec.comm());
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -421,5 +425,37 @@ impl Collector for LifecycleMetrics {
             None,
             rows(|s, _| Some(if s.port_owner_mismatch { 1.0 } else { 0.0 })),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock without `startTime` cannot tell its gateway from a later
+    /// process on the same pid: it is live only while the pid has the
+    /// gateway's title.
+    #[test]
+    fn a_lock_without_start_time_is_live_only_under_the_gateways_title() {
+        let dir = std::env::temp_dir().join(format!("ocgx-locks-{}", std::process::id()));
+        let locks_dir = dir.join("tmp/openclaw-0");
+        std::fs::create_dir_all(&locks_dir).unwrap();
+        let me = std::process::id();
+        std::fs::write(
+            locks_dir.join("gateway.abc.lock"),
+            format!("{{\"pid\":{me},\"port\":18789}}\n  \n"),
+        )
+        .unwrap();
+        let mine = proc::comm(me as i32).unwrap();
+        let states = |comm: &str| -> Vec<LockState> {
+            locks(&dir, comm).into_iter().map(|l| l.state).collect()
+        };
+        assert_eq!(states(&mine), [LockState::Live], "our own title");
+        assert_eq!(
+            states("openclaw-gatewa"),
+            [LockState::Stale],
+            "a reused pid"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
