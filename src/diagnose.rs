@@ -249,11 +249,15 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
             Some(q),
             format!("{} LISTEN, accept queue {q}/{c}", spec.port),
         )),
+        // Capacity unknown (the /proc fallback): the queue is shown, not judged.
         (Some(l), _, _) if l > 0.0 => checks.push(check(
             "port",
             Status::Ok,
-            None,
-            format!("{} LISTEN", spec.port),
+            queue,
+            match queue {
+                Some(q) => format!("{} LISTEN, accept queue {q} (capacity unknown)", spec.port),
+                None => format!("{} LISTEN", spec.port),
+            },
         )),
         (Some(_), _, _) => checks.push(check(
             "port",
@@ -285,6 +289,17 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
             Status::Crit,
             Some(1.0),
             "HUNG: the process is alive and its port LISTENs, but liveness probes time out or are refused".into(),
+        ));
+    } else if snap.get(
+        "openclaw_gateway_probe_success",
+        &[("gateway", gw), ("endpoint", "live")],
+    ) == Some(1.0)
+    {
+        checks.push(check(
+            "hung",
+            Status::Ok,
+            Some(0.0),
+            "not hung: a fresh connection to the port was accepted and answered".into(),
         ));
     }
 

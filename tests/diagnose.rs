@@ -65,6 +65,10 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
         "{out}"
     );
     assert!(out.contains("overall: OK"), "{out}");
+    assert!(
+        out.contains("OK    hung") && out.contains("not hung"),
+        "{out}"
+    );
 
     let json = with(&["diagnose", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
