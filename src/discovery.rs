@@ -155,7 +155,13 @@ struct TargetState {
     last_seen: Option<Identity>,
     current: Option<Found>,
     restarts: u64,
+    /// When the process last found was seen gone, until one is found again.
+    lost_at: Option<std::time::Instant>,
 }
+
+/// How long after the gateway process went away [`Target::watch`] keeps
+/// looking for its successor the full way (process titles, LISTEN sockets).
+const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Target {
     pub fn new(spec: GatewaySpec) -> Target {
@@ -175,7 +181,9 @@ impl Target {
     /// A cheap check between full samples, so that restarts are counted even
     /// when the gateway crash-loops faster than the collector intervals: the
     /// explicit pid, pid file and lock files are read, and the current process
-    /// is checked for its start time. Never scans all of `/proc`.
+    /// is checked for its start time. Scans all of `/proc` (title, LISTEN
+    /// socket) only in the [`SUCCESSOR_WINDOW`] after the process it knew has
+    /// gone, so that a successor found that way is counted as a restart too.
     pub fn watch(&self) {
         let spec = &self.spec;
         let cheap = spec
@@ -189,8 +197,14 @@ impl Target {
             .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let found = cheap.or_else(|| {
-            // Keep what a full discovery found while it is the same process.
-            self.current().filter(|f| alive(f.id.pid) == Some(f.id))
+            // Keep what a full discovery found while it is the same process;
+            // when it has gone, look for its successor the full way, for a while.
+            match self.current() {
+                Some(current) if alive(current.id.pid) == Some(current.id) => Some(current),
+                Some(_) => discover(spec),
+                None if self.recently_lost() => discover(spec),
+                None => None,
+            }
         });
         self.record(found);
     }
@@ -202,8 +216,16 @@ impl Target {
                 st.restarts += 1;
             }
             st.last_seen = Some(f.id);
+            st.lost_at = None;
+        } else if st.current.is_some() {
+            st.lost_at = Some(std::time::Instant::now());
         }
         st.current = found;
+    }
+
+    fn recently_lost(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.lost_at.is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
     }
 
     /// What the last resolve found.

@@ -211,6 +211,46 @@ fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() 
     });
 }
 
+/// The same for a gateway without lock files, found by its process title:
+/// the identity watch looks for the successor the full way once the process
+/// it knew is gone.
+#[test]
+fn restarts_are_counted_for_a_gateway_found_by_its_title() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = || Fixture::start(&["--port", &port, "--state-dir", sd, "--no-lock"]);
+    let mut fx = start();
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "fx",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        sd,
+        "--collect.connections.interval",
+        "30s",
+        "--collect.memory.interval",
+        "30s",
+    ]);
+    exp.wait("found by its title", |s| {
+        (s.get(
+            "openclaw_gateway_discovery_method",
+            &[("gateway", "fx"), ("method", "process_title")],
+        ) == Some(1.0))
+        .then_some(())
+    });
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(2500));
+        fx.proc.signal("KILL");
+        fx = start();
+    }
+    exp.wait("2 restarts among 3 processes", |s| {
+        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
+    });
+}
+
 #[test]
 fn memory_limit_sources() {
     let state = TempDir::new("state");
