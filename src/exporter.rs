@@ -231,8 +231,6 @@ impl Exporter {
         }
     }
 
-    /// Run every collector once, in the calling thread. Async collectors
-    /// (probes) run on a small runtime of their own.
     /// Each collector's name and how often it samples.
     pub fn intervals(&self) -> Vec<(&'static str, Duration)> {
         self.jobs
@@ -241,6 +239,8 @@ impl Exporter {
             .collect()
     }
 
+    /// Run every collector once, in the calling thread. Async collectors
+    /// (probes) run on a small runtime of their own.
     pub fn sample_once(&mut self) {
         self.sample_collectors(|_| true);
     }

@@ -42,24 +42,24 @@ impl Open {
 /// now `.k`), oldest first. None when ours is not among them (deleted, or
 /// another naming scheme): then there is no telling what came after it.
 fn rotated_since(live: &Path, inode: u64) -> Vec<Open> {
-    let Some(stem) = live
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".log"))
-    else {
-        return Vec::new();
-    };
-    let rotated = |n: u32| live.with_file_name(format!("{stem}.{n}.log"));
     const MAX_ROTATED: u32 = 32;
-    let Some(ours) =
-        (1..=MAX_ROTATED).find(|&n| std::fs::metadata(rotated(n)).is_ok_and(|m| m.ino() == inode))
-    else {
+    let Some(ours) = (1..=MAX_ROTATED).find(|&n| {
+        rotated_path(live, n)
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.ino() == inode)
+    }) else {
         return Vec::new();
     };
     (1..ours)
         .rev()
-        .filter_map(|n| Open::new(rotated(n)))
+        .filter_map(|n| Open::new(rotated_path(live, n)?))
         .collect()
+}
+
+/// `<stem>.<n>.log` next to the live `<stem>.log`; None for another name.
+fn rotated_path(live: &Path, n: u32) -> Option<PathBuf> {
+    let stem = live.file_name()?.to_str()?.strip_suffix(".log")?;
+    Some(live.with_file_name(format!("{stem}.{n}.log")))
 }
 
 pub struct LogFollower {
@@ -143,21 +143,16 @@ impl LogFollower {
             .map(|m| m.ino());
 
         if let Some(open) = &mut self.open {
-            if target_inode == Some(open.inode) {
-                // The same file under another name (renamed): keep our place.
-                if let Some(path) = &target {
-                    open.path.clone_from(path);
-                }
-            }
-            let switched =
-                target.as_deref() != Some(open.path.as_path()) || target_inode != Some(open.inode);
-            if !switched {
+            let switched = target_inode != Some(open.inode);
+            if let (false, Some(path)) = (switched, &target) {
+                // The same file, perhaps under another name (renamed): keep
+                // our place.
+                open.path.clone_from(path);
                 // Truncated in place: start over.
                 if open.file.metadata().map(|m| m.len()).unwrap_or(0) < open.offset {
                     open.offset = 0;
                     let _ = open.file.seek(SeekFrom::Start(0));
-                    self.partial.clear();
-                    self.skipping = false;
+                    self.drop_partial_line();
                 }
             }
             // Drain the file we have, switched or not.
@@ -166,8 +161,7 @@ impl LogFollower {
                 if let Some(done) = self.open.take() {
                     self.closed = Some((done.path, done.inode));
                 }
-                self.partial.clear();
-                self.skipping = false;
+                self.drop_partial_line();
             }
         }
         // The file we closed was rotated away under the live name: the files
@@ -192,8 +186,7 @@ impl LogFollower {
                 return self.finish(stats);
             }
             self.open = None;
-            self.partial.clear();
-            self.skipping = false;
+            self.drop_partial_line();
         }
         if self.open.is_none() {
             if let Some(path) = target {
@@ -209,6 +202,12 @@ impl LogFollower {
             }
         }
         self.finish(stats)
+    }
+
+    /// Forget the unfinished line of the file just left or truncated.
+    fn drop_partial_line(&mut self) {
+        self.partial.clear();
+        self.skipping = false;
     }
 
     fn finish(&mut self, mut stats: Poll) -> Poll {
@@ -352,14 +351,7 @@ mod tests {
 
     /// Rotate as the gateway does: `.4` to `.5`, ..., `.1` to `.2`, live to `.1`.
     fn rotate(live: &Path) {
-        let stem = live
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .strip_suffix(".log")
-            .unwrap();
-        let rotated = |n: u32| live.with_file_name(format!("{stem}.{n}.log"));
+        let rotated = |n: u32| rotated_path(live, n).unwrap();
         for n in (1..=4).rev() {
             if rotated(n).exists() {
                 std::fs::rename(rotated(n), rotated(n + 1)).unwrap();

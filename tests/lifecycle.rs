@@ -179,25 +179,30 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     drop(a);
 }
 
+/// An exporter whose full samples run every 30 s: within a test, only the
+/// 1 s identity watch can see restarts.
+fn identity_watch_only(url: &str, state_dir: &str) -> Exporter {
+    Exporter::start(&[
+        "--gateway.name",
+        "fx",
+        "--gateway.url",
+        url,
+        "--gateway.state-dir",
+        state_dir,
+        "--collect.connections.interval",
+        "30s",
+        "--collect.memory.interval",
+        "30s",
+    ])
+}
+
 #[test]
 fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() {
     let state = TempDir::new("state");
     let sd = state.path().to_str().unwrap();
     let port = free_port().to_string();
     let url = format!("http://127.0.0.1:{port}");
-    // Process vitals every 30 s: only the 1 s identity watch can see these.
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--collect.connections.interval",
-        "30s",
-        "--collect.memory.interval",
-        "30s",
-    ]);
+    let exp = identity_watch_only(&url, sd);
     let mut pids = Vec::new();
     for _ in 0..3 {
         let fx = Fixture::start(&["--port", &port, "--state-dir", sd]);
@@ -222,18 +227,7 @@ fn restarts_are_counted_for_a_gateway_found_by_its_title() {
     let url = format!("http://127.0.0.1:{port}");
     let start = || Fixture::start(&["--port", &port, "--state-dir", sd, "--no-lock"]);
     let mut fx = start();
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--collect.connections.interval",
-        "30s",
-        "--collect.memory.interval",
-        "30s",
-    ]);
+    let exp = identity_watch_only(&url, sd);
     exp.wait("found by its title", |s| {
         (s.get(
             "openclaw_gateway_discovery_method",

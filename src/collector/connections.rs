@@ -74,6 +74,12 @@ impl ConnectionsSampler {
         }
     }
 
+    /// Count a skipped read of the gateway's `/proc`, and log it the first time.
+    fn skip(&mut self, key: &str, e: &ProcError, message: &dyn std::fmt::Display) {
+        self.skipped.add(e);
+        self.log_once(key, message);
+    }
+
     /// The socket inodes of the gateway and its descendants, and the
     /// gateway's own fds by type. `Err` when the gateway's fds are unreadable.
     fn scan_tree(&mut self, pid: i32) -> Result<(HashSet<u64>, FdTypes), ProcError> {
@@ -82,13 +88,11 @@ impl ConnectionsSampler {
         for child in proc::descendants(pid) {
             match proc::scan_fds(child, &mut owned) {
                 Ok(_) | Err(ProcError::Gone(_)) => {}
-                Err(e) => {
-                    self.skipped.add(&e);
-                    self.log_once(
+                Err(e) => self.skip(
                     "child-fds",
+                    &e,
                     &format_args!("cannot read the fds of a gateway worker ({e}); its outbound connections are not counted"),
-                    )
-                }
+                ),
             }
         }
         Ok((owned, types))
@@ -183,13 +187,11 @@ impl Sampler for ConnectionsSampler {
                 Ok(t) => tree = Some(t),
                 // It exited since it was found: the gateway is down.
                 Err(ProcError::Gone(_)) => pid = None,
-                Err(e) => {
-                    self.skipped.add(&e);
-                    self.log_once(
-                        "fds",
-                        &format_args!("{e}; outbound connections and fds by type are skipped"),
-                    )
-                }
+                Err(e) => self.skip(
+                    "fds",
+                    &e,
+                    &format_args!("{e}; outbound connections and fds by type are skipped"),
+                ),
             }
         }
         let result = self.count(pid, tree.as_ref().map(|(owned, _)| owned));

@@ -242,7 +242,6 @@ fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
     owners
 }
 
-/// Does this process's environment point at `state_dir`?
 /// Which processes have the gateway's title. A pid's `comm` is read when the
 /// pid first shows up, and every pid's again each [`TitleCache::REFRESH`]th
 /// sample, in case a pid was reused between two samples or a process renamed
@@ -278,6 +277,7 @@ impl TitleCache {
     }
 }
 
+/// Does this process's environment point at `state_dir`?
 fn environ_state_dir(pid: i32, state_dir: &Path) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;

@@ -2,7 +2,8 @@
 //! interval, in the background, and keeps only its latest sample. A scrape
 //! reads those samples; it never waits on a gateway.
 //!
-//! One collector's failure never stops another: each runs in its own task and
+//! One collector's failure never stops another: each runs on its own thread
+//! (blocking `/proc` readers) or task (probes) and
 //! records its own success, duration and time of its last sample.
 
 pub mod connections;
@@ -40,6 +41,13 @@ pub struct Skipped {
     /// Another user's process without CAP_SYS_PTRACE (README: "Run it unprivileged").
     pub permission_denied: u64,
     pub other: u64,
+}
+
+impl std::ops::AddAssign for Skipped {
+    fn add_assign(&mut self, more: Skipped) {
+        self.permission_denied += more.permission_denied;
+        self.other += more.other;
+    }
 }
 
 impl Skipped {
@@ -112,9 +120,7 @@ pub fn run_once(sampler: &mut dyn Sampler, health: &Health) {
     let result = sampler.sample();
     let new = sampler.take_skipped();
     if new != Skipped::default() {
-        let mut total = health.skipped.lock().unwrap_or_else(|e| e.into_inner());
-        total.permission_denied += new.permission_denied;
-        total.other += new.other;
+        *health.skipped.lock().unwrap_or_else(|e| e.into_inner()) += new;
     }
     record(health, started, result);
 }
