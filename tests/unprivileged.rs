@@ -124,7 +124,9 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     // stat since Linux 6.2; before that it is denied too, and counted.
     match s.get("openclaw_gateway_process_open_fds", G) {
         Some(n) => {
+            let truth = fd_count(pid) as f64;
             assert!(n >= 3.0, "open fds {n}");
+            assert!((n - truth).abs() <= 3.0, "open fds {n} vs /proc {truth}");
             assert_eq!(skipped(&s, "process", "permission_denied"), Some(0.0));
         }
         None => assert!(skipped(&s, "process", "permission_denied").unwrap() >= 1.0),
