@@ -223,12 +223,14 @@ impl Exporter {
         }
     }
 
-    /// Start every collector in the background (needs a Tokio runtime for
-    /// the probes).
+    /// Start every collector in the background, on threads of their own.
     pub fn spawn(&mut self) {
-        for j in self.jobs.drain(..) {
-            collector::spawn(j.sampler, j.health, j.interval);
-        }
+        collector::spawn(
+            self.jobs
+                .drain(..)
+                .map(|j| (j.sampler, j.health, j.interval))
+                .collect(),
+        );
     }
 
     /// Each collector's name and how often it samples.

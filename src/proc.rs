@@ -63,22 +63,30 @@ pub fn identity(pid: i32) -> Result<Identity, ProcError> {
 
 /// An open `/proc/<pid>/stat` of one process, re-read in place: one `pread`
 /// tells whether that process still runs. A reused pid is another process;
-/// the old file then reads as an error.
+/// the old file then reads as an error. Where the kernel has pidfds (Linux
+/// 5.3), also a pidfd of it, to sleep until it exits.
 #[derive(Debug)]
 pub struct Watched {
     id: Identity,
     file: std::fs::File,
     buf: Vec<u8>,
+    pidfd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Watched {
     /// Open the stat file of `id`, if it is that process that runs now.
     pub fn open(id: Identity) -> Option<Watched> {
+        // The pidfd first: once `id` is verified below, it names that process
+        // and no later one with the same pid.
+        let pidfd = rustix::process::Pid::from_raw(id.pid).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
         let file = std::fs::File::open(format!("/proc/{}/stat", id.pid)).ok()?;
         let mut w = Watched {
             id,
             file,
             buf: vec![0; 1024],
+            pidfd,
         };
         (identity(id.pid).ok() == Some(id) && w.alive()).then_some(w)
     }
@@ -99,6 +107,23 @@ impl Watched {
             .rposition(|&b| b == b')')
             .and_then(|i| stat.get(i + 2));
         matches!(state, Some(s) if !matches!(s, b'Z' | b'X'))
+    }
+
+    /// Sleep until the process exits or `timeout` passes. `false` at once
+    /// without a pidfd (a kernel before 5.3): the caller then has to poll.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(fd) = &self.pidfd else {
+            return false;
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let timeout = Timespec {
+            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // Interrupted or failed: the caller's next check decides.
+        let _ = poll(&mut fds, Some(&timeout));
+        true
     }
 }
 
