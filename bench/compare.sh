@@ -20,7 +20,8 @@
 # saturation), then VmRSS. Ours runs twice: with its defaults, and with
 # --probe.readiness-interval=5s (readiness on the event-loop interval, as the
 # peers' 15 s scrape would see it, instead of the 1 s poll).
-# Prints one Markdown table and a line against the issue's targets.
+# Prints one Markdown table, a line against the issue's targets, and ours
+# (defaults) by thread: where its idle CPU goes.
 # Needs node, wrk, curl, python3 and the Debian packages
 # prometheus-node-exporter, prometheus-process-exporter and
 # prometheus-blackbox-exporter. Loopback only; everything is stopped on exit.
@@ -36,7 +37,7 @@ while [ "$#" -gt 0 ]; do
     --real) REAL=1 ;;
     --idle) IDLE="$2"; shift ;;
     --wrk) WRK_SECONDS="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "compare: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -85,6 +86,13 @@ wait_http() { # wait_http URL SECONDS: until URL answers 2xx
 
 cpu_ticks() { # utime + stime of PID, in clock ticks
   awk '{print $14 + $15}' <(sed -E 's/^.*\) //; s/^/x x /' "/proc/$1/stat")
+}
+
+thread_cpu() { # thread_cpu PID: "name nanoseconds" per thread (schedstat), named by comm up to its first "-"
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cut -d- -f1 "$t/comm" | tr ' ' _)" "$(cut -d' ' -f1 "$t/schedstat")"
+  done
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -179,12 +187,14 @@ sleep 5 # every collector of ours has sampled at least once
 log "idle CPU: ${IDLE}s with a scrape of each exporter every ${SCRAPE_INTERVAL}s"
 declare -A CPU0 CPU_H RSS P50 P99 P99_SAT RPS
 for n in "${NAMES[@]}"; do CPU0[$n]="$(cpu_ticks "${PID[$n]}")"; done
+thread_cpu "${PID[ours]}" >"$WORK/threads0.txt"
 t0="$(date +%s.%N)"
 for ((s = 0; s < IDLE; s += SCRAPE_INTERVAL)); do
   for n in "${NAMES[@]}"; do curl -fsS --max-time 10 -o /dev/null "${URL[$n]}"; done
   sleep "$(( s + SCRAPE_INTERVAL <= IDLE ? SCRAPE_INTERVAL : IDLE - s ))"
 done
 t1="$(date +%s.%N)"
+thread_cpu "${PID[ours]}" >"$WORK/threads1.txt"
 for n in "${NAMES[@]}"; do
   CPU_H[$n]="$(python3 -c "print(($(cpu_ticks "${PID[$n]}") - ${CPU0[$n]}) / $CLK_TCK * 3600 / ($t1 - $t0))")"
 done
@@ -219,9 +229,9 @@ done
 for n in "${NAMES[@]}"; do
   echo "$n ${P50[$n]} ${P99[$n]} ${P99_SAT[$n]} ${RPS[$n]} ${RSS[$n]} ${CPU_H[$n]}"
 done >"$WORK/results.txt"
-python3 - "$WORK/results.txt" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" <<'EOF'
+python3 - "$WORK/results.txt" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" "$WORK/threads0.txt" "$WORK/threads1.txt" "$(python3 -c "print($t1 - $t0)")" <<'EOF'
 import sys
-results, kind, idle, wrk_s = sys.argv[1:]
+results, kind, idle, wrk_s, threads0, threads1, seconds = sys.argv[1:]
 rows = {}
 for line in open(results):
     n, p50, p99, p99s, rps, rss, cpu = line.split()
@@ -255,4 +265,23 @@ print(f"Targets: /metrics p99 ≤ 1 ms: {ms(o['p99'])} ({mark(o['p99'] <= 1)}); 
       f"≥ 10× lighter in CPU than the peer sum: {ratio(o):.1f}× with defaults "
       f"({mark(ratio(o) >= 10)}), {ratio(o5):.1f}× with readiness every 5 s "
       f"({mark(ratio(o5) >= 10)}).")
+
+# Where ours spends its idle CPU: its threads are named after their collector
+# (the probes share one), schedstat nanoseconds over the same idle period.
+def by_thread(path):
+    out = {}
+    for line in open(path):
+        name, ns = line.split()
+        out[name] = out.get(name, 0) + int(ns)
+    return out
+before, after = by_thread(threads0), by_thread(threads1)
+per_hour = {n: (after[n] - before.get(n, 0)) / 1e9 * 3600 / float(seconds) for n in after}
+print()
+print("Ours (defaults) by thread, CPU s/hour over the same idle period:\n")
+print("| thread | CPU s/hour |")
+print("|---|---|")
+label = {"tokio": "server (runtime workers)", "openclaw": "main"}
+for n, v in sorted(per_hour.items(), key=lambda kv: -kv[1]):
+    print(f"| {label.get(n, n)} | {v:.2f} |")
+print(f"| all | {sum(per_hour.values()):.2f} |")
 EOF

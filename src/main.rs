@@ -330,10 +330,10 @@ async fn run_check(config: &config::Config) -> ExitCode {
     }
 }
 
-/// The server's runtime. Its few blocking tasks (the liveness probe's process
-/// check, bcrypt) keep their pool thread for an hour instead of 10 s: a thread
-/// made anew every tick costs a thread start, and each new thread may take a
-/// fresh malloc arena, which grows RSS for no use.
+/// The server's runtime (the collectors run on threads of their own). Its
+/// few blocking tasks (bcrypt, the SIGHUP reload) keep their pool thread for
+/// an hour instead of 10 s: a thread made anew costs a thread start, and each
+/// new thread may take a fresh malloc arena, which grows RSS for no use.
 fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     malloc::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()

@@ -3,8 +3,8 @@
 //! reads those samples; it never waits on a gateway.
 //!
 //! One collector's failure never stops another: each runs on its own thread
-//! (blocking `/proc` readers) or task (probes) and
-//! records its own success, duration and time of its last sample.
+//! (blocking `/proc` readers) or its own task on the probes' thread (probes),
+//! and records its own success, duration and time of its last sample.
 
 pub mod connections;
 pub mod lifecycle;
