@@ -153,6 +153,11 @@ pub fn parse(body: &[u8]) -> Option<Readyz> {
                 interval_ms: check(Field::IntervalMs, number(el, "intervalMs", f64::MAX)),
             }
         }
+        // The gateway leaves eventLoop out of its full answer until its
+        // monitor has finished a first window (its schema marks it optional):
+        // no event-loop series then, and no error. Only the short answer an
+        // untrusted caller gets, without uptimeMs either, counts it missing.
+        None if obj.contains_key("uptimeMs") => EventLoop::default(),
         _ => {
             check(Field::EventLoop, None);
             EventLoop::default()
@@ -616,7 +621,7 @@ impl Collector for ReadinessMetrics {
         metrics::counter(
             &mut enc,
             "openclaw_gateway_readiness_parse_errors",
-            &format!("/readyz answers in which the field was missing, of the wrong type, not finite or out of range; its series are left out. A gateway sends only {{ready}} to a caller it does not trust (remote, no token), so failing, uptimeMs and eventLoop count up then. {EVERY}."),
+            &format!("/readyz answers in which the field was missing, of the wrong type, not finite or out of range; its series are left out. A gateway sends only {{ready}} to a caller it does not trust (remote, no token), so failing, uptimeMs and eventLoop count up then; a full answer without eventLoop (before the gateway's event-loop monitor's first window) is not counted. {EVERY}."),
             None,
             errors,
         )
@@ -738,6 +743,13 @@ mod tests {
             r.errors,
             vec![Field::Failing, Field::UptimeMs, Field::EventLoop]
         );
+        // The real gateway's answer before its event-loop monitor's first
+        // window: complete, without eventLoop.
+        let r = p(r#"{"ready":false,"failing":["startup-sidecars"],"uptimeMs":412}"#).unwrap();
+        assert_eq!(r.event_loop, EventLoop::default());
+        assert_eq!(r.errors, vec![]);
+        let r = p(r#"{"ready":true,"failing":[],"uptimeMs":"412"}"#).unwrap();
+        assert_eq!(r.errors, vec![Field::UptimeMs]);
         // Integers beyond u64 still parse as numbers.
         let r = p(r#"{"ready":true,"uptimeMs":184467440737095516160000}"#).unwrap();
         assert_eq!(r.uptime_ms, Some(184_467_440_737_095_516_160_000.0));
