@@ -204,7 +204,8 @@ fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
                 // A probe that panics ends its own task; the others go on,
                 // and its last-sample timestamp stops.
                 tokio::spawn(async move {
-                    let mut ticker = Ticker::new(interval);
+                    let mut ticker = tokio::time::interval(interval);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         ticker.tick().await;
                         run_once_async(s.as_mut(), &health).await;
@@ -219,86 +220,6 @@ fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
         .spawn(body)
     {
         tracing::error!(error = %e, "cannot start the probes' thread; no gateway is probed");
-    }
-}
-
-/// A probe's tick. On Linux a timerfd, which the runtime's epoll waits on
-/// directly: one wake-up per tick. Tokio's own timer wheel wakes up to three
-/// times for one timer a second away, as the entry moves down its levels,
-/// and those wake-ups were most of what an idle exporter's probes cost.
-/// Ticks missed by a slow probe are merged into one that fires at once.
-enum Ticker {
-    Fd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
-    Tokio(tokio::time::Interval),
-}
-
-impl Ticker {
-    fn new(interval: Duration) -> Ticker {
-        match Ticker::timerfd(interval.max(Duration::from_millis(1))) {
-            Ok(fd) => Ticker::Fd(fd),
-            Err(e) => {
-                tracing::debug!(error = %e, "no timerfd; probes tick on the runtime's timer");
-                let mut t = tokio::time::interval(interval);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                Ticker::Tokio(t)
-            }
-        }
-    }
-
-    fn timerfd(
-        interval: Duration,
-    ) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
-        use rustix::time::{
-            timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
-            TimerfdTimerFlags, Timespec,
-        };
-        let fd = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )?;
-        let every = Timespec {
-            tv_sec: interval.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: i64::from(interval.subsec_nanos()),
-        };
-        // The first tick at once, as tokio's interval does.
-        let now = Timespec {
-            tv_sec: 0,
-            tv_nsec: 1,
-        };
-        timerfd_settime(
-            &fd,
-            TimerfdTimerFlags::empty(),
-            &Itimerspec {
-                it_interval: every,
-                it_value: now,
-            },
-        )?;
-        // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and is
-        // the same one until the AsyncFd is dropped.
-        unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-        }
-        .map_err(std::io::Error::from)
-    }
-
-    async fn tick(&mut self) {
-        match self {
-            Ticker::Tokio(t) => {
-                t.tick().await;
-            }
-            Ticker::Fd(fd) => loop {
-                let Ok(mut ready) = fd.readable().await else {
-                    // The runtime is shutting down.
-                    return std::future::pending().await;
-                };
-                // Reading takes every expiration so far: missed ticks merge.
-                let mut expirations = [0u8; 8];
-                match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
-                    Ok(_) => return,
-                    Err(_would_block) => continue,
-                }
-            },
-        }
     }
 }
 
