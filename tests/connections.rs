@@ -128,8 +128,10 @@ fn connect_nowait(addr: std::net::SocketAddr) -> OwnedFd {
     } else {
         AddressFamily::INET6
     };
-    let fd =
-        rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK, None).unwrap();
+    // CLOEXEC: a fixture that another test spawns meanwhile must not inherit
+    // this socket, or that gateway owns a copy and counts it as outbound.
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, flags, None).unwrap();
     match rustix::net::connect(&fd, &addr) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => fd,
         Err(e) => panic!("connect {addr}: {e}"),
