@@ -127,6 +127,14 @@ impl Watched {
     }
 }
 
+/// The executable file `pid` runs, as (device, inode); `None` when unreadable
+/// (another user's process without CAP_SYS_PTRACE, or gone).
+pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 /// `/proc/<pid>/comm`, without the newline.
 pub fn comm(pid: i32) -> Option<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

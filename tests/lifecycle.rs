@@ -156,6 +156,61 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
     });
 }
 
+/// The exporter's binary name truncates to the gateway's `comm`
+/// (`openclaw-gatewa`). Given the gateway's state dir in its environment, as
+/// the Dockerfile suggests for `check`, neither it nor a `check` run is an
+/// instance of the gateway.
+#[test]
+fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let mut cmd = std::process::Command::new("env");
+    cmd.arg(format!("OPENCLAW_STATE_DIR={sd}")).arg(EXPORTER);
+    let exp = Exporter::start_command(
+        cmd,
+        &[
+            "--gateway.name",
+            "fx",
+            "--gateway.url",
+            &url,
+            "--collect.connections.interval",
+            "200ms",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/comm", exp.proc.pid())).unwrap(),
+        "openclaw-gatewa\n",
+        "the exporter shares the gateway's comm"
+    );
+    exp.wait("lifecycle sampled", |s| {
+        s.get("openclaw_gateway_instances", G)
+    });
+    // Several lifecycle samples later, still one.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(1.0));
+
+    // A `check` (a HEALTHCHECK) that stays alive while /healthz is slow.
+    fx.cmd("delay?ms=3000");
+    let mut check = std::process::Command::new("env")
+        .arg(format!("OPENCLAW_STATE_DIR={sd}"))
+        .arg(EXPORTER)
+        .args(["check", "--gateway.url", &url, "--probe.timeout", "10s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        check.try_wait().unwrap(),
+        None,
+        "the check is still waiting for /healthz"
+    );
+    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(1.0));
+    assert!(check.wait().unwrap().success());
+    fx.cmd("delay?ms=0");
+}
+
 #[test]
 fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     // The lock in our state dir names fixture A; fixture B (no lock) holds the port.

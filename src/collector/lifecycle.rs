@@ -317,6 +317,10 @@ pub struct LifecycleSampler {
     target: Arc<Target>,
     slot: Arc<Latest<LifecycleSample>>,
     titles: TitleCache,
+    /// This exporter's executable. Its name, `openclaw-gateway-exporter`,
+    /// truncates to the gateway's `comm`, so a process that runs it (the
+    /// server, a `check`) is never counted as an instance of the gateway.
+    own_exe: Option<(u64, u64)>,
 }
 
 impl LifecycleSampler {
@@ -325,7 +329,14 @@ impl LifecycleSampler {
             target,
             slot,
             titles: TitleCache::default(),
+            own_exe: proc::exe_id(std::process::id() as i32),
         }
+    }
+
+    /// A process with the gateway's title that runs this exporter's binary.
+    fn is_exporter(&self, pid: i32) -> bool {
+        pid == std::process::id() as i32
+            || self.own_exe.is_some() && proc::exe_id(pid) == self.own_exe
     }
 }
 
@@ -353,7 +364,7 @@ impl Sampler for LifecycleSampler {
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
         for pid in self.titles.titled(spec.comm()) {
-            if environ_state_dir(pid, &spec.state_dir) {
+            if environ_state_dir(pid, &spec.state_dir) && !self.is_exporter(pid) {
                 if let Ok(id) = proc::identity(pid) {
                     claimants.insert(id);
                 }
