@@ -12,6 +12,16 @@ use common::*;
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
 fn exporter(url: &str, state_dir: &str, extra: &[&str]) -> Exporter {
+    exporter_command(std::process::Command::new(EXPORTER), url, state_dir, extra)
+}
+
+/// The same, run by `cmd` (the exporter binary, or a wrapper that runs it).
+fn exporter_command(
+    cmd: std::process::Command,
+    url: &str,
+    state_dir: &str,
+    extra: &[&str],
+) -> Exporter {
     let mut args = vec![
         "--gateway.name",
         "fx",
@@ -27,7 +37,7 @@ fn exporter(url: &str, state_dir: &str, extra: &[&str]) -> Exporter {
         "200ms",
     ];
     args.extend_from_slice(extra);
-    Exporter::start(&args)
+    Exporter::start_command(cmd, &args)
 }
 
 fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
@@ -166,19 +176,13 @@ fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
     let sd = state.path().to_str().unwrap();
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
     let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut cmd = std::process::Command::new("env");
-    cmd.arg(format!("OPENCLAW_STATE_DIR={sd}")).arg(EXPORTER);
-    let exp = Exporter::start_command(
-        cmd,
-        &[
-            "--gateway.name",
-            "fx",
-            "--gateway.url",
-            &url,
-            "--collect.connections.interval",
-            "200ms",
-        ],
-    );
+    // The exporter binary with the gateway's state dir in its environment.
+    let with_state_dir_env = || {
+        let mut cmd = std::process::Command::new("env");
+        cmd.arg(format!("OPENCLAW_STATE_DIR={sd}")).arg(EXPORTER);
+        cmd
+    };
+    let exp = exporter_command(with_state_dir_env(), &url, sd, &[]);
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{}/comm", exp.proc.pid())).unwrap(),
         "openclaw-gatewa\n",
@@ -193,9 +197,7 @@ fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
 
     // A `check` (a HEALTHCHECK) that stays alive while /healthz is slow.
     fx.cmd("delay?ms=3000");
-    let mut check = std::process::Command::new("env")
-        .arg(format!("OPENCLAW_STATE_DIR={sd}"))
-        .arg(EXPORTER)
+    let mut check = with_state_dir_env()
         .args(["check", "--gateway.url", &url, "--probe.timeout", "10s"])
         .stdout(std::process::Stdio::null())
         .spawn()
