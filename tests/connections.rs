@@ -15,6 +15,7 @@ use common::*;
 /// Fast connection sampling, and probes only at startup: a probe is itself
 /// an inbound connection (and, while the gateway is stopped, one more entry in
 /// its accept queue), which would blur the exact counts these tests check.
+/// `watch` waits for those startup probes.
 const FAST: &[&str] = &[
     "--collect.connections.interval",
     "200ms",
@@ -50,13 +51,25 @@ fn watch(url: &str, state_dir: &str, name: &str) -> Exporter {
     ];
     eargs.extend_from_slice(FAST);
     let exp = Exporter::start(&eargs);
-    exp.wait("gateway found and connections sampled", |s| {
+    // The startup probes must be over before a test counts: one that lands
+    // after the test stopped the gateway is one more queued connection, and
+    // one more CLOSE_WAIT when it times out.
+    let probed = |s: &Scrape, endpoint: &str| {
+        s.get(
+            "openclaw_gateway_probes_total",
+            &[("gateway", name), ("endpoint", endpoint)],
+        )
+        .is_some_and(|n| n >= 1.0)
+    };
+    exp.wait("gateway found, connections sampled, probed once", |s| {
         (s.get("openclaw_gateway_process_up", &[("gateway", name)]) == Some(1.0)
             && s.get(
                 "openclaw_gateway_connections_source",
                 &[("gateway", name), ("source", "netlink")],
             )
-            .is_some())
+            .is_some()
+            && probed(s, "live")
+            && probed(s, "ready"))
         .then_some(())
     });
     exp
