@@ -36,14 +36,17 @@ fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter) {
     let mut args = vec!["--port", "0", "--state-dir", &state_dir];
     args.extend_from_slice(fixture_args);
     let fx = Fixture::start(&args);
-    let exp = watch(&format!("http://127.0.0.1:{}", fx.port), &state_dir, "fx");
+    let exp = watch(fx.port, &state_dir, "fx");
     (state, fx, exp)
 }
 
-fn watch(url: &str, state_dir: &str, name: &str) -> Exporter {
+/// An exporter watching the gateway on `port`, once its startup probes are
+/// over and their connections are gone.
+fn watch(port: u16, state_dir: &str, name: &str) -> Exporter {
+    let url = format!("http://127.0.0.1:{port}");
     let mut eargs = vec![
         "--gateway.url",
-        url,
+        &url,
         "--gateway.state-dir",
         state_dir,
         "--gateway.name",
@@ -72,6 +75,18 @@ fn watch(url: &str, state_dir: &str, name: &str) -> Exporter {
             && probed(s, "ready"))
         .then_some(())
     });
+    // The probes' connections close on their own; stopping the gateway before
+    // it has closed its end would leave one more CLOSE_WAIT.
+    wait_for(
+        Duration::from_secs(30),
+        "the probes' connections gone",
+        || {
+            ss(&["-Htan", &format!("( sport = :{port} )")])
+                .lines()
+                .all(|l| l.starts_with("LISTEN") || l.starts_with("TIME-WAIT"))
+                .then_some(())
+        },
+    );
     exp
 }
 
@@ -528,7 +543,7 @@ fn real_gateway_connections() {
     let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let gw = RealGateway::start(&[]);
     let port = gw.port;
-    let exp = watch(&gw.url(), gw.state_dir().to_str().unwrap(), "real");
+    let exp = watch(port, gw.state_dir().to_str().unwrap(), "real");
     const R: &str = "real";
     wait_conns(&exp, R, "inbound", "listen", 2);
     exp.wait("capacity of both listeners", |s| {
