@@ -169,6 +169,67 @@ pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
         .ok_or_else(|| ConfigError::Invalid(format!("token file {} is empty", path.display())))
 }
 
+/// The token a gateway's readiness probe sends. A token file is re-read
+/// whenever it changes (as Prometheus re-reads its credentials files), so a
+/// rotated token needs no restart. If the file turns unreadable or empty, the
+/// last token stays in use and a warning is logged once.
+#[derive(Debug)]
+pub struct TokenSource {
+    file: Option<PathBuf>,
+    token: Option<Token>,
+    /// Device, inode, length and mtime of the file the token was read from.
+    read_from: Option<(u64, u64, u64, i64, i64)>,
+    failing: bool,
+}
+
+impl TokenSource {
+    pub fn new(spec: &GatewaySpec) -> TokenSource {
+        TokenSource {
+            file: spec.token_file.clone(),
+            token: spec.token.clone(),
+            read_from: None,
+            failing: false,
+        }
+    }
+
+    /// The token to send now: one `stat` of the token file, and a read only
+    /// when it changed.
+    pub fn current(&mut self, gateway: &str) -> Option<&Token> {
+        if let Some(path) = self.file.clone() {
+            self.refresh(&path, gateway);
+        }
+        self.token.as_ref()
+    }
+
+    fn refresh(&mut self, path: &Path, gateway: &str) {
+        use std::os::unix::fs::MetadataExt;
+        // Stat first: a write that lands during the read changes the stamp
+        // again, and the next call reads once more.
+        let stamp = std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+            .ok();
+        if stamp.is_some() && stamp == self.read_from {
+            return;
+        }
+        match read_token_file(path) {
+            Ok(token) => {
+                if self.token.as_ref() != Some(&token) {
+                    tracing::info!(gateway, file = %path.display(), "the token file changed; sending its new token");
+                }
+                self.token = Some(token);
+                self.read_from = stamp;
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(gateway, error = %e, "still sending the last token");
+                }
+                self.failing = true;
+            }
+        }
+    }
+}
+
 /// One watched gateway, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySpec {
@@ -185,6 +246,8 @@ pub struct GatewaySpec {
     pub process_title: String,
     /// Bearer token for /readyz, from the token file or `OPENCLAW_GATEWAY_TOKEN`.
     pub token: Option<Token>,
+    /// Where the token came from, if a file: [`TokenSource`] re-reads it.
+    pub token_file: Option<PathBuf>,
     pub memory_limit: Option<u64>,
     pub log_path: PathBuf,
 }
@@ -645,6 +708,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         pid_file: g.pid_file,
         process_title,
         token,
+        token_file: g.token_file,
     })
 }
 
@@ -895,5 +959,49 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(Token::new(" \t\n"), None);
+    }
+
+    #[test]
+    fn a_token_file_is_re_read_when_it_changes_and_a_bad_one_keeps_the_last_token() {
+        let dir = std::env::temp_dir().join(format!("ocgx-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tok");
+        std::fs::write(&file, "first\n").unwrap();
+        let f = GatewayFile {
+            token_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let cfg = build(Intervals::default(), vec![f]).unwrap();
+        let mut source = TokenSource::new(&cfg.gateways[0]);
+        let mut now = || source.current("g").map(|t| t.expose().to_string());
+        assert_eq!(now().as_deref(), Some("first"));
+
+        // Rewritten in place (lengths differ: mtime alone may not move
+        // within one clock tick).
+        std::fs::write(&file, "second-token\n").unwrap();
+        assert_eq!(now().as_deref(), Some("second-token"));
+        // Replaced by a rename, as Kubernetes updates a mounted secret.
+        let next = dir.join("tok.new");
+        std::fs::write(&next, "third\n").unwrap();
+        std::fs::rename(&next, &file).unwrap();
+        assert_eq!(now().as_deref(), Some("third"));
+        // Gone, then blank: the last token stays.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(now().as_deref(), Some("third"));
+        std::fs::write(&file, " \n").unwrap();
+        assert_eq!(now().as_deref(), Some("third"));
+        // Back: read again.
+        std::fs::write(&file, "fourth-one\n").unwrap();
+        assert_eq!(now().as_deref(), Some("fourth-one"));
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // A token from the environment has no file to re-read.
+        let env = GatewayFile {
+            token: Token::new("from-env"),
+            ..Default::default()
+        };
+        let cfg = build(Intervals::default(), vec![env]).unwrap();
+        let mut source = TokenSource::new(&cfg.gateways[0]);
+        assert_eq!(source.current("g").map(Token::expose), Some("from-env"));
     }
 }

@@ -168,3 +168,99 @@ fn real_gateway_readiness_event_loop_and_hang() {
         (exp.scrape().get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
     });
 }
+
+/// This machine's first IPv4 address off loopback. A caller that reaches the
+/// gateway through it is not on loopback, so the gateway wants its token.
+fn non_loopback_ipv4() -> String {
+    let out = std::process::Command::new(require_tool("ip"))
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let cidr = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+            Some(cidr.split('/').next()?.to_string())
+        })
+        .expect("this test needs an IPv4 address off loopback (ip -4 addr show scope global)")
+}
+
+/// A rotated token reaches the exporter through its token file, without a
+/// restart. The gateway listens on every address and the exporter calls it
+/// off loopback, where only the right token gets the full /readyz answer.
+#[test]
+fn real_gateway_token_rotation_through_the_token_file() {
+    let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let gw = RealGateway::start(&[
+        ("RUN_OPENCLAW_BIND", "lan"),
+        ("OPENCLAW_GATEWAY_TOKEN", "rotated-R2"),
+    ]);
+    let url = format!("http://{}:{}", non_loopback_ipv4(), gw.port);
+    let secrets = TempDir::new("rotating-token");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "stale-S1\n").unwrap();
+    let exp = Exporter::start(&[
+        "--gateway.name",
+        "real",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        gw.state_dir().to_str().unwrap(),
+        "--gateway.token-file",
+        token_file.to_str().unwrap(),
+        "--probe.readiness-interval",
+        "500ms",
+    ]);
+    let uptime_errors = |s: &Scrape| {
+        s.get(
+            "openclaw_gateway_readiness_parse_errors_total",
+            &[("gateway", "real"), ("field", "uptimeMs")],
+        )
+    };
+
+    // The stale token gets only {ready}: no uptime, and the missing fields
+    // are counted.
+    let s = wait_for(Duration::from_secs(90), "{ready} answers counted", || {
+        let s = exp.scrape();
+        (uptime_errors(&s)? >= 2.0).then_some(s)
+    });
+    assert_eq!(s.get("openclaw_gateway_uptime_seconds", G), None);
+    assert!(s.get("openclaw_gateway_ready", G).is_some());
+
+    // Rotate: the new token replaces the file by a rename, as a mounted
+    // Kubernetes secret is updated.
+    let next = secrets.path().join("token.new");
+    std::fs::write(&next, "rotated-R2\n").unwrap();
+    std::fs::rename(&next, &token_file).unwrap();
+    exp.wait_log("the token file changed");
+    let before = wait_for(Duration::from_secs(30), "the full answer", || {
+        let s = exp.scrape();
+        s.get("openclaw_gateway_uptime_seconds", G)?;
+        uptime_errors(&s)
+    });
+    // Several polls later: still full answers, nothing more counted.
+    std::thread::sleep(Duration::from_secs(2));
+    let s = exp.scrape();
+    assert!(s.get("openclaw_gateway_uptime_seconds", G).is_some());
+    assert_eq!(uptime_errors(&s), Some(before));
+    assert!(
+        s.get(
+            "openclaw_gateway_probes_total",
+            &[("gateway", "real"), ("endpoint", "ready")]
+        )
+        .unwrap()
+            >= 6.0
+    );
+
+    // The file goes away: the last token stays in use, and is never logged.
+    std::fs::remove_file(&token_file).unwrap();
+    exp.wait_log("still sending the last token");
+    std::thread::sleep(Duration::from_secs(2));
+    let s = exp.scrape();
+    assert_eq!(uptime_errors(&s), Some(before));
+    let logs = exp.logs.lock().unwrap().join("\n");
+    assert!(
+        !logs.contains("-S1") && !logs.contains("-R2"),
+        "a token leaked into the log:\n{logs}"
+    );
+}

@@ -19,7 +19,7 @@ use prometheus_client::registry::Unit;
 use serde_json::{Map, Value};
 
 use super::{AsyncSampler, BoxFuture, SampleError};
-use crate::config::Token;
+use crate::config::TokenSource;
 use crate::discovery::Target;
 use crate::metrics;
 use crate::probe::{self, Answer, Failure, ProbeStats, Prober, Reason};
@@ -381,7 +381,7 @@ pub struct ReadinessSampler {
     /// Or why the gateway cannot be probed (its HTTP client failed to build).
     prober: Result<Prober, String>,
     url: String,
-    token: Option<Token>,
+    token: TokenSource,
     poll: Duration,
     warned_interval: bool,
 }
@@ -391,7 +391,7 @@ impl ReadinessSampler {
     /// gateway's event-loop window.
     pub fn new(slot: Arc<ReadinessSlot>, prober: Result<Prober, String>, poll: Duration) -> Self {
         let url = format!("{}/readyz", slot.target.spec.url);
-        let token = slot.target.spec.token.clone();
+        let token = TokenSource::new(&slot.target.spec);
         ReadinessSampler {
             slot,
             prober,
@@ -404,9 +404,10 @@ impl ReadinessSampler {
 
     async fn probe(&mut self) -> Result<(), SampleError> {
         let prober = self.prober.clone().map_err(SampleError::Failed)?;
+        let token = self.token.current(&self.slot.target.spec.name);
         let started = Instant::now();
         let result = prober
-            .get(&self.url, self.token.as_ref(), BODY_CAP)
+            .get(&self.url, token, BODY_CAP)
             .await
             .and_then(interpret);
         self.slot.stats.record(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the real OpenClaw gateway in the foreground, offline, on loopback.
+# Run the real OpenClaw gateway in the foreground, offline, on loopback
+# unless told otherwise.
 #
 #   run-openclaw.sh [PORT] [HOME_DIR] [extra `gateway run` args...]
 #
@@ -10,6 +11,8 @@
 # The script `exec`s node, so its pid IS the gateway's pid (the process sets
 # its title, /proc/<pid>/comm, to "openclaw-gateway"). Send SIGTERM to that
 # pid for a clean shutdown. Auth token: $OPENCLAW_GATEWAY_TOKEN (default "t").
+# Bind mode: $RUN_OPENCLAW_BIND (default "loopback"; "lan" listens on every
+# address, where callers off loopback need the token).
 # Install first with tests/support/install-openclaw.sh (same OPENCLAW_REAL_DIR).
 set -euo pipefail
 
@@ -50,4 +53,4 @@ export OPENCLAW_OFFLINE=1
 export OPENCLAW_GATEWAY_TOKEN="${OPENCLAW_GATEWAY_TOKEN:-t}"
 
 cd "$STATE_HOME"
-exec "$NODE_BIN_DIR/node" "$ENTRY" gateway run --allow-unconfigured --port "$PORT" --bind loopback "$@"
+exec "$NODE_BIN_DIR/node" "$ENTRY" gateway run --allow-unconfigured --port "$PORT" --bind "${RUN_OPENCLAW_BIND:-loopback}" "$@"
