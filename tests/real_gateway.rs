@@ -62,7 +62,7 @@ fn real_gateway_vitals_match_proc() {
     });
     exp.wait("children rss within 5%", |s| {
         let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
-        let truth: f64 = children(pid).iter().map(|&c| vm_rss(c) as f64).sum();
+        let truth = vm_rss_of_children(&children(pid)) as f64;
         ((got - truth).abs() <= truth * 0.05).then_some(())
     });
     let cpu = s

@@ -208,6 +208,20 @@ pub fn vm_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// VmRSS summed over `pids`, which may exit meanwhile: one that is gone, or
+/// a zombie (no VmRSS line), holds no memory and counts as zero, as it does
+/// for the exporter.
+pub fn vm_rss_of_children(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum::<u64>()
+        * 1024
+}
+
 /// Entries in /proc/<pid>/fd.
 pub fn fd_count(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
