@@ -175,48 +175,57 @@ pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
 /// last token stays in use and a warning is logged once.
 #[derive(Debug)]
 pub struct TokenSource {
-    file: Option<PathBuf>,
     token: Option<Token>,
-    /// Device, inode, length and mtime of the file the token was read from.
-    read_from: Option<(u64, u64, u64, i64, i64)>,
+    file: Option<TokenFile>,
+}
+
+/// A token file, and what it looked like when the token was read from it.
+#[derive(Debug)]
+struct TokenFile {
+    path: PathBuf,
+    read_from: Option<crate::stamp::Stamp>,
     failing: bool,
 }
 
 impl TokenSource {
     pub fn new(spec: &GatewaySpec) -> TokenSource {
         TokenSource {
-            file: spec.token_file.clone(),
             token: spec.token.clone(),
-            read_from: None,
-            failing: false,
+            file: spec.token_file.clone().map(|path| TokenFile {
+                path,
+                read_from: None,
+                failing: false,
+            }),
         }
     }
 
     /// The token to send now: one `stat` of the token file, and a read only
     /// when it changed.
     pub fn current(&mut self, gateway: &str) -> Option<&Token> {
-        if let Some(path) = self.file.clone() {
-            self.refresh(&path, gateway);
+        if let Some(file) = &mut self.file {
+            file.refresh(&mut self.token, gateway);
         }
         self.token.as_ref()
     }
+}
 
-    fn refresh(&mut self, path: &Path, gateway: &str) {
-        use std::os::unix::fs::MetadataExt;
+impl TokenFile {
+    fn refresh(&mut self, token: &mut Option<Token>, gateway: &str) {
         // Stat first: a write that lands during the read changes the stamp
-        // again, and the next call reads once more.
-        let stamp = std::fs::metadata(path)
-            .map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
-            .ok();
+        // again, and the next call reads once more. Symlinks are followed: a
+        // mounted Kubernetes secret is one.
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| crate::stamp::of(&m));
         if stamp.is_some() && stamp == self.read_from {
             return;
         }
-        match read_token_file(path) {
-            Ok(token) => {
-                if self.token.as_ref() != Some(&token) {
-                    tracing::info!(gateway, file = %path.display(), "the token file changed; sending its new token");
+        match read_token_file(&self.path) {
+            Ok(new) => {
+                if token.as_ref() != Some(&new) {
+                    tracing::info!(gateway, file = %self.path.display(), "the token file changed; sending its new token");
                 }
-                self.token = Some(token);
+                *token = Some(new);
                 self.read_from = stamp;
                 self.failing = false;
             }

@@ -17,6 +17,7 @@ pub mod probe;
 pub mod proc;
 pub mod proc_net;
 pub mod sock_diag;
+pub mod stamp;
 pub mod tcp;
 pub mod thresholds;
 pub mod web;

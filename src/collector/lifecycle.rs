@@ -19,6 +19,7 @@ use super::{unix_now, SampleError, Sampler};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::proc::{self, Identity};
+use crate::stamp::{self, Stamp};
 use crate::{lockfile, tcp};
 
 /// How often the identity watch runs while it knows no live gateway process.
@@ -44,20 +45,9 @@ pub struct WatchSampler {
     watched: Option<proc::Watched>,
 }
 
-/// A file's metadata that changes when it is created, replaced or written.
-type Stamp = (u64, i64, i64, i64, i64, u64);
-
+/// The stamp of a lock folder, lock file or pid file, symlinks not followed.
 fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some((
-        m.ino(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-        m.size(),
-    ))
+    std::fs::symlink_metadata(path).ok().map(|m| stamp::of(&m))
 }
 
 impl WatchSampler {
