@@ -4,6 +4,7 @@
 //! Flags win over the file. The `--gateway.*` flags describe the single default
 //! gateway; a file that lists gateways replaces it, and mixing the two is an error.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,11 +161,23 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Read a token file. Errors name the file, never its content.
+/// Largest token file read; a gateway token is a few dozen bytes.
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Read a token file. Errors name the file, never its content. Like a pid
+/// file, it is opened without blocking and must be a regular file (symlinks
+/// followed): a FIFO put there would block the reader until a writer came.
 pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Invalid(format!("cannot read token file {}: {e}", path.display()))
-    })?;
+    let invalid = |why: String| {
+        ConfigError::Invalid(format!("cannot read token file {}: {why}", path.display()))
+    };
+    let mut text = String::new();
+    crate::lockfile::open_regular(path, true)
+        .and_then(|f| f.take(MAX_TOKEN_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| invalid(e.to_string()))?;
+    if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(invalid(format!("larger than {MAX_TOKEN_FILE_BYTES} bytes")));
+    }
     Token::new(&text)
         .ok_or_else(|| ConfigError::Invalid(format!("token file {} is empty", path.display())))
 }
@@ -966,6 +979,26 @@ mod tests {
             err.contains("cannot read token file") && err.contains("missing"),
             "{err}"
         );
+        // At startup, a FIFO is an error at once, not a hang.
+        let fifo = dir.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = build(
+            Intervals::default(),
+            vec![GatewayFile {
+                token_file: Some(fifo),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(Token::new(" \t\n"), None);
     }
@@ -999,8 +1032,19 @@ mod tests {
         assert_eq!(now().as_deref(), Some("third"));
         std::fs::write(&file, " \n").unwrap();
         assert_eq!(now().as_deref(), Some("third"));
+        // A FIFO in its place would block a plain read until a writer came:
+        // refused at once, and the last token stays.
+        std::fs::remove_file(&file).unwrap();
+        let fifo = rustix::fs::FileType::Fifo;
+        let mode = rustix::fs::Mode::from_raw_mode(0o600);
+        rustix::fs::mknodat(rustix::fs::CWD, &file, fifo, mode, 0).unwrap();
+        assert_eq!(now().as_deref(), Some("third"));
+        std::fs::remove_file(&file).unwrap();
         // Back: read again.
         std::fs::write(&file, "fourth-one\n").unwrap();
+        assert_eq!(now().as_deref(), Some("fourth-one"));
+        // Too large to be a token: refused, the last token stays.
+        std::fs::write(&file, "x".repeat(MAX_TOKEN_FILE_BYTES as usize + 1)).unwrap();
         assert_eq!(now().as_deref(), Some("fourth-one"));
         let _ = std::fs::remove_dir_all(&dir);
 

@@ -81,8 +81,8 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
     })
 }
 
-/// Open a file for reading without ever blocking: a FIFO put where a lock or
-/// pid file belongs would block a plain `open` until a writer came. Refuses
+/// Open a file for reading without ever blocking: a FIFO put where a lock,
+/// pid or token file belongs would block a plain `open` until a writer came. Refuses
 /// anything but a regular file, and a symlink unless `follow`.
 pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
     use rustix::fs::OFlags;
