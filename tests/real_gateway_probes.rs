@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -34,6 +35,23 @@ fn process_age_seconds(pid: u32) -> f64 {
     uptime - start_ticks(pid) as f64 / hz
 }
 
+/// An exporter for the real gateway at `url`, named "real", sending the
+/// token in `token_file`.
+fn exporter(url: &str, state_dir: &Path, token_file: &Path, flags: &[&str]) -> Exporter {
+    let mut args = vec![
+        "--gateway.name",
+        "real",
+        "--gateway.url",
+        url,
+        "--gateway.state-dir",
+        state_dir.to_str().unwrap(),
+        "--gateway.token-file",
+        token_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    Exporter::start(&args)
+}
+
 #[test]
 fn real_gateway_readiness_event_loop_and_hang() {
     let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,24 +62,21 @@ fn real_gateway_readiness_event_loop_and_hang() {
     let secrets = TempDir::new("real-token");
     let token_file = secrets.path().join("token");
     std::fs::write(&token_file, "t\n").unwrap();
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "real",
-        "--gateway.url",
+    let exp = exporter(
         &url,
-        "--gateway.state-dir",
-        state_dir.to_str().unwrap(),
-        "--gateway.token-file",
-        token_file.to_str().unwrap(),
-        "--collect.connections.interval",
-        "500ms",
-        "--collect.latency.interval",
-        "500ms",
-        "--probe.readiness-interval",
-        "500ms",
-        "--probe.timeout",
-        "1s",
-    ]);
+        &state_dir,
+        &token_file,
+        &[
+            "--collect.connections.interval",
+            "500ms",
+            "--collect.latency.interval",
+            "500ms",
+            "--probe.readiness-interval",
+            "500ms",
+            "--probe.timeout",
+            "1s",
+        ],
+    );
 
     // /readyz says 503 startup-sidecars for a few seconds after /healthz.
     wait_for(Duration::from_secs(90), "ready 1", || {
@@ -199,18 +214,12 @@ fn real_gateway_token_rotation_through_the_token_file() {
     let secrets = TempDir::new("rotating-token");
     let token_file = secrets.path().join("token");
     std::fs::write(&token_file, "stale-S1\n").unwrap();
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "real",
-        "--gateway.url",
+    let exp = exporter(
         &url,
-        "--gateway.state-dir",
-        gw.state_dir().to_str().unwrap(),
-        "--gateway.token-file",
-        token_file.to_str().unwrap(),
-        "--probe.readiness-interval",
-        "500ms",
-    ]);
+        &gw.state_dir(),
+        &token_file,
+        &["--probe.readiness-interval", "500ms"],
+    );
     let uptime_errors = |s: &Scrape| {
         s.get(
             "openclaw_gateway_readiness_parse_errors_total",

@@ -200,26 +200,24 @@ impl Scrape {
 
 // ---------------------------------------------------------------- ground truth
 
-/// VmRSS of `pid` in bytes, from /proc/<pid>/status.
+/// VmRSS of `pid` in bytes, from /proc/<pid>/status; `None` when the process
+/// is gone or a zombie (no VmRSS line).
+fn try_vm_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// VmRSS of `pid`, a process that runs, in bytes.
 pub fn vm_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
+    try_vm_rss(pid).unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
 }
 
 /// VmRSS summed over `pids`, which may exit meanwhile: one that is gone, or
-/// a zombie (no VmRSS line), holds no memory and counts as zero, as it does
-/// for the exporter.
+/// a zombie, holds no memory and counts as zero, as it does for the exporter.
 pub fn vm_rss_of_children(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| {
-            let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .sum::<u64>()
-        * 1024
+    pids.iter().filter_map(|&p| try_vm_rss(p)).sum()
 }
 
 /// Entries in /proc/<pid>/fd.
