@@ -931,6 +931,22 @@ mod tests {
         assert!(err.contains("unknown field `hang_afterr`"), "{err}");
     }
 
+    /// Why a gateway whose token file is `path` is refused.
+    fn token_file_error(path: PathBuf) -> String {
+        let g = GatewayFile {
+            token_file: Some(path),
+            ..Default::default()
+        };
+        build(Intervals::default(), vec![g])
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn mkfifo(path: &Path) {
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
+    }
+
     #[test]
     fn tokens_come_from_files_and_never_show() {
         let dir = std::env::temp_dir().join(format!("ocgx-token-{}", std::process::id()));
@@ -955,49 +971,18 @@ mod tests {
         assert!(parse_file("c.yml", "gateways:\n  - token: x\n").is_err());
 
         std::fs::write(&file, " \n").unwrap();
-        let err = build(
-            Intervals::default(),
-            vec![GatewayFile {
-                token_file: Some(file.clone()),
-                ..Default::default()
-            }],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = token_file_error(file.clone());
         assert!(err.contains("is empty") && err.contains("tok"), "{err}");
         let missing = dir.join("missing");
-        let err = build(
-            Intervals::default(),
-            vec![GatewayFile {
-                token_file: Some(missing),
-                ..Default::default()
-            }],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = token_file_error(missing);
         assert!(
             err.contains("cannot read token file") && err.contains("missing"),
             "{err}"
         );
         // At startup, a FIFO is an error at once, not a hang.
         let fifo = dir.join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        let err = build(
-            Intervals::default(),
-            vec![GatewayFile {
-                token_file: Some(fifo),
-                ..Default::default()
-            }],
-        )
-        .unwrap_err()
-        .to_string();
+        mkfifo(&fifo);
+        let err = token_file_error(fifo);
         assert!(err.contains("not a regular file"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(Token::new(" \t\n"), None);
@@ -1035,9 +1020,7 @@ mod tests {
         // A FIFO in its place would block a plain read until a writer came:
         // refused at once, and the last token stays.
         std::fs::remove_file(&file).unwrap();
-        let fifo = rustix::fs::FileType::Fifo;
-        let mode = rustix::fs::Mode::from_raw_mode(0o600);
-        rustix::fs::mknodat(rustix::fs::CWD, &file, fifo, mode, 0).unwrap();
+        mkfifo(&file);
         assert_eq!(now().as_deref(), Some("third"));
         std::fs::remove_file(&file).unwrap();
         // Back: read again.
