@@ -300,3 +300,35 @@ fn the_anchor_rules_match_github() {
     ];
     assert_eq!(a, want.iter().map(|s| s.to_string()).collect());
 }
+
+#[test]
+fn every_table_row_has_its_header_s_cells() {
+    let mut bad = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let name = doc.strip_prefix(repo()).unwrap().display().to_string();
+        let mut header: Option<usize> = None;
+        for line in prose(&text) {
+            if !line.starts_with('|') {
+                header = None;
+                continue;
+            }
+            // A `|` inside a code span does not split cells.
+            let cells = line
+                .split('`')
+                .step_by(2)
+                .map(|s| s.matches('|').count())
+                .sum();
+            match header {
+                None => header = Some(cells),
+                Some(n) if n != cells => bad.push(format!("{name}: {line}")),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "rows with more or fewer cells than their header:\n{}",
+        bad.join("\n")
+    );
+}
