@@ -350,7 +350,14 @@ fn diagnose_and_check_work_with_collectors_off() {
         .as_array()
         .unwrap()
         .is_empty());
-    assert_ne!(out.status.code(), Some(2), "{v}");
+    // The verdict on what did run (a loaded machine may slow the fixture's
+    // event loop: that line is not about collectors).
+    let code = match v["status"].as_str() {
+        Some("OK") => 0,
+        Some("WARN") => 1,
+        _ => 2,
+    };
+    assert_eq!(out.status.code(), Some(code), "{v}");
 
     // `check` is a probe of its own: collector flags do not change it.
     let mut args = vec!["check", "--no-collector.liveness", "--no-collector.process"];
@@ -397,7 +404,14 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn own_process_metrics_agree_with_proc() {
     let (state, fx) = fixture();
-    let exp = exporter(&state, &fx, &[]);
+    // The default intervals: the collectors' own reads open fds for a moment.
+    let url = format!("http://127.0.0.1:{}", fx.port);
+    let exp = Exporter::start(&[
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state.path().to_str().unwrap(),
+    ]);
     let pid = exp.proc.pid();
     let get = |s: &Scrape, name: &str| {
         s.get(name, &[])
@@ -442,26 +456,37 @@ fn own_process_metrics_agree_with_proc() {
     assert!((threads - now).abs() <= 1.0, "{threads} vs {now}");
 
     // Open fds: while it scrapes, the exporter also holds the scrape's
-    // connection and its read of /proc/self/fd. 40 connections held open
-    // more show as 40 more.
-    let fds = get(&s, "process_open_fds");
-    let truth = fd_count(pid) as f64;
-    assert!((fds - truth).abs() <= 3.0, "{fds} vs {truth}");
+    // connection and its read of /proc/self/fd, and a collector or probe may
+    // hold one for a moment: the count agrees within 3 once it is quiet.
+    let agreeing_fds = || {
+        wait_for(Duration::from_secs(10), "process_open_fds agrees", || {
+            let fds = get(&exp.scrape(), "process_open_fds");
+            let truth = fd_count(pid) as f64;
+            ((fds - truth).abs() <= 3.0).then_some(fds)
+        })
+    };
+    let fds = agreeing_fds();
+    // 40 connections held open show as 40 more than the quiet count (the
+    // least of a few reads: a closing scrape connection may still count).
+    let before = (0..5)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            fd_count(pid)
+        })
+        .min()
+        .unwrap();
     let held: Vec<std::net::TcpStream> = (0..40)
         .map(|_| std::net::TcpStream::connect(&exp.addr).unwrap())
         .collect();
     wait_for(Duration::from_secs(10), "40 connections accepted", || {
-        (fd_count(pid) as f64 >= truth + 40.0).then_some(())
+        (fd_count(pid) >= before + 40).then_some(())
     });
-    let s2 = exp.scrape();
-    let fds2 = get(&s2, "process_open_fds");
-    let truth2 = fd_count(pid) as f64;
-    assert!((fds2 - truth2).abs() <= 3.0, "{fds2} vs {truth2}");
-    assert!((fds2 - fds - 40.0).abs() <= 3.0, "{fds} then {fds2}");
+    let more = agreeing_fds();
+    assert!((more - fds - 40.0).abs() <= 3.0, "{fds} then {more}");
     drop(held);
 
     // CPU time never goes back.
-    assert!(get(&s2, "process_cpu_seconds_total") >= cpu);
+    assert!(get(&exp.scrape(), "process_cpu_seconds_total") >= cpu);
 
     // Named and typed as the Go and Python clients have them.
     for (name, kind) in [
@@ -479,4 +504,43 @@ fn own_process_metrics_agree_with_proc() {
             s.1
         );
     }
+}
+
+#[test]
+fn without_the_process_collector_there_is_no_hang_verdict_and_no_identity_watch() {
+    let (state, fx) = fixture();
+    let exp = exporter(&state, &fx, &["--no-collector.process"]);
+    let s = settled(
+        &exp,
+        &["liveness", "memory", "connections"],
+        &["openclaw_gateway_probe_success"],
+    );
+    let g = [("gateway", "fx")];
+    // The liveness probe runs; the verdict on the process it would judge does not.
+    assert_eq!(
+        s.get(
+            "openclaw_gateway_probe_success",
+            &[("gateway", "fx"), ("endpoint", "live")]
+        ),
+        Some(1.0)
+    );
+    for absent in [
+        "openclaw_gateway_hung",
+        "openclaw_gateway_process_up",
+        "openclaw_gateway_process_restarts_total",
+    ] {
+        assert_eq!(s.get(absent, &g), None, "{absent}:\n{}", s.1);
+    }
+    let reporting = collectors_reporting(&s);
+    assert!(
+        !reporting.contains("process") && !reporting.contains("identity"),
+        "{reporting:?}"
+    );
+    let threads = thread_names(exp.proc.pid());
+    assert!(
+        !threads
+            .iter()
+            .any(|t| t.starts_with("process-") || t.starts_with("identity-")),
+        "{threads:?}"
+    );
 }
