@@ -115,6 +115,8 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
             "openclaw_gateway_listen_queue_length",
             "openclaw_gateway_process_resident_memory_bytes",
             "openclaw_gateway_lock_files",
+            // Absent until the fixture's event-loop monitor's first window.
+            "openclaw_gateway_eventloop_delay_p99_seconds",
         ],
     );
     let without_scrape = settled(
@@ -124,6 +126,7 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
             up,
             "openclaw_gateway_process_resident_memory_bytes",
             "openclaw_gateway_lock_files",
+            "openclaw_gateway_eventloop_delay_p99_seconds",
         ],
     );
     let g = [("gateway", "fx")];
