@@ -100,6 +100,70 @@ impl Default for Probe {
     }
 }
 
+/// Which collectors run: `collectors:` in the file, `--collector.<name>` and
+/// `--no-collector.<name>` on the command line (flags win). All run by
+/// default. A collector that is off has no series, no thread and no reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Collectors {
+    /// `openclaw_gateway_process_*` and `discovery_method`; also the identity
+    /// watch that keeps `process_restarts_total` right in a crash loop.
+    pub process: bool,
+    pub memory: bool,
+    pub connections: bool,
+    pub lifecycle: bool,
+    pub logs: bool,
+    /// The /healthz probe; `hung` needs the process collector as well.
+    pub liveness: bool,
+    pub readiness: bool,
+}
+
+impl Collectors {
+    /// Every collector, in the order they are listed and logged.
+    pub const NAMES: [&'static str; 7] = [
+        "process",
+        "memory",
+        "connections",
+        "lifecycle",
+        "logs",
+        "liveness",
+        "readiness",
+    ];
+
+    /// The switch of the collector `name`, if there is one.
+    pub fn switch(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "process" => &mut self.process,
+            "memory" => &mut self.memory,
+            "connections" => &mut self.connections,
+            "lifecycle" => &mut self.lifecycle,
+            "logs" => &mut self.logs,
+            "liveness" => &mut self.liveness,
+            "readiness" => &mut self.readiness,
+            _ => return None,
+        })
+    }
+
+    pub fn enabled(&self, name: &str) -> bool {
+        let mut all = *self;
+        all.switch(name).is_some_and(|on| *on)
+    }
+}
+
+impl Default for Collectors {
+    fn default() -> Self {
+        Collectors {
+            process: true,
+            memory: true,
+            connections: true,
+            lifecycle: true,
+            logs: true,
+            liveness: true,
+            readiness: true,
+        }
+    }
+}
+
 /// One gateway as written in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +193,8 @@ pub struct FileConfig {
     pub collect: Intervals,
     #[serde(default)]
     pub probe: Probe,
+    #[serde(default)]
+    pub collectors: Collectors,
     #[serde(default, deserialize_with = "de_gateways")]
     pub gateways: Vec<GatewayFile>,
     /// Extra log patterns to count, name -> regular expression.
@@ -308,6 +374,7 @@ pub const BUILTIN_LOG_PATTERNS: [(&str, &str); 3] = [
 pub struct Config {
     pub intervals: Intervals,
     pub probe: Probe,
+    pub collectors: Collectors,
     pub gateways: Vec<GatewaySpec>,
     pub log_patterns: Vec<LogPattern>,
 }
@@ -778,6 +845,7 @@ pub fn build_with_patterns(
     Ok(Config {
         intervals,
         probe: Probe::default(),
+        collectors: Collectors::default(),
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
     })
@@ -929,6 +997,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `hang_afterr`"), "{err}");
+    }
+
+    #[test]
+    fn collectors_from_the_file() {
+        let f = parse_file(
+            "c.yml",
+            "collectors:\n  connections: false\n  logs: false\n",
+        )
+        .unwrap();
+        let c = f.collectors;
+        assert!(!c.enabled("connections") && !c.enabled("logs"));
+        assert!(c.enabled("process") && c.enabled("readiness"));
+        assert!(!c.enabled("nope"));
+        assert_eq!(
+            parse_file("c.yml", "").unwrap().collectors,
+            Collectors::default()
+        );
+        assert!(Collectors::NAMES
+            .iter()
+            .all(|n| Collectors::default().enabled(n)));
+        let err = parse_file("c.yml", "collectors:\n  conections: false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yml:2:") && err.contains("unknown field `conections`"),
+            "{err}"
+        );
     }
 
     /// Why a gateway whose token file is `path` is refused.

@@ -149,7 +149,12 @@ pub fn run(exporter: &mut Exporter) -> Report {
         .iter()
         .zip(&exporter.logs)
         .map(|(target, logs)| {
-            gateway_report(&snap, target, &recent_from_tail(target, &logs.recent()))
+            // With the logs collector off (--no-collector.logs), no log is read.
+            let recent = logs
+                .as_ref()
+                .map(|l| recent_from_tail(target, &l.recent()))
+                .unwrap_or_default();
+            gateway_report(&snap, target, &recent)
         })
         .collect();
     let status = gateways
@@ -206,16 +211,22 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         |name: &str, k: &'static str, v: &'static str| snap.get(name, &[("gateway", gw), (k, v)]);
     let mut checks = Vec::new();
 
-    // Process: found, and how.
-    let up = get("openclaw_gateway_process_up") == Some(1.0);
+    // Process: found, and how. With the process collector off
+    // (--no-collector.process) it is looked for here, once.
+    let up = match get("openclaw_gateway_process_up") {
+        Some(up) => up == 1.0,
+        None => target.resolve().is_some(),
+    };
     match target.current() {
         Some(found) if up => {
-            let workers = get("openclaw_gateway_process_children").unwrap_or(0.0);
+            let workers = get("openclaw_gateway_process_children")
+                .map(|w| format!(", {w} worker(s)"))
+                .unwrap_or_default();
             checks.push(check(
                 "process",
                 Status::Ok,
                 Some(found.id.pid as f64),
-                format!("pid {} (found by {}), {} worker(s)", found.id.pid, found.method.as_str(), workers),
+                format!("pid {} (found by {}){workers}", found.id.pid, found.method.as_str()),
             ));
         }
         _ => checks.push(check(
@@ -470,25 +481,26 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         ));
     }
 
-    // Stale locks and duplicates.
-    let stale = with("openclaw_gateway_lock_files", "state", "stale").unwrap_or(0.0);
-    let invalid = with("openclaw_gateway_lock_files", "state", "invalid").unwrap_or(0.0);
-    let lock_status = match (stale + invalid > 0.0, up) {
-        (false, _) => Status::Ok,
-        (true, true) => Status::Warn,
-        // Down with a stale lock: the next start may refuse ("already running").
-        (true, false) => Status::Crit,
-    };
-    checks.push(check(
-        "locks",
-        lock_status,
-        Some(stale),
-        format!(
-            "{} live, {stale} stale, {invalid} invalid lock file(s) in {}/tmp",
-            with("openclaw_gateway_lock_files", "state", "live").unwrap_or(0.0),
-            spec.state_dir.display()
-        ),
-    ));
+    // Stale locks and duplicates (absent with the lifecycle collector off).
+    if let Some(live) = with("openclaw_gateway_lock_files", "state", "live") {
+        let stale = with("openclaw_gateway_lock_files", "state", "stale").unwrap_or(0.0);
+        let invalid = with("openclaw_gateway_lock_files", "state", "invalid").unwrap_or(0.0);
+        let lock_status = match (stale + invalid > 0.0, up) {
+            (false, _) => Status::Ok,
+            (true, true) => Status::Warn,
+            // Down with a stale lock: the next start may refuse ("already running").
+            (true, false) => Status::Crit,
+        };
+        checks.push(check(
+            "locks",
+            lock_status,
+            Some(stale),
+            format!(
+                "{live} live, {stale} stale, {invalid} invalid lock file(s) in {}/tmp",
+                spec.state_dir.display()
+            ),
+        ));
+    }
     if let Some(n) = get("openclaw_gateway_instances") {
         let status = if n > 1.0 { Status::Crit } else { Status::Ok };
         checks.push(check(

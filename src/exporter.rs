@@ -15,11 +15,12 @@ use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
-use crate::config::Config;
+use crate::config::{Collectors, Config};
 use crate::discovery::Target;
 use crate::metrics::Latest;
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::proc::Host;
+use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("OCGX_REVISION");
@@ -39,9 +40,11 @@ pub struct Job {
 pub struct Exporter {
     pub registry: Arc<Registry>,
     pub targets: Vec<Arc<Target>>,
-    /// Per gateway, in the order of `targets`.
-    pub logs: Vec<Arc<LogSlot>>,
+    /// Per gateway, in the order of `targets`; `None` with the logs collector off.
+    pub logs: Vec<Option<Arc<LogSlot>>>,
     pub health: Vec<Arc<Health>>,
+    /// Which collectors run.
+    pub collectors: Collectors,
     jobs: Vec<Job>,
     /// Runs the probes of `sample_once`; made on first use, never by the server.
     one_shot: Option<tokio::runtime::Runtime>,
@@ -58,6 +61,9 @@ impl Exporter {
             .map(|g| Arc::new(Target::new(g.clone())))
             .collect();
 
+        // A collector that is off gets no slot, no job (so no thread and no
+        // reads) and no series.
+        let on = config.collectors;
         let mut jobs = Vec::new();
         let mut process_slots = Vec::new();
         let mut memory_slots = Vec::new();
@@ -69,67 +75,79 @@ impl Exporter {
         let mut connections_slots = Vec::new();
         let host_net = Arc::new(Latest::new());
         for target in &targets {
-            let process = Arc::new(ProcessSlot {
-                target: target.clone(),
-                latest: Latest::new(),
-            });
-            let memory = Arc::new(MemorySlot {
-                target: target.clone(),
-                latest: Latest::new(),
-            });
-            jobs.push(job(
-                Kind::Blocking(Box::new(ProcessSampler::new(process.clone(), host))),
-                target,
-                intervals.connections,
-            ));
-            jobs.push(job(
-                Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
-                target,
-                intervals.memory,
-            ));
-            let connections = Arc::new(ConnectionsSlot {
-                target: target.clone(),
-                latest: Latest::new(),
-            });
-            jobs.push(job(
-                Kind::Blocking(Box::new(ConnectionsSampler::new(
-                    connections.clone(),
-                    host_net.clone(),
-                ))),
-                target,
-                intervals.connections,
-            ));
-            let lifecycle = Arc::new(Latest::new());
-            jobs.push(job(
-                Kind::Blocking(Box::new(LifecycleSampler::new(
-                    target.clone(),
-                    lifecycle.clone(),
-                ))),
-                target,
-                intervals.connections,
-            ));
-            jobs.push(job(
-                Kind::Blocking(Box::new(WatchSampler::new(target.clone()))),
-                target,
-                lifecycle::WATCH_INTERVAL,
-            ));
-            let logs = Arc::new(LogSlot::new(
-                target.spec.name.clone(),
-                config.log_patterns.clone(),
-            ));
-            jobs.push(job(
-                Kind::Blocking(Box::new(LogSampler::new(
-                    logs.clone(),
-                    target.spec.log_path.clone(),
-                ))),
-                target,
-                intervals.logs,
-            ));
-            log_slots.push(logs);
-            process_slots.push(process);
-            memory_slots.push(memory);
-            connections_slots.push(connections);
-            lifecycle_slots.push((target.spec.name.clone(), lifecycle));
+            if on.process {
+                let process = Arc::new(ProcessSlot {
+                    target: target.clone(),
+                    latest: Latest::new(),
+                });
+                jobs.push(job(
+                    Kind::Blocking(Box::new(ProcessSampler::new(process.clone(), host))),
+                    target,
+                    intervals.connections,
+                ));
+                // The identity watch keeps the process collector's restart
+                // count right when the gateway crash-loops between samples.
+                jobs.push(job(
+                    Kind::Blocking(Box::new(WatchSampler::new(target.clone()))),
+                    target,
+                    lifecycle::WATCH_INTERVAL,
+                ));
+                process_slots.push(process);
+            }
+            if on.memory {
+                let memory = Arc::new(MemorySlot {
+                    target: target.clone(),
+                    latest: Latest::new(),
+                });
+                jobs.push(job(
+                    Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
+                    target,
+                    intervals.memory,
+                ));
+                memory_slots.push(memory);
+            }
+            if on.connections {
+                let connections = Arc::new(ConnectionsSlot {
+                    target: target.clone(),
+                    latest: Latest::new(),
+                });
+                jobs.push(job(
+                    Kind::Blocking(Box::new(ConnectionsSampler::new(
+                        connections.clone(),
+                        host_net.clone(),
+                    ))),
+                    target,
+                    intervals.connections,
+                ));
+                connections_slots.push(connections);
+            }
+            if on.lifecycle {
+                let lifecycle = Arc::new(Latest::new());
+                jobs.push(job(
+                    Kind::Blocking(Box::new(LifecycleSampler::new(
+                        target.clone(),
+                        lifecycle.clone(),
+                    ))),
+                    target,
+                    intervals.connections,
+                ));
+                lifecycle_slots.push((target.spec.name.clone(), lifecycle));
+            }
+            log_slots.push(on.logs.then(|| {
+                let logs = Arc::new(LogSlot::new(
+                    target.spec.name.clone(),
+                    config.log_patterns.clone(),
+                ));
+                jobs.push(job(
+                    Kind::Blocking(Box::new(LogSampler::new(
+                        logs.clone(),
+                        target.spec.log_path.clone(),
+                    ))),
+                    target,
+                    intervals.logs,
+                ));
+                logs
+            }));
 
             // A gateway whose client cannot be built is reported by both
             // probe collectors failing on every tick. Liveness connects afresh
@@ -141,13 +159,6 @@ impl Exporter {
                 tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
                 e.to_string()
             };
-            let prober = Prober::new(config.probe.timeout, https).map_err(unbuildable);
-            let ready_prober = if readiness_poll < READINESS_KEEP_ALIVE {
-                Prober::keep_alive(config.probe.timeout, https, READINESS_KEEP_ALIVE)
-                    .map_err(unbuildable)
-            } else {
-                prober.clone()
-            };
             let stats = |endpoint| {
                 Arc::new(ProbeStats::new(
                     &target.spec.name,
@@ -155,39 +166,58 @@ impl Exporter {
                     intervals.errors,
                 ))
             };
-            let liveness = Arc::new(LivenessSlot {
-                target: target.clone(),
-                stats: stats(Endpoint::Live),
-                hung: Latest::new(),
-            });
-            let readiness = Arc::new(ReadinessSlot::new(
-                target.clone(),
-                stats(Endpoint::Ready),
-                intervals.event_loop,
-                config.probe.event_loop_floor,
-            ));
-            jobs.push(job(
-                Kind::Async(Box::new(LivenessSampler::new(
-                    liveness.clone(),
-                    prober.clone(),
-                    config.probe.hang_after,
-                ))),
-                target,
-                intervals.latency,
-            ));
-            jobs.push(job(
-                Kind::Async(Box::new(ReadinessSampler::new(
-                    readiness.clone(),
-                    ready_prober,
+            if on.liveness {
+                let prober = Prober::new(config.probe.timeout, https).map_err(unbuildable);
+                let liveness = Arc::new(LivenessSlot {
+                    target: target.clone(),
+                    stats: stats(Endpoint::Live),
+                    hung: Latest::new(),
+                });
+                // The hang verdict judges the process the process collector
+                // finds; without it there is no verdict (and no /proc read
+                // for one): the streak never reaches u32::MAX probes.
+                let hang_after = if on.process {
+                    config.probe.hang_after
+                } else {
+                    u32::MAX
+                };
+                jobs.push(job(
+                    Kind::Async(Box::new(LivenessSampler::new(
+                        liveness.clone(),
+                        prober,
+                        hang_after,
+                    ))),
+                    target,
+                    intervals.latency,
+                ));
+                probe_stats.push(liveness.stats.clone());
+                liveness_slots.push(liveness);
+            }
+            if on.readiness {
+                let ready_prober = if readiness_poll < READINESS_KEEP_ALIVE {
+                    Prober::keep_alive(config.probe.timeout, https, READINESS_KEEP_ALIVE)
+                } else {
+                    Prober::new(config.probe.timeout, https)
+                }
+                .map_err(unbuildable);
+                let readiness = Arc::new(ReadinessSlot::new(
+                    target.clone(),
+                    stats(Endpoint::Ready),
+                    intervals.event_loop,
+                    config.probe.event_loop_floor,
+                ));
+                jobs.push(job(
+                    Kind::Async(Box::new(ReadinessSampler::new(
+                        readiness.clone(),
+                        ready_prober,
+                        readiness_poll,
+                    ))),
+                    target,
                     readiness_poll,
-                ))),
-                target,
-                readiness_poll,
-            ));
-            probe_stats.push(liveness.stats.clone());
-            probe_stats.push(readiness.stats.clone());
-            liveness_slots.push(liveness);
-            readiness_slots.push(readiness);
+                ));
+                probe_stats.push(readiness.stats.clone());
+                readiness_slots.push(readiness);
+            }
         }
         let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
 
@@ -200,17 +230,35 @@ impl Exporter {
                 ("revision".to_string(), REVISION.to_string()),
             ]),
         );
-        registry.register_collector(Box::new(ProcessMetrics(process_slots)));
-        registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
-        registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
-        registry.register_collector(Box::new(LogMetrics(log_slots.clone())));
-        registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
-        registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
-        registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
-        registry.register_collector(Box::new(ConnectionsMetrics {
-            slots: connections_slots,
-            host: host_net,
-        }));
+        registry.register_collector(Box::new(SelfProcess::new()));
+        if on.process {
+            registry.register_collector(Box::new(ProcessMetrics(process_slots)));
+        }
+        if on.memory {
+            registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
+        }
+        if on.lifecycle {
+            registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
+        }
+        if on.logs {
+            let slots = log_slots.iter().flatten().cloned().collect();
+            registry.register_collector(Box::new(LogMetrics(slots)));
+        }
+        if on.liveness || on.readiness {
+            registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
+        }
+        if on.liveness && on.process {
+            registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
+        }
+        if on.readiness {
+            registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
+        }
+        if on.connections {
+            registry.register_collector(Box::new(ConnectionsMetrics {
+                slots: connections_slots,
+                host: host_net,
+            }));
+        }
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
         Exporter {
@@ -218,6 +266,7 @@ impl Exporter {
             targets,
             logs: log_slots,
             health,
+            collectors: on,
             jobs,
             one_shot: None,
         }
@@ -225,6 +274,14 @@ impl Exporter {
 
     /// Start every collector in the background, on threads of their own.
     pub fn spawn(&mut self) {
+        let (on, off): (Vec<&str>, Vec<&str>) = Collectors::NAMES
+            .into_iter()
+            .partition(|name| self.collectors.enabled(name));
+        let list = |names: Vec<&str>| match names.is_empty() {
+            true => "none".to_string(),
+            false => names.join(", "),
+        };
+        tracing::info!("collectors enabled: {}; disabled: {}", list(on), list(off));
         collector::spawn(
             self.jobs
                 .drain(..)

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod probe;
 pub mod proc;
 pub mod proc_net;
+pub mod self_process;
 pub mod sock_diag;
 pub mod stamp;
 pub mod tcp;

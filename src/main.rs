@@ -152,7 +152,7 @@ const LONG_VERSION: &str = concat!(
 );
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = collector_flags::get_matches(Cli::command());
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -252,6 +252,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             *target = d;
         }
     }
+    let mut collectors = file.collectors;
+    collector_flags::apply(m, &mut collectors);
     let mut probe = file.probe;
     for (flag, target) in [
         (cli.probe_timeout, &mut probe.timeout),
@@ -308,7 +310,98 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     };
     config::build_with_patterns(intervals, gateways, &file.log_patterns)
         .and_then(|c| c.with_probe(probe))
+        .map(|c| config::Config { collectors, ..c })
         .context("invalid configuration")
+}
+
+/// `--collector.<name>` and `--no-collector.<name>` for every collector, as
+/// node_exporter has them (kingpin's boolean flags): the last one given
+/// wins, and flags win over the config file's `collectors:`.
+mod collector_flags {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::{Arg, ArgAction, ArgMatches, Command};
+
+    use openclaw_gateway_exporter::config::Collectors;
+
+    /// Each collector with the ids (and long names) of the flags that turn
+    /// it on and off. Made once; clap wants them `'static`.
+    fn flags() -> &'static [(&'static str, &'static str, &'static str)] {
+        static FLAGS: std::sync::OnceLock<Vec<(&str, &str, &str)>> = std::sync::OnceLock::new();
+        FLAGS.get_or_init(|| {
+            let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+            Collectors::NAMES
+                .iter()
+                .map(|&name| {
+                    let on = leak(format!("collector.{name}"));
+                    (name, on, leak(format!("no-{on}")))
+                })
+                .collect()
+        })
+    }
+
+    /// Parse the command line with the collector flags added. An unknown
+    /// collector is a usage error (exit 2) that lists the known ones.
+    pub fn get_matches(cmd: Command) -> ArgMatches {
+        let mut cmd = cmd.args(flags().iter().flat_map(|&(name, on, off)| {
+            [
+                Arg::new(on)
+                    .long(on)
+                    .global(true)
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(off)
+                    .help(format!(
+                        "Enable the {name} collector [default: enabled]; --no-{on} disables it"
+                    )),
+                Arg::new(off)
+                    .long(off)
+                    .global(true)
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(on)
+                    .hide(true),
+            ]
+        }));
+        let e = match cmd.try_get_matches_from_mut(std::env::args_os()) {
+            Ok(m) => return m,
+            Err(e) => e,
+        };
+        let unknown = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+            (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => arg
+                .strip_prefix("--collector.")
+                .or_else(|| arg.strip_prefix("--no-collector."))
+                .map(|name| {
+                    (
+                        arg.clone(),
+                        name.split('=').next().unwrap_or(name).to_string(),
+                    )
+                }),
+            _ => None,
+        };
+        match unknown {
+            Some((arg, name)) => cmd
+                .error(
+                    ErrorKind::UnknownArgument,
+                    format!(
+                        "unknown collector {name:?} in '{arg}'; the collectors are {}",
+                        Collectors::NAMES.join(", ")
+                    ),
+                )
+                .exit(),
+            None => e.exit(),
+        }
+    }
+
+    /// Turn collectors on or off as the command line says.
+    pub fn apply(m: &ArgMatches, collectors: &mut Collectors) {
+        for &(name, on, off) in flags() {
+            if let Some(switch) = collectors.switch(name) {
+                if super::from_command_line(m, on) {
+                    *switch = true;
+                } else if super::from_command_line(m, off) {
+                    *switch = false;
+                }
+            }
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]

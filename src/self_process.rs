@@ -1,0 +1,179 @@
+//! The exporter's own `process_*` metrics, named and described as the Go and
+//! Python Prometheus clients export them by default, so that dashboards made
+//! for any exporter work. Read at scrape time from `/proc/self` with the
+//! readers of [`crate::proc`]: one `stat`, the fd folder and the limits file.
+//! A read that fails is logged once and its series are skipped, as
+//! linkerd2-proxy's process metrics do.
+//!
+//! Linux only for now; another OS would add its own `read`.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use crate::metrics::{self, Labels};
+
+/// What one scrape read; `None` where the read failed.
+#[derive(Debug, Default)]
+struct Sample {
+    cpu_seconds: Option<f64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+    virtual_bytes: Option<u64>,
+    resident_bytes: Option<u64>,
+    start_time_seconds: Option<f64>,
+    threads: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct SelfProcess {
+    #[cfg(target_os = "linux")]
+    host: crate::proc::Host,
+    /// The reads whose failure was logged already.
+    logged: Mutex<HashSet<String>>,
+}
+
+impl Default for SelfProcess {
+    fn default() -> Self {
+        SelfProcess::new()
+    }
+}
+
+impl SelfProcess {
+    pub fn new() -> SelfProcess {
+        SelfProcess {
+            #[cfg(target_os = "linux")]
+            host: crate::proc::Host::read(),
+            logged: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn log_once(&self, what: &str, error: &dyn std::fmt::Display) {
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.insert(what.to_string()) {
+            tracing::warn!(%error, "cannot read the exporter's own {what}; those process_* series are skipped");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read(&self) -> Sample {
+        use crate::proc::{self, PartialErrors, ProcError};
+        let what = |e: &ProcError| match e {
+            ProcError::Denied { what, .. } | ProcError::Other { what, .. } => *what,
+            ProcError::Gone(_) => "stat",
+        };
+        let pid = std::process::id() as i32;
+        let mut errs = PartialErrors::default();
+        let vitals = proc::identity(pid).and_then(|id| proc::vitals(&self.host, id, &mut errs));
+        for e in &errs.0 {
+            self.log_once(what(e), e);
+        }
+        match vitals {
+            Ok(v) => Sample {
+                cpu_seconds: Some(v.cpu_seconds),
+                open_fds: v.open_fds,
+                max_fds: v.max_fds,
+                virtual_bytes: Some(v.virtual_bytes),
+                resident_bytes: Some(v.resident_bytes),
+                start_time_seconds: Some(v.start_time_seconds),
+                threads: Some(v.threads),
+            },
+            Err(e) => {
+                self.log_once(what(&e), &e);
+                Sample::default()
+            }
+        }
+    }
+
+    /// No reader for this OS yet: no series.
+    #[cfg(not(target_os = "linux"))]
+    fn read(&self) -> Sample {
+        Sample::default()
+    }
+}
+
+/// The one row of an unlabelled family, if it was read.
+fn row(value: Option<f64>) -> Option<(Labels<'static, 0>, f64)> {
+    value.map(|v| ([], v))
+}
+
+/// Counts as f64 for the exposition (exact below 2^53).
+fn count(value: Option<u64>) -> Option<f64> {
+    value.map(|v| v as f64)
+}
+
+impl Collector for SelfProcess {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.read();
+        metrics::counter(
+            &mut enc,
+            "process_cpu",
+            "Total user and system CPU time spent in seconds.",
+            Some(&Unit::Seconds),
+            row(s.cpu_seconds),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            None,
+            row(count(s.open_fds)),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            None,
+            row(count(s.max_fds)),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_virtual_memory",
+            "Virtual memory size in bytes.",
+            Some(&Unit::Bytes),
+            row(count(s.virtual_bytes)),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_resident_memory",
+            "Resident memory size in bytes.",
+            Some(&Unit::Bytes),
+            row(count(s.resident_bytes)),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_start_time",
+            "Start time of the process since unix epoch in seconds.",
+            Some(&Unit::Seconds),
+            row(s.start_time_seconds),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            "process_threads",
+            "Number of OS threads in the process.",
+            None,
+            row(count(s.threads)),
+        )
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let s = SelfProcess::new().read();
+        assert!(s.resident_bytes.unwrap() > 0);
+        assert!(s.virtual_bytes.unwrap() >= s.resident_bytes.unwrap());
+        assert!(s.open_fds.unwrap() >= 3);
+        assert!(s.max_fds.unwrap() >= s.open_fds.unwrap());
+        assert!(s.threads.unwrap() >= 1);
+        let now = crate::collector::unix_now();
+        let start = s.start_time_seconds.unwrap();
+        assert!(start > now - 3600.0 && start <= now + 1.0, "{start} {now}");
+    }
+}
