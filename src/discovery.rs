@@ -157,6 +157,83 @@ struct TargetState {
     restarts: u64,
     /// When the process last found was seen gone, until one is found again.
     lost_at: Option<std::time::Instant>,
+    /// "Not found" was logged (once, until a process is first found).
+    missing_logged: bool,
+}
+
+impl TargetState {
+    /// Take what a discovery found, and log each change of state once, however
+    /// many collectors resolve the same gateway: not found (with what was
+    /// tried), found, lost, found again.
+    fn record(&mut self, spec: &GatewaySpec, found: Option<Found>) {
+        let before = self.current;
+        if let Some(f) = found {
+            if before.map(|b| b.id) != Some(f.id) && alive(f.id.pid) != Some(f.id) {
+                // From a scan that began before this process exited: it is
+                // gone already, and would be logged found, then lost.
+                return;
+            }
+            if self.last_seen.is_some_and(|last| last != f.id) {
+                self.restarts += 1;
+            }
+            log_found(spec, before, f, self.last_seen);
+            self.last_seen = Some(f.id);
+            self.lost_at = None;
+        } else if let Some(b) = before {
+            tracing::warn!(
+                gateway = spec.name,
+                pid = b.id.pid,
+                method = b.method.as_str(),
+                "gateway process lost"
+            );
+            self.lost_at = Some(std::time::Instant::now());
+        } else if self.last_seen.is_none() && !self.missing_logged {
+            self.missing_logged = true;
+            log_not_found(spec);
+        }
+        self.current = found;
+    }
+}
+
+fn log_found(spec: &GatewaySpec, before: Option<Found>, f: Found, last_seen: Option<Identity>) {
+    match before {
+        Some(b) if b.id == f.id => {
+            if b.method != f.method {
+                tracing::debug!(
+                    gateway = spec.name,
+                    pid = f.id.pid,
+                    method = f.method.as_str(),
+                    previous_method = b.method.as_str(),
+                    "gateway process found another way"
+                );
+            }
+        }
+        _ => tracing::info!(
+            gateway = spec.name,
+            method = f.method.as_str(),
+            pid = f.id.pid,
+            previous_pid = last_seen.filter(|l| *l != f.id).map(|l| l.pid),
+            "gateway process found"
+        ),
+    }
+}
+
+/// What [`discover`] tries, in its order.
+fn log_not_found(spec: &GatewaySpec) {
+    // The lock folders as lockfile::dirs finds them (any uid).
+    let lock_dir = spec.state_dir.join("tmp").join("openclaw-*");
+    tracing::warn!(
+        gateway = spec.name,
+        pid = spec.pid,
+        pid_file = spec
+            .pid_file
+            .as_ref()
+            .map(|p| tracing::field::display(p.display())),
+        lock_dir = %lock_dir.display(),
+        comm = spec.comm(),
+        listen_port = spec.port,
+        "gateway process not found"
+    );
 }
 
 /// How long after the gateway process went away [`Target::watch`] keeps
@@ -174,7 +251,7 @@ impl Target {
     /// Discover the gateway now (blocking) and record what was found.
     pub fn resolve(&self) -> Option<Found> {
         let found = discover(&self.spec);
-        self.record(found);
+        self.lock().record(&self.spec, found);
         found
     }
 
@@ -196,48 +273,43 @@ impl Target {
             })
             .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
+        let before = self.current();
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
-            match self.current() {
+            match before {
                 Some(current) if alive(current.id.pid) == Some(current.id) => Some(current),
                 Some(_) => discover(spec),
                 None if self.recently_lost() => discover(spec),
                 None => None,
             }
         });
-        self.record(found);
+        let mut st = self.lock();
+        // Nothing found from what `before` said: moot if a resolve has
+        // recorded a process since (it would be logged lost, then found).
+        if found.is_none() && st.current != before {
+            return;
+        }
+        st.record(&self.spec, found);
     }
 
-    fn record(&self, found: Option<Found>) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = found {
-            if st.last_seen.is_some_and(|last| last != f.id) {
-                st.restarts += 1;
-            }
-            st.last_seen = Some(f.id);
-            st.lost_at = None;
-        } else if st.current.is_some() {
-            st.lost_at = Some(std::time::Instant::now());
-        }
-        st.current = found;
+    fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn recently_lost(&self) -> bool {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.lost_at.is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
+        self.lock()
+            .lost_at
+            .is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
     }
 
     /// What the last resolve found.
     pub fn current(&self) -> Option<Found> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).current
+        self.lock().current
     }
 
     /// Times a different gateway process was found than the one before.
     pub fn restarts(&self) -> u64 {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .restarts
+        self.lock().restarts
     }
 }
