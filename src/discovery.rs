@@ -313,3 +313,114 @@ impl Target {
         self.lock().restarts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::{Format, Formatter};
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `f` logs at debug and above, without their time.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        let buf = Buf::default();
+        let w = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || w.clone())
+            .event_format(Formatter(Format::Logfmt))
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .collect()
+    }
+
+    fn spec() -> GatewaySpec {
+        let mut spec = crate::config::build(crate::config::Intervals::default(), vec![])
+            .unwrap()
+            .gateways
+            .remove(0);
+        spec.name = "g".into();
+        spec.state_dir = "/srv/oc".into();
+        spec.pid_file = Some("/run/gw.pid".into());
+        spec
+    }
+
+    #[test]
+    fn each_change_of_state_is_logged_once() {
+        let spec = spec();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let other = proc::identity(child.id() as i32).unwrap();
+        let me = proc::identity(std::process::id() as i32).unwrap();
+        let at = |id, method| Some(Found { id, method });
+        let mut st = TargetState::default();
+        let lines = logged(|| {
+            for found in [
+                None,
+                None,
+                at(me, Method::ListenSocket),
+                at(me, Method::ListenSocket),
+                at(me, Method::LockFile),
+                None,
+                None,
+                at(other, Method::LockFile),
+                at(me, Method::LockFile),
+            ] {
+                st.record(&spec, found);
+            }
+            // A scan that found a process which has exited since is dropped.
+            let _ = child.kill();
+            let _ = child.wait();
+            st.record(&spec, at(other, Method::LockFile));
+        });
+        let (me, other) = (me.pid, other.pid);
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "level=warn msg=\"gateway process not found\" gateway=g \
+                     pid_file=/run/gw.pid lock_dir=/srv/oc/tmp/openclaw-* \
+                     comm=openclaw-gatewa listen_port=18789"
+                ),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=listen_socket pid={me}"
+                ),
+                format!(
+                    "level=debug msg=\"gateway process found another way\" gateway=g \
+                     pid={me} method=lock_file previous_method=listen_socket"
+                ),
+                format!(
+                    "level=warn msg=\"gateway process lost\" gateway=g pid={me} method=lock_file"
+                ),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=lock_file pid={other} previous_pid={me}"
+                ),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=lock_file pid={me} previous_pid={other}"
+                ),
+            ]
+        );
+        assert_eq!(st.restarts, 2);
+        assert_eq!(st.current.map(|f| f.id.pid), Some(me));
+    }
+}
