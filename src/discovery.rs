@@ -394,11 +394,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                format!(
-                    "level=warn msg=\"gateway process not found\" gateway=g \
-                     pid_file=/run/gw.pid lock_dir=/srv/oc/tmp/openclaw-* \
-                     comm=openclaw-gatewa listen_port=18789"
-                ),
+                "level=warn msg=\"gateway process not found\" gateway=g \
+                 pid_file=/run/gw.pid lock_dir=/srv/oc/tmp/openclaw-* \
+                 comm=openclaw-gatewa listen_port=18789"
+                    .to_string(),
                 format!(
                     "level=info msg=\"gateway process found\" gateway=g \
                      method=listen_socket pid={me}"
