@@ -139,7 +139,7 @@ fn main() {
         let mut l = String::new();
         assert!(err.read_line(&mut l).unwrap() > 0, "exporter exited");
         if let Some(i) = l.find("listening on http://") {
-            break l[i + 20..].split_whitespace().next().unwrap().to_string();
+            break l[i + 20..].split(['"', ' ']).next().unwrap().to_string();
         }
     };
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));

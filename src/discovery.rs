@@ -157,6 +157,83 @@ struct TargetState {
     restarts: u64,
     /// When the process last found was seen gone, until one is found again.
     lost_at: Option<std::time::Instant>,
+    /// "Not found" was logged (once, until a process is first found).
+    missing_logged: bool,
+}
+
+impl TargetState {
+    /// Take what a discovery found, and log each change of state once, however
+    /// many collectors resolve the same gateway: not found (with what was
+    /// tried), found, lost, found again.
+    fn record(&mut self, spec: &GatewaySpec, found: Option<Found>) {
+        let before = self.current;
+        if let Some(f) = found {
+            if before.map(|b| b.id) != Some(f.id) && alive(f.id.pid) != Some(f.id) {
+                // From a scan that began before this process exited: it is
+                // gone already, and would be logged found, then lost.
+                return;
+            }
+            if self.last_seen.is_some_and(|last| last != f.id) {
+                self.restarts += 1;
+            }
+            log_found(spec, before, f, self.last_seen);
+            self.last_seen = Some(f.id);
+            self.lost_at = None;
+        } else if let Some(b) = before {
+            tracing::warn!(
+                gateway = spec.name,
+                pid = b.id.pid,
+                method = b.method.as_str(),
+                "gateway process lost"
+            );
+            self.lost_at = Some(std::time::Instant::now());
+        } else if self.last_seen.is_none() && !self.missing_logged {
+            self.missing_logged = true;
+            log_not_found(spec);
+        }
+        self.current = found;
+    }
+}
+
+fn log_found(spec: &GatewaySpec, before: Option<Found>, f: Found, last_seen: Option<Identity>) {
+    match before {
+        Some(b) if b.id == f.id => {
+            if b.method != f.method {
+                tracing::debug!(
+                    gateway = spec.name,
+                    pid = f.id.pid,
+                    method = f.method.as_str(),
+                    previous_method = b.method.as_str(),
+                    "gateway process found another way"
+                );
+            }
+        }
+        _ => tracing::info!(
+            gateway = spec.name,
+            method = f.method.as_str(),
+            pid = f.id.pid,
+            previous_pid = last_seen.filter(|l| *l != f.id).map(|l| l.pid),
+            "gateway process found"
+        ),
+    }
+}
+
+/// What [`discover`] tries, in its order.
+fn log_not_found(spec: &GatewaySpec) {
+    // The lock folders as lockfile::dirs finds them (any uid).
+    let lock_dir = spec.state_dir.join("tmp").join("openclaw-*");
+    tracing::warn!(
+        gateway = spec.name,
+        pid = spec.pid,
+        pid_file = spec
+            .pid_file
+            .as_ref()
+            .map(|p| tracing::field::display(p.display())),
+        lock_dir = %lock_dir.display(),
+        comm = spec.comm(),
+        listen_port = spec.port,
+        "gateway process not found"
+    );
 }
 
 /// How long after the gateway process went away [`Target::watch`] keeps
@@ -174,7 +251,7 @@ impl Target {
     /// Discover the gateway now (blocking) and record what was found.
     pub fn resolve(&self) -> Option<Found> {
         let found = discover(&self.spec);
-        self.record(found);
+        self.lock().record(&self.spec, found);
         found
     }
 
@@ -196,48 +273,153 @@ impl Target {
             })
             .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
+        let before = self.current();
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
-            match self.current() {
+            match before {
                 Some(current) if alive(current.id.pid) == Some(current.id) => Some(current),
                 Some(_) => discover(spec),
                 None if self.recently_lost() => discover(spec),
                 None => None,
             }
         });
-        self.record(found);
+        let mut st = self.lock();
+        // Nothing found from what `before` said: moot if a resolve has
+        // recorded a process since (it would be logged lost, then found).
+        if found.is_none() && st.current != before {
+            return;
+        }
+        st.record(&self.spec, found);
     }
 
-    fn record(&self, found: Option<Found>) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = found {
-            if st.last_seen.is_some_and(|last| last != f.id) {
-                st.restarts += 1;
-            }
-            st.last_seen = Some(f.id);
-            st.lost_at = None;
-        } else if st.current.is_some() {
-            st.lost_at = Some(std::time::Instant::now());
-        }
-        st.current = found;
+    fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn recently_lost(&self) -> bool {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.lost_at.is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
+        self.lock()
+            .lost_at
+            .is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
     }
 
     /// What the last resolve found.
     pub fn current(&self) -> Option<Found> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).current
+        self.lock().current
     }
 
     /// Times a different gateway process was found than the one before.
     pub fn restarts(&self) -> u64 {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .restarts
+        self.lock().restarts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::{Format, Formatter};
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `f` logs at debug and above, without their time.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        let buf = Buf::default();
+        let w = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || w.clone())
+            .event_format(Formatter(Format::Logfmt))
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .collect()
+    }
+
+    fn spec() -> GatewaySpec {
+        let mut spec = crate::config::build(crate::config::Intervals::default(), vec![])
+            .unwrap()
+            .gateways
+            .remove(0);
+        spec.name = "g".into();
+        spec.state_dir = "/srv/oc".into();
+        spec.pid_file = Some("/run/gw.pid".into());
+        spec
+    }
+
+    #[test]
+    fn each_change_of_state_is_logged_once() {
+        let spec = spec();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let other = proc::identity(child.id() as i32).unwrap();
+        let me = proc::identity(std::process::id() as i32).unwrap();
+        let at = |id, method| Some(Found { id, method });
+        let mut st = TargetState::default();
+        let lines = logged(|| {
+            for found in [
+                None,
+                None,
+                at(me, Method::ListenSocket),
+                at(me, Method::ListenSocket),
+                at(me, Method::LockFile),
+                None,
+                None,
+                at(other, Method::LockFile),
+                at(me, Method::LockFile),
+            ] {
+                st.record(&spec, found);
+            }
+            // A scan that found a process which has exited since is dropped.
+            let _ = child.kill();
+            let _ = child.wait();
+            st.record(&spec, at(other, Method::LockFile));
+        });
+        let (me, other) = (me.pid, other.pid);
+        assert_eq!(
+            lines,
+            [
+                "level=warn msg=\"gateway process not found\" gateway=g \
+                 pid_file=/run/gw.pid lock_dir=/srv/oc/tmp/openclaw-* \
+                 comm=openclaw-gatewa listen_port=18789"
+                    .to_string(),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=listen_socket pid={me}"
+                ),
+                format!(
+                    "level=debug msg=\"gateway process found another way\" gateway=g \
+                     pid={me} method=lock_file previous_method=listen_socket"
+                ),
+                format!(
+                    "level=warn msg=\"gateway process lost\" gateway=g pid={me} method=lock_file"
+                ),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=lock_file pid={other} previous_pid={me}"
+                ),
+                format!(
+                    "level=info msg=\"gateway process found\" gateway=g \
+                     method=lock_file pid={me} previous_pid={other}"
+                ),
+            ]
+        );
+        assert_eq!(st.restarts, 2);
+        assert_eq!(st.current.map(|f| f.id.pid), Some(me));
     }
 }

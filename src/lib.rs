@@ -10,6 +10,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod http;
 pub mod lockfile;
+pub mod logging;
 pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;

@@ -10,6 +10,7 @@ use tokio::signal::unix::{Signal, SignalKind};
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
+use openclaw_gateway_exporter::logging;
 use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
@@ -127,6 +128,15 @@ struct Cli {
         default_value = "info"
     )]
     log_level: String,
+
+    /// Log line format: logfmt or json.
+    #[arg(
+        long = "log.format",
+        env = "OPENCLAW_EXPORTER_LOG_FORMAT",
+        default_value = "logfmt",
+        value_enum
+    )]
+    log_format: logging::Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,7 +167,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(&cli.log_level);
+    init_logging(&cli.log_level, cli.log_format, cli.command.is_some());
     let config = match load_config(&cli, &matches) {
         Ok(c) => c,
         Err(e) => {
@@ -213,14 +223,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+/// `one_shot`: `check` and `diagnose` print their own verdict on the gateway
+/// process, so discovery's found/lost lines would only repeat it.
+fn init_logging(level: &str, format: logging::Format, one_shot: bool) {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if one_shot {
+        filter = filter.add_directive(
+            "openclaw_gateway_exporter::discovery=off"
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .event_format(logging::Formatter(format))
         .init();
 }
 

@@ -596,7 +596,7 @@ fn exporter_with_log(args: &[&str], env: &[(&str, &str)]) -> (Proc, String, Arc<
             if !sent {
                 if let Some(i) = line.find("listening on http://") {
                     let addr = line[i + "listening on http://".len()..]
-                        .split_whitespace()
+                        .split(|c: char| c.is_whitespace() || c == '"')
                         .next()
                         .unwrap()
                         .to_string();

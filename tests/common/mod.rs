@@ -397,8 +397,9 @@ impl Exporter {
                 kept.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Some(i) = line.find("listening on ") {
+                        // The URL ends the logfmt msg="..." value.
                         let url = line[i + "listening on ".len()..]
-                            .split_whitespace()
+                            .split(|c: char| c.is_whitespace() || c == '"')
                             .next()
                             .unwrap()
                             .to_string();

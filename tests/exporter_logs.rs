@@ -1,0 +1,185 @@
+//! The exporter's own log: discovery's changes of state, each logged once
+//! however many collectors resolve the gateway, and the two `--log.format`s.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Collectors that resolve the gateway every 200 ms, besides the 1 s
+/// identity watch: a line repeated per sample would show many times.
+fn exporter_command(cmd: Command, port: &str, state_dir: &str, extra: &[&str]) -> Exporter {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut args = vec![
+        "--gateway.name",
+        "fx",
+        "--gateway.url",
+        &url,
+        "--gateway.state-dir",
+        state_dir,
+        "--collect.connections.interval",
+        "200ms",
+        "--collect.memory.interval",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start_command(cmd, &args)
+}
+
+fn exporter(port: &str, state_dir: &str, extra: &[&str]) -> Exporter {
+    exporter_command(Command::new(EXPORTER), port, state_dir, extra)
+}
+
+fn lines_with(exp: &Exporter, needle: &str) -> Vec<String> {
+    let logs = exp.logs.lock().unwrap();
+    logs.iter()
+        .filter(|l| l.contains(needle))
+        .cloned()
+        .collect()
+}
+
+const NOT_FOUND: &str = "msg=\"gateway process not found\"";
+const FOUND: &str = "msg=\"gateway process found\"";
+const LOST: &str = "msg=\"gateway process lost\"";
+
+#[test]
+fn discovery_logs_not_found_found_lost_and_found_again_once_each() {
+    let state = TempDir::new("state");
+    let sd = state.path().to_str().unwrap();
+    let pid_file = state.path().join("gateway.pid");
+    let port = free_port().to_string();
+    let exp = exporter(
+        &port,
+        sd,
+        &["--gateway.pid-file", pid_file.to_str().unwrap()],
+    );
+
+    // What was tried, concretely.
+    let line = exp.wait_log(NOT_FOUND);
+    for want in [
+        "level=warn".to_string(),
+        "gateway=fx".to_string(),
+        format!("pid_file={}", pid_file.display()),
+        format!("lock_dir={sd}/tmp/openclaw-*"),
+        "comm=openclaw-gatewa".to_string(),
+        format!("listen_port={port}"),
+    ] {
+        assert!(line.contains(&want), "{want:?} in {line}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lines_with(&exp, NOT_FOUND).len(), 1, "logged once");
+
+    // Without a lock file the fixture is found by its title, always the same
+    // way (with one, a scan between its listen and its lock finds the title).
+    let start = || Fixture::start(&["--port", &port, "--state-dir", sd, "--no-lock"]);
+    let fx = start();
+    let first = fx.pid();
+    let line = exp.wait_log(&format!("pid={first}"));
+    assert!(
+        line.contains(&format!(
+            "level=info {FOUND} gateway=fx method=process_title pid={first}"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("previous_pid"), "{line}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines_with(&exp, FOUND).len(), 1, "found is logged once");
+
+    drop(fx);
+    let line = exp.wait_log(LOST);
+    assert!(
+        line.contains(&format!(
+            "level=warn {LOST} gateway=fx pid={first} method=process_title"
+        )),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines_with(&exp, LOST).len(), 1, "lost is logged once");
+    assert_eq!(
+        lines_with(&exp, NOT_FOUND).len(),
+        1,
+        "not 'not found' again"
+    );
+
+    // A restart: found again, with the new pid and the one before.
+    let fx = start();
+    let second = fx.pid();
+    assert_ne!(first, second);
+    let line = exp.wait_log(&format!("pid={second}"));
+    assert!(
+        line.contains(&format!(
+            "{FOUND} gateway=fx method=process_title pid={second} previous_pid={first}"
+        )),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines_with(&exp, FOUND).len(), 2, "{:?}", exp.logs);
+    assert_eq!(lines_with(&exp, LOST).len(), 1);
+}
+
+#[test]
+fn logfmt_is_the_default_and_every_line_is_logfmt() {
+    let state = TempDir::new("state");
+    let port = free_port().to_string();
+    let exp = exporter(&port, state.path().to_str().unwrap(), &[]);
+    exp.wait_log(NOT_FOUND);
+    let logs = exp.logs.lock().unwrap();
+    assert!(logs.len() >= 2, "{logs:?}");
+    for line in logs.iter() {
+        let mut words = line.split(' ');
+        let time = words.next().unwrap();
+        assert!(time.starts_with("time=20") && time.ends_with('Z'), "{line}");
+        let level = words.next().unwrap();
+        assert!(
+            ["error", "warn", "info", "debug", "trace"]
+                .contains(&level.trim_start_matches("level=")),
+            "{line}"
+        );
+        assert!(words.next().unwrap().starts_with("msg=\""), "{line}");
+    }
+}
+
+#[test]
+fn json_lines_have_time_level_msg_and_the_fields() {
+    let state = TempDir::new("state");
+    let port = free_port().to_string();
+    let sd = state.path().to_str().unwrap();
+    let check = |exp: &Exporter| {
+        let line = exp.wait_log("gateway process not found");
+        let logs = exp.logs.lock().unwrap();
+        assert!(logs.len() >= 2, "{logs:?}");
+        for line in logs.iter() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(v["time"].is_string(), "{line}");
+            assert!(v["level"].is_string(), "{line}");
+            assert!(v["msg"].is_string(), "{line}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["gateway"], "fx");
+        assert_eq!(v["lock_dir"], format!("{sd}/tmp/openclaw-*"));
+        assert_eq!(v["listen_port"].as_u64(), port.parse().ok());
+    };
+    check(&exporter(&port, sd, &["--log.format", "json"]));
+
+    let mut cmd = Command::new(EXPORTER);
+    cmd.env("OPENCLAW_EXPORTER_LOG_FORMAT", "json");
+    check(&exporter_command(cmd, &port, sd, &[]));
+}
+
+#[test]
+fn an_unknown_log_format_is_a_usage_error() {
+    let out = Command::new(EXPORTER)
+        .args(["--log.format", "xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--log.format") && err.contains("logfmt") && err.contains("json"),
+        "{err}"
+    );
+}
