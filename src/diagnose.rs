@@ -4,6 +4,14 @@
 //!
 //! The report reads the same exposition a scrape would return, so it can never
 //! disagree with what Prometheus sees.
+//!
+//! A gateway younger than [`thresholds::STARTUP_GRACE_SECONDS`] is *starting*:
+//! its startup load (event-loop delay, CPU, `/readyz` 503 `startup-sidecars`)
+//! is what a good restart looks like, so every finding is capped at WARN, the
+//! report says how long it has been up, and `diagnose` exits 1, not 2. Two
+//! verdicts stay CRIT, as they are not a start: no process (nothing is
+//! starting), and a hang (probes that time out for --probe.timeout are not
+//! startup load: the longest startup stall measured is ~2 s, docs/startup.md).
 
 use std::collections::HashMap;
 
@@ -110,6 +118,11 @@ pub struct GatewayReport {
     pub gateway: String,
     pub url: String,
     pub status: Status,
+    /// Up for less than the startup grace: findings capped at WARN.
+    pub starting: bool,
+    /// The gateway's own uptime (`/readyz` uptimeMs), else its process's age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<f64>,
     pub checks: Vec<Check>,
     pub recent_log_lines: Vec<LogLine>,
     pub what_to_do: Vec<String>,
@@ -149,7 +162,8 @@ pub fn run(exporter: &mut Exporter) -> Report {
         .iter()
         .zip(&exporter.logs)
         .map(|(target, logs)| {
-            gateway_report(&snap, target, &recent_from_tail(target, &logs.recent()))
+            let recent = recent_from_tail(target, &logs.recent());
+            gateway_report(&snap, target, &recent, crate::collector::unix_now())
         })
         .collect();
     let status = gateways
@@ -197,7 +211,32 @@ fn ms(seconds: f64) -> String {
     format!("{:.1} ms", seconds * 1000.0)
 }
 
-fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> GatewayReport {
+/// How long the gateway has been up, and how that is known: its own
+/// `/readyz` uptimeMs, else the start time of its process (the gateway's
+/// uptime clock starts ~10 s after its process, docs/startup.md).
+fn uptime(snap: &Snapshot, gw: &str, now: f64) -> Option<(f64, &'static str)> {
+    let g = [("gateway", gw)];
+    snap.get("openclaw_gateway_uptime_seconds", &g)
+        .map(|u| (u, "/readyz uptimeMs"))
+        .or_else(|| {
+            snap.get("openclaw_gateway_process_start_time_seconds", &g)
+                .map(|start| ((now - start).max(0.0), "process start time"))
+        })
+}
+
+/// While starting, every finding but a missing process is capped at WARN,
+/// its text kept. (A hung gateway is not starting.)
+fn cap_while_starting(checks: &mut [Check]) {
+    for c in checks
+        .iter_mut()
+        .filter(|c| c.status == Status::Crit && c.check != "process")
+    {
+        c.status = Status::Warn;
+        c.detail.push_str(" (CRIT once past the startup grace)");
+    }
+}
+
+fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine], now: f64) -> GatewayReport {
     let spec = &target.spec;
     let gw = spec.name.as_str();
     let g = [("gateway", gw)];
@@ -510,20 +549,53 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine]) -> Gatew
         ));
     }
 
+    // Startup: a process that is there, not hung, and younger than the grace
+    // is starting.
+    let uptime = if up { uptime(snap, gw, now) } else { None };
+    let grace = thresholds::STARTUP_GRACE_SECONDS;
+    let hung = checks
+        .iter()
+        .any(|c| c.check == "hung" && c.status == Status::Crit);
+    let starting = !hung && uptime.is_some_and(|(u, _)| u < grace);
+    if let Some((u, source)) = uptime {
+        let (status, detail) = if starting {
+            cap_while_starting(&mut checks);
+            (Status::Warn, format!("starting: up {u:.0} s of the {grace:.0} s startup grace (from its {source}); findings are capped at WARN until then"))
+        } else if u < grace {
+            (Status::Ok, format!("up {u:.0} s (from its {source}), within the {grace:.0} s startup grace, but hung: not starting"))
+        } else {
+            (
+                Status::Ok,
+                format!(
+                    "started: up {u:.0} s, past the {grace:.0} s startup grace (from its {source})"
+                ),
+            )
+        };
+        checks.insert(1, check("startup", status, Some(u), detail));
+    }
+
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
-    let what_to_do = advice(&checks, target);
+    let what_to_do = advice(
+        &checks,
+        target,
+        uptime.filter(|_| starting).map(|(u, _)| grace - u),
+    );
     GatewayReport {
         gateway: spec.name.clone(),
         url: spec.url.clone(),
         status,
+        starting,
+        uptime_seconds: uptime.map(|(u, _)| u),
         checks,
         recent_log_lines: recent.to_vec(),
         what_to_do,
     }
 }
 
-/// The field report's recovery steps that fit what was found.
-fn advice(checks: &[Check], target: &Target) -> Vec<String> {
+/// The field report's recovery steps that fit what was found. While the
+/// gateway starts (`starting`: seconds left of the grace), only a hang gets
+/// them; everything else is "look again once started".
+fn advice(checks: &[Check], target: &Target, starting: Option<f64>) -> Vec<String> {
     let spec = &target.spec;
     let bad = |name: &str, at_least: Status| {
         checks
@@ -562,6 +634,10 @@ fn advice(checks: &[Check], target: &Target) -> Vec<String> {
             "Start and verify: openclaw gateway start && curl -fsS {}/healthz",
             spec.url
         ));
+    }
+    if let Some(left) = starting {
+        out.push(format!("The gateway is starting: run diagnose again in {:.0} s, once past the startup grace, for the verdict.", left.ceil()));
+        return out;
     }
     if bad("instances", Status::Crit) || bad("port_owner", Status::Crit) {
         out.push(format!("Duplicate instances: keep one, stop the others (ps -eo pid,lstart,args | grep openclaw; ss -ltnp 'sport = :{}')", spec.port));

@@ -62,6 +62,11 @@ pub const LISTEN_QUEUE_RATIO: Tier = Tier {
     critical: 0.5,
 };
 
+/// Startup grace, seconds of the gateway's own uptime (`/readyz` uptimeMs,
+/// else its process's age): `diagnose` calls a younger gateway *starting* and
+/// caps its findings at WARN. MEASURED_BELOW.
+pub const STARTUP_GRACE_SECONDS: f64 = 60.0;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
