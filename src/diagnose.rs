@@ -706,3 +706,159 @@ pub fn print(report: &Report) -> String {
     out.push_str(&format!("overall: {}\n", report.status.as_str()));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{gateway_spec, GatewayFile};
+
+    /// The exporter's /metrics, recorded against the real gateway
+    /// (openclaw 2026.9.6) restarted under it: right after its /readyz turned
+    /// 200 (the exporter's last answer still 503 `startup-sidecars`, event
+    /// loop p99 699 ms, the liveness probe refused while it was down), and
+    /// 183 s later.
+    const STARTING: &str = include_str!("../tests/data/real-gateway-starting.prom");
+    const STARTED: &str = include_str!("../tests/data/real-gateway-started.prom");
+    const GW: &str = "127.0.0.1:38200";
+    /// Its process start time in the recordings.
+    const STARTED_AT: f64 = 1795939542.73;
+
+    /// The recorded gateway, found (by pid: this test's own process, which
+    /// does not listen on its port).
+    fn target() -> Target {
+        let spec = gateway_spec(GatewayFile {
+            name: Some(GW.into()),
+            url: Some(format!("http://{GW}")),
+            state_dir: Some("/nonexistent/openclaw-state".into()),
+            pid: Some(std::process::id()),
+            ..Default::default()
+        })
+        .unwrap();
+        let target = Target::new(spec);
+        assert!(target.resolve().is_some());
+        target
+    }
+
+    fn report(text: &str, now: f64) -> GatewayReport {
+        gateway_report(&Snapshot::parse(text), &target(), &[], now)
+    }
+
+    fn line<'a>(r: &'a GatewayReport, name: &str) -> &'a Check {
+        r.checks
+            .iter()
+            .find(|c| c.check == name)
+            .unwrap_or_else(|| panic!("no {name} line in {r:#?}"))
+    }
+
+    /// The recording without the series that start with `name`.
+    fn without(text: &str, name: &str) -> String {
+        text.lines()
+            .filter(|l| !l.starts_with(name))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn right_after_a_restart_the_gateway_is_starting_and_at_most_warn() {
+        let r = report(STARTING, STARTED_AT + 12.0);
+        assert_eq!(r.status, Status::Warn, "{r:#?}");
+        assert!(r.starting);
+        assert_eq!(r.uptime_seconds, Some(1.723));
+        let startup = line(&r, "startup");
+        assert_eq!(startup.status, Status::Warn);
+        assert!(
+            startup.detail.starts_with(&format!(
+                "starting: up 2 s of the {:.0} s startup grace (from its /readyz uptimeMs)",
+                thresholds::STARTUP_GRACE_SECONDS
+            )),
+            "{}",
+            startup.detail
+        );
+        // The startup load is shown, with its text, as WARN.
+        for name in ["liveness", "readiness", "event_loop", "error_rate"] {
+            let c = line(&r, name);
+            assert_eq!(c.status, Status::Warn, "{c:?}");
+            assert!(
+                c.detail.ends_with("(CRIT once past the startup grace)"),
+                "{c:?}"
+            );
+        }
+        assert!(line(&r, "event_loop")
+            .detail
+            .starts_with("delay p99 678.9 ms above the 20.0 ms sampling floor"));
+        assert!(line(&r, "readiness")
+            .detail
+            .starts_with("not ready (503), failing: startup-sidecars"));
+        assert_eq!(r.what_to_do.len(), 1, "{:?}", r.what_to_do);
+        assert!(r.what_to_do[0].starts_with("The gateway is starting: run diagnose again in"));
+    }
+
+    #[test]
+    fn the_same_figures_past_the_grace_are_crit() {
+        // Uptime from the process start time when /readyz gave none.
+        let text = without(STARTING, "openclaw_gateway_uptime_seconds");
+        let young = report(&text, STARTED_AT + 12.0);
+        assert_eq!(young.status, Status::Warn);
+        assert!(
+            line(&young, "startup").detail.contains("up 12 s of the")
+                && line(&young, "startup")
+                    .detail
+                    .contains("(from its process start time)")
+        );
+        let grace = thresholds::STARTUP_GRACE_SECONDS;
+        let old = report(&text, STARTED_AT + grace + 1.0);
+        assert_eq!(old.status, Status::Crit, "{old:#?}");
+        assert!(!old.starting);
+        assert_eq!(line(&old, "startup").status, Status::Ok);
+        for name in ["liveness", "readiness", "event_loop", "error_rate"] {
+            assert_eq!(line(&old, name).status, Status::Crit, "{name}");
+        }
+        assert!(old
+            .what_to_do
+            .iter()
+            .any(|a| a.contains("event loop is blocked")));
+    }
+
+    #[test]
+    fn once_past_the_grace_a_settled_gateway_is_ok() {
+        let r = report(STARTED, STARTED_AT + 195.0);
+        assert_eq!(r.status, Status::Ok, "{r:#?}");
+        assert!(!r.starting);
+        assert!(line(&r, "startup")
+            .detail
+            .starts_with("started: up 183 s, past the"));
+        assert!(r.what_to_do.is_empty());
+    }
+
+    #[test]
+    fn a_hung_or_missing_gateway_is_not_starting() {
+        let hung = STARTING.replace(
+            &format!("openclaw_gateway_hung{{gateway=\"{GW}\"}} 0.0"),
+            &format!("openclaw_gateway_hung{{gateway=\"{GW}\"}} 1.0"),
+        );
+        assert_ne!(hung, STARTING);
+        let r = report(&hung, STARTED_AT + 12.0);
+        assert_eq!(r.status, Status::Crit);
+        assert!(!r.starting);
+        assert_eq!(line(&r, "hung").status, Status::Crit);
+        assert!(line(&r, "startup")
+            .detail
+            .contains("but hung: not starting"));
+        assert_eq!(line(&r, "event_loop").status, Status::Crit);
+        assert!(r
+            .what_to_do
+            .iter()
+            .any(|a| a.contains("openclaw gateway stop")));
+
+        let down = STARTING.replace(
+            &format!("openclaw_gateway_process_up{{gateway=\"{GW}\"}} 1.0"),
+            &format!("openclaw_gateway_process_up{{gateway=\"{GW}\"}} 0.0"),
+        );
+        assert_ne!(down, STARTING);
+        let r = report(&down, STARTED_AT + 12.0);
+        assert_eq!(r.status, Status::Crit);
+        assert!(!r.starting && r.uptime_seconds.is_none());
+        assert_eq!(line(&r, "process").status, Status::Crit);
+        assert!(r.checks.iter().all(|c| c.check != "startup"));
+    }
+}
