@@ -14,7 +14,7 @@
 //!   for more than 60 s at a stretch, and an alert that leaves pending
 //!   restarts its `for:` from zero. The response-time and error-rate rules
 //!   are not even pending: the restart's failed and slow probes fall in their
-//!   startup guard.
+//!   startup guard (without it, the error-rate rule would be: checked too).
 
 mod common;
 
@@ -184,6 +184,7 @@ fn a_restart_is_starting_then_ok_and_fires_no_alert() {
     } = gw;
     proc.signal("TERM");
     proc.child.wait().unwrap();
+    drop(proc);
     let restarted = Instant::now();
     let gw = RealGatewaySetup { port, home }.start(&[]);
     wait_for(
@@ -266,5 +267,53 @@ fn a_restart_is_starting_then_ok_and_fires_no_alert() {
             "{alert} went pending: the startup guard did not hold"
         );
     }
+
+    // Not vacuous: the restart's refused probes are in the error-rate window,
+    // and the shipped rule without its startup guard would have gone pending.
+    let unguarded = unguarded_expr("OpenClawGatewayErrorRateHigh", "critical");
+    let (_, _, body) = http_get(
+        &prom_addr,
+        &format!(
+            "/api/v1/query?query={}",
+            percent_encode(&format!("max_over_time(({unguarded})[2m:1s])"))
+        ),
+        &[],
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        !v["data"]["result"].as_array().unwrap().is_empty(),
+        "the restart left no failed probes for the guard to hold back: {body}"
+    );
     drop(gw);
+}
+
+/// The expression of a shipped rule without its startup guard.
+fn unguarded_expr(alert: &str, severity: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("alerts/openclaw-gateway.rules.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let rule = doc["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap())
+        .find(|r| r["alert"] == alert && r["labels"]["severity"] == severity)
+        .unwrap();
+    let expr = rule["expr"].as_str().unwrap();
+    let guard = " unless on (job, instance, gateway) time() - openclaw_gateway_process_start_time_seconds < ";
+    let (unguarded, _) = expr
+        .split_once(guard)
+        .expect("the rule has a startup guard");
+    unguarded.to_string()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
