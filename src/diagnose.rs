@@ -11,7 +11,7 @@
 //! report says how long it has been up, and `diagnose` exits 1, not 2. Two
 //! verdicts stay CRIT, as they are not a start: no process (nothing is
 //! starting), and a hang (probes that time out for --probe.timeout are not
-//! startup load: the longest startup stall measured is ~2 s, docs/startup.md).
+//! startup load: the longest startup stall measured is 2.4 s, docs/startup.md).
 
 use std::collections::HashMap;
 
