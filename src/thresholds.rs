@@ -62,6 +62,16 @@ pub const LISTEN_QUEUE_RATIO: Tier = Tier {
     critical: 0.5,
 };
 
+/// Startup grace, seconds of the gateway's own uptime (`/readyz` uptimeMs,
+/// else its process's age): `diagnose` calls a younger gateway *starting* and
+/// caps its findings at WARN. Measured on the real gateway (docs/startup.md,
+/// 5 starts of openclaw 2026.9.6 on 2 shared cores): /readyz turns 200 at
+/// 3.7-6.6 s of uptime (13.9-17.8 s after the process started) with a p99
+/// delay of 326-491 ms; the figures settle (not degraded, CPU and
+/// utilization at most 0.5, p99 at most 70 ms, for 10 s) at 6.8-10.6 s of
+/// uptime (17.8-22.1 s of process age). Twice the worst, rounded up: 30 s.
+pub const STARTUP_GRACE_SECONDS: f64 = 30.0;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {

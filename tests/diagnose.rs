@@ -29,6 +29,7 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
     let sd = state.path().to_str().unwrap();
     let logs = TempDir::new("logs");
     let log = logs.path().join("openclaw-2026-11-24.log");
+    // A gateway up for 10 minutes, past the startup grace.
     let fx = Fixture::start(&[
         "--port",
         "0",
@@ -36,6 +37,8 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
         sd,
         "--log-file",
         log.to_str().unwrap(),
+        "--uptime-ms",
+        "600000",
     ]);
     // Let the fixture's event-loop monitor finish its first window.
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -68,6 +71,10 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
     assert!(
         out.contains("OK    hung") && out.contains("not hung"),
         "{out}"
+    );
+    assert!(
+        out.contains("OK    startup      started: up 60"),
+        "its own uptime: {out}"
     );
 
     let json = with(&["diagnose", "--json"]);
@@ -128,6 +135,75 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
         "{}",
         text(&gone)
     );
+}
+
+/// A gateway younger than the startup grace is *starting*: what would be
+/// CRIT (here /readyz 503 `startup-sidecars`, as the real gateway answers for
+/// its first seconds) is WARN, the exit code 1; the same answer from a
+/// gateway up for 10 minutes is CRIT, 2. `check` keeps its meaning: the
+/// gateway answers /healthz, so it passes either way. A stopped gateway is
+/// hung, not starting, however young.
+#[test]
+fn a_young_gateway_is_starting_at_most_warn() {
+    let grace = openclaw_gateway_exporter::thresholds::STARTUP_GRACE_SECONDS;
+    for (uptime_ms, code) in [("0", 1), ("600000", 2)] {
+        let state = TempDir::new("state");
+        let sd = state.path().to_str().unwrap();
+        let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--uptime-ms", uptime_ms]);
+        fx.cmd("ready?value=false&failing=startup-sidecars");
+        let url = format!("http://127.0.0.1:{}", fx.port);
+        let with = |sub: &[&str]| {
+            let mut a: Vec<&str> = sub.to_vec();
+            a.extend_from_slice(&["--gateway.url", &url, "--gateway.state-dir", sd]);
+            a.extend_from_slice(&["--probe.timeout", "2s"]);
+            run(&a)
+        };
+        let d = with(&["diagnose"]);
+        let out = text(&d);
+        assert_eq!(d.status.code(), Some(code), "uptime {uptime_ms} ms: {out}");
+        if code == 1 {
+            let startup = out
+                .lines()
+                .find(|l| l.starts_with("  WARN  startup      starting: up "))
+                .unwrap_or_else(|| panic!("no starting line: {out}"));
+            assert!(
+                startup.contains(&format!(
+                    " s of the {grace:.0} s startup grace (from its /readyz uptimeMs)"
+                )),
+                "{out}"
+            );
+            assert!(
+                out.contains("WARN  readiness    not ready (503), failing: startup-sidecars (CRIT once past the startup grace)"),
+                "{out}"
+            );
+            assert!(out.contains("run diagnose again in"), "{out}");
+            let json = with(&["diagnose", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+            assert_eq!(v["gateways"][0]["starting"], true, "{v}");
+            assert_eq!(v["gateways"][0]["checks"][1]["check"], "startup", "{v}");
+            assert_eq!(v["gateways"][0]["checks"][1]["status"], "WARN", "{v}");
+        } else {
+            assert!(out.contains("OK    startup      started: up 60"), "{out}");
+            assert!(
+                out.contains("CRIT  readiness    not ready (503), failing: startup-sidecars\n"),
+                "{out}"
+            );
+        }
+        let c = with(&["check"]);
+        assert_eq!(c.status.code(), Some(0), "check: {}", text(&c));
+
+        if code == 1 {
+            fx.proc.signal("STOP");
+            let hung = with(&["diagnose"]);
+            fx.proc.signal("CONT");
+            let out = text(&hung);
+            assert_eq!(hung.status.code(), Some(2), "{out}");
+            assert!(
+                out.contains("CRIT  hung") && out.contains("but hung: not starting"),
+                "{out}"
+            );
+        }
+    }
 }
 
 /// The gateway token goes to /readyz and nowhere else: not in what
