@@ -12,9 +12,8 @@
 //!   Restarted has none). The rules with a longer `for:` (10 m and more: the
 //!   warning tiers) cannot fire either: none of their alerts stays pending
 //!   for more than 60 s at a stretch, and an alert that leaves pending
-//!   restarts its `for:` from zero. The response-time and error-rate rules
-//!   are not even pending: the restart's failed and slow probes fall in their
-//!   startup guard (without it, the error-rate rule would be: checked too).
+//!   restarts its `for:` from zero. Without its startup guard, the
+//!   error-rate rule would have fired: checked too.
 
 mod common;
 
@@ -261,29 +260,29 @@ fn a_restart_is_starting_then_ok_and_fires_no_alert() {
             longest < Duration::from_secs(60),
             "{alert} stayed pending {longest:?} across a normal restart"
         );
-        assert!(
-            !alert.starts_with("OpenClawGatewayResponseTimeHigh/")
-                && !alert.starts_with("OpenClawGatewayErrorRateHigh/"),
-            "{alert} went pending: the startup guard did not hold"
-        );
     }
 
-    // Not vacuous: the restart's refused probes are in the error-rate window,
-    // and the shipped rule without its startup guard would have gone pending.
+    // Not vacuous: without its startup guard, the shipped error-rate rule
+    // would have held for the last 2 minutes (its `for:`), and fired.
     let unguarded = unguarded_expr("OpenClawGatewayErrorRateHigh", "critical");
     let (_, _, body) = http_get(
         &prom_addr,
         &format!(
             "/api/v1/query?query={}",
-            percent_encode(&format!("max_over_time(({unguarded})[2m:1s])"))
+            percent_encode(&format!("count_over_time(({unguarded})[2m:1s])"))
         ),
         &[],
     )
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let held = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    eprintln!("[alerts] without its startup guard, {unguarded} held for {held} of the last 120 s");
     assert!(
-        !v["data"]["result"].as_array().unwrap().is_empty(),
-        "the restart left no failed probes for the guard to hold back: {body}"
+        held >= 110.0,
+        "the unguarded rule held for {held} of the last 120 s: {body}"
     );
     drop(gw);
 }
