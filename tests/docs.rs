@@ -107,10 +107,7 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     fx.cmd("log?level=ERROR&message=boom");
 
     let docs = documented();
-    let expected: BTreeSet<&str> = docs
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let expected: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
     let start = Instant::now();
     let (exported, body) = loop {
         let (status, _, body) = http_get(&exp.addr, "/metrics", &[]).unwrap();
