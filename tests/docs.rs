@@ -107,10 +107,7 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     fx.cmd("log?level=ERROR&message=boom");
 
     let docs = documented();
-    let expected: BTreeSet<&str> = docs
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let expected: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
     let start = Instant::now();
     let (exported, body) = loop {
         let (status, _, body) = http_get(&exp.addr, "/metrics", &[]).unwrap();
@@ -143,6 +140,18 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
             docs[name]
         );
     }
+}
+
+/// src/names.rs, the catalogue the code names its metrics by, lists exactly
+/// the families of docs/metrics.md (and so of a real scrape, above), with
+/// the same types.
+#[test]
+fn the_catalogue_of_names_is_what_metrics_md_documents() {
+    let catalogue: BTreeMap<String, String> = openclaw_gateway_exporter::names::ALL
+        .iter()
+        .map(|f| (f.name().to_string(), f.text_type().to_string()))
+        .collect();
+    assert_eq!(catalogue, documented());
 }
 
 /// The documents whose links are checked.

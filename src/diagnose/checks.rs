@@ -4,6 +4,7 @@
 
 use super::{Check, Snapshot};
 use crate::discovery::Target;
+use crate::names;
 use crate::thresholds::{self, Status, Tier};
 
 /// One gateway's series in the snapshot.
@@ -48,7 +49,7 @@ impl Gateway<'_> {
     /// Whether the process is up. With the process collector off
     /// (--no-collector.process) it is looked for here, once.
     pub fn process_up(&self) -> bool {
-        match self.get("openclaw_gateway_process_up") {
+        match self.get(&names::PROCESS_UP) {
             Some(up) => up == 1.0,
             None => self.target.resolve().is_some(),
         }
@@ -83,7 +84,7 @@ pub(super) fn process(at: &Gateway, up: bool) -> Check {
     match at.target.current() {
         Some(found) if up => {
             let workers = at
-                .get("openclaw_gateway_process_children")
+                .get(&names::PROCESS_CHILDREN)
                 .map(|w| format!(", {w} worker(s)"))
                 .unwrap_or_default();
             check(
@@ -111,15 +112,15 @@ pub(super) fn process(at: &Gateway, up: bool) -> Check {
 pub(super) fn port(at: &Gateway) -> Option<Check> {
     let port = at.target.spec.port;
     let listening = at.snap.get(
-        "openclaw_gateway_tcp_connections",
+        &names::TCP_CONNECTIONS,
         &[
             ("gateway", at.name),
             ("direction", "inbound"),
             ("state", "listen"),
         ],
     );
-    let queue = at.get("openclaw_gateway_listen_queue_length");
-    let capacity = at.get("openclaw_gateway_listen_queue_capacity");
+    let queue = at.get(&names::LISTEN_QUEUE_LENGTH);
+    let capacity = at.get(&names::LISTEN_QUEUE_CAPACITY);
     match (listening, queue, capacity) {
         (Some(l), Some(q), Some(c)) if l > 0.0 && c > 0.0 => Some(check(
             "port",
@@ -151,10 +152,10 @@ pub(super) fn port(at: &Gateway) -> Option<Check> {
 /// needs several probes in a row; a one-shot run has one, so it also
 /// judges that one against a live, listening process.
 pub(super) fn hung(at: &Gateway) -> Option<Check> {
-    let live_success = at.with("openclaw_gateway_probe_success", "endpoint", "live");
+    let live_success = at.with(&names::PROBE_SUCCESS, "endpoint", "live");
     let live_failed_hard = at
         .label_values(
-            "openclaw_gateway_probe_failures_total",
+            &names::PROBE_FAILURES_TOTAL,
             &[("endpoint", "live")],
             "reason",
             |n| n > 0.0,
@@ -162,7 +163,7 @@ pub(super) fn hung(at: &Gateway) -> Option<Check> {
         .iter()
         .any(|r| r == "timeout" || r == "connect_refused")
         && live_success == Some(0.0);
-    if at.get("openclaw_gateway_hung") == Some(1.0)
+    if at.get(&names::HUNG) == Some(1.0)
         || (live_failed_hard && crate::collector::liveness::alive_and_listening(at.target))
     {
         Some(check(
@@ -193,7 +194,7 @@ pub(super) fn probes(at: &Gateway) -> Vec<Check> {
 
 fn probe(at: &Gateway, endpoint: &str, path: &str) -> Option<Check> {
     let ep = [("gateway", at.name), ("endpoint", endpoint)];
-    let success = at.snap.get("openclaw_gateway_probe_success", &ep)?;
+    let success = at.snap.get(&names::PROBE_SUCCESS, &ep)?;
     let name = if endpoint == "live" {
         "liveness"
     } else {
@@ -201,12 +202,12 @@ fn probe(at: &Gateway, endpoint: &str, path: &str) -> Option<Check> {
     };
     let duration = at
         .snap
-        .get("openclaw_gateway_probe_last_duration_seconds", &ep)
+        .get(&names::PROBE_LAST_DURATION_SECONDS, &ep)
         .unwrap_or(0.0);
     if success != 1.0 {
         let reason = at
             .label_values(
-                "openclaw_gateway_probe_failures_total",
+                &names::PROBE_FAILURES_TOTAL,
                 &[("endpoint", endpoint)],
                 "reason",
                 |n| n > 0.0,
@@ -225,10 +226,8 @@ fn probe(at: &Gateway, endpoint: &str, path: &str) -> Option<Check> {
         duration,
         format!("GET {path} answered in {}", ms(duration)),
     );
-    if endpoint == "ready" && at.get("openclaw_gateway_ready") == Some(0.0) {
-        let failing = at.label_values("openclaw_gateway_readiness_failing", &[], "check", |v| {
-            v == 1.0
-        });
+    if endpoint == "ready" && at.get(&names::READY) == Some(0.0) {
+        let failing = at.label_values(&names::READINESS_FAILING, &[], "check", |v| v == 1.0);
         c.status = Status::Crit;
         c.detail = format!(
             "not ready (503), failing: {}",
@@ -245,21 +244,11 @@ fn probe(at: &Gateway, endpoint: &str, path: &str) -> Option<Check> {
 /// Event-loop delay: the peak over the window, judged above the gateway
 /// monitor's sampling floor (an idle gateway reports about the floor).
 pub(super) fn event_loop(at: &Gateway) -> Option<Check> {
-    let p99 = at.with(
-        "openclaw_gateway_eventloop_delay_p99_seconds",
-        "stat",
-        "peak",
-    )?;
+    let p99 = at.with(&names::EVENTLOOP_DELAY_P99_SECONDS, "stat", "peak")?;
     let max = at
-        .with(
-            "openclaw_gateway_eventloop_delay_max_seconds",
-            "stat",
-            "peak",
-        )
+        .with(&names::EVENTLOOP_DELAY_MAX_SECONDS, "stat", "peak")
         .unwrap_or(p99);
-    let floor = at
-        .get("openclaw_gateway_eventloop_delay_floor_seconds")
-        .unwrap_or(0.0);
+    let floor = at.get(&names::EVENTLOOP_DELAY_FLOOR_SECONDS).unwrap_or(0.0);
     let above = (p99 - floor).max(0.0);
     Some(judged(
         "event_loop",
@@ -277,14 +266,11 @@ pub(super) fn event_loop(at: &Gateway) -> Option<Check> {
 
 /// Memory against the limit.
 pub(super) fn memory(at: &Gateway) -> Option<Check> {
-    let rss = at.get("openclaw_gateway_process_resident_memory_bytes")?;
-    let ratio = at.get("openclaw_gateway_memory_usage_ratio")?;
+    let rss = at.get(&names::PROCESS_RESIDENT_MEMORY_BYTES)?;
+    let ratio = at.get(&names::MEMORY_USAGE_RATIO)?;
     let (limit, source) = at
         .snap
-        .all(
-            "openclaw_gateway_memory_limit_bytes",
-            &[("gateway", at.name)],
-        )
+        .all(&names::MEMORY_LIMIT_BYTES, &[("gateway", at.name)])
         .into_iter()
         .next()
         .map(|(l, v)| {
@@ -312,8 +298,8 @@ pub(super) fn memory(at: &Gateway) -> Option<Check> {
 
 /// File descriptors against the limit.
 pub(super) fn fds(at: &Gateway) -> Option<Check> {
-    let open = at.get("openclaw_gateway_process_open_fds")?;
-    let max = at.get("openclaw_gateway_process_max_fds")?;
+    let open = at.get(&names::PROCESS_OPEN_FDS)?;
+    let max = at.get(&names::PROCESS_MAX_FDS)?;
     Some(judged(
         "fds",
         thresholds::FD_USAGE_RATIO,
@@ -325,7 +311,7 @@ pub(super) fn fds(at: &Gateway) -> Option<Check> {
 /// Inbound connections on the gateway's port in `state`.
 fn inbound(at: &Gateway, state: &str) -> Option<f64> {
     at.snap.get(
-        "openclaw_gateway_tcp_connections",
+        &names::TCP_CONNECTIONS,
         &[
             ("gateway", at.name),
             ("direction", "inbound"),
@@ -363,7 +349,7 @@ pub(super) fn close_wait(at: &Gateway) -> Option<Check> {
 /// Error rate over the window, from the readiness probes: at one a second
 /// they are enough for a ratio (60 a minute; liveness makes 6).
 pub(super) fn error_rate(at: &Gateway) -> Option<Check> {
-    let ratio = at.with("openclaw_gateway_probe_error_ratio", "endpoint", "ready")?;
+    let ratio = at.with(&names::PROBE_ERROR_RATIO, "endpoint", "ready")?;
     Some(judged(
         "error_rate",
         thresholds::ERROR_RATIO,
@@ -374,12 +360,10 @@ pub(super) fn error_rate(at: &Gateway) -> Option<Check> {
 
 /// Stale locks (absent with the lifecycle collector off).
 pub(super) fn locks(at: &Gateway, up: bool) -> Option<Check> {
-    let live = at.with("openclaw_gateway_lock_files", "state", "live")?;
-    let stale = at
-        .with("openclaw_gateway_lock_files", "state", "stale")
-        .unwrap_or(0.0);
+    let live = at.with(&names::LOCK_FILES, "state", "live")?;
+    let stale = at.with(&names::LOCK_FILES, "state", "stale").unwrap_or(0.0);
     let invalid = at
-        .with("openclaw_gateway_lock_files", "state", "invalid")
+        .with(&names::LOCK_FILES, "state", "invalid")
         .unwrap_or(0.0);
     let status = match (stale + invalid > 0.0, up) {
         (false, _) => Status::Ok,
@@ -400,7 +384,7 @@ pub(super) fn locks(at: &Gateway, up: bool) -> Option<Check> {
 
 /// Duplicate gateway processes.
 pub(super) fn instances(at: &Gateway) -> Option<Check> {
-    let n = at.get("openclaw_gateway_instances")?;
+    let n = at.get(&names::INSTANCES)?;
     let status = if n > 1.0 { Status::Crit } else { Status::Ok };
     Some(check(
         "instances",
@@ -412,7 +396,7 @@ pub(super) fn instances(at: &Gateway) -> Option<Check> {
 
 /// The port held by another process than the lock's.
 pub(super) fn port_owner(at: &Gateway) -> Option<Check> {
-    (at.get("openclaw_gateway_port_owner_mismatch") == Some(1.0)).then(|| {
+    (at.get(&names::PORT_OWNER_MISMATCH) == Some(1.0)).then(|| {
         check(
             "port_owner",
             Status::Crit,
@@ -429,10 +413,10 @@ pub(super) fn port_owner(at: &Gateway) -> Option<Check> {
 /// `/readyz` uptimeMs, else the start time of its process (the gateway's
 /// uptime clock starts ~10 s after its process, docs/startup.md).
 pub(super) fn uptime(at: &Gateway, now: f64) -> Option<(f64, &'static str)> {
-    at.get("openclaw_gateway_uptime_seconds")
+    at.get(&names::UPTIME_SECONDS)
         .map(|u| (u, "/readyz uptimeMs"))
         .or_else(|| {
-            at.get("openclaw_gateway_process_start_time_seconds")
+            at.get(&names::PROCESS_START_TIME_SECONDS)
                 .map(|start| ((now - start).max(0.0), "process start time"))
         })
 }

@@ -296,6 +296,7 @@ pub fn print(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::config::{gateway_spec, GatewayFile};
+    use crate::names;
 
     /// The exporter's /metrics, recorded against the real gateway
     /// (openclaw 2026.9.6) restarted under it: right after its /readyz turned
@@ -381,7 +382,7 @@ mod tests {
     #[test]
     fn the_same_figures_past_the_grace_are_crit() {
         // Uptime from the process start time when /readyz gave none.
-        let text = without(STARTING, "openclaw_gateway_uptime_seconds");
+        let text = without(STARTING, &names::UPTIME_SECONDS);
         let young = report(&text, STARTED_AT + 12.0);
         assert_eq!(young.status, Status::Warn);
         assert!(
@@ -418,8 +419,8 @@ mod tests {
     #[test]
     fn a_hung_or_missing_gateway_is_not_starting() {
         let hung = STARTING.replace(
-            &format!("openclaw_gateway_hung{{gateway=\"{GW}\"}} 0.0"),
-            &format!("openclaw_gateway_hung{{gateway=\"{GW}\"}} 1.0"),
+            &format!("{}{{gateway=\"{GW}\"}} 0.0", names::HUNG),
+            &format!("{}{{gateway=\"{GW}\"}} 1.0", names::HUNG),
         );
         assert_ne!(hung, STARTING);
         let r = report(&hung, STARTED_AT + 12.0);
@@ -436,8 +437,8 @@ mod tests {
             .any(|a| a.contains("openclaw gateway stop")));
 
         let down = STARTING.replace(
-            &format!("openclaw_gateway_process_up{{gateway=\"{GW}\"}} 1.0"),
-            &format!("openclaw_gateway_process_up{{gateway=\"{GW}\"}} 0.0"),
+            &format!("{}{{gateway=\"{GW}\"}} 1.0", names::PROCESS_UP),
+            &format!("{}{{gateway=\"{GW}\"}} 0.0", names::PROCESS_UP),
         );
         assert_ne!(down, STARTING);
         let r = report(&down, STARTED_AT + 12.0);

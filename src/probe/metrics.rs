@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Unit;
 
 use super::{ErrorWindow, Failure, Reason};
 use crate::metrics;
+use crate::names;
 
 /// Upper bounds of the probe duration histogram, in seconds. They bracket the
 /// field report's response-time thresholds: 100 ms normal, 500 ms danger.
@@ -140,11 +139,10 @@ impl ProbeMetrics {
 impl Collector for ProbeMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if !self.0.is_empty() {
-            let mut family = enc.encode_descriptor(
-                "openclaw_gateway_probe_duration",
+            let mut family = metrics::descriptor(
+                &mut enc,
+                &names::PROBE_DURATION_SECONDS,
                 &format!("Duration of the probes that reached the gateway (refused and failed connections are left out; timeouts are in). {SAMPLED}"),
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
             )?;
             for s in &self.0 {
                 let labels = [
@@ -156,30 +154,26 @@ impl Collector for ProbeMetrics {
         }
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_probe_last_duration",
+            &names::PROBE_LAST_DURATION_SECONDS,
             &format!("Duration of the last probe, failed or not. {SAMPLED}"),
-            Some(&Unit::Seconds),
             self.rows(|c| c.last.map(|l| l.duration_seconds)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_probe_success",
+            &names::PROBE_SUCCESS,
             &format!("Whether the last probe succeeded (1) or failed (0). A readiness answer of 503 is a success: the gateway answered that it is not ready. {SAMPLED}"),
-            None,
             self.rows(|c| c.last.map(|l| if l.success { 1.0 } else { 0.0 })),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_probe_http_status_code",
+            &names::PROBE_HTTP_STATUS_CODE,
             &format!("HTTP status of the last probe's answer; 0 when none arrived. {SAMPLED}"),
-            None,
             self.rows(|c| c.last.map(|l| f64::from(l.status))),
         )?;
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_probes",
+            &names::PROBES_TOTAL,
             &format!("Probes sent. The error rate is rate(openclaw_gateway_probe_failures_total) / rate(openclaw_gateway_probes_total). {SAMPLED}"),
-            None,
             self.rows(|c| Some(c.total as f64)),
         )?;
         let failures = self.0.iter().flat_map(|s| {
@@ -197,17 +191,15 @@ impl Collector for ProbeMetrics {
         });
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_probe_failures",
+            &names::PROBE_FAILURES_TOTAL,
             &format!("Failed probes by reason: timeout, connect_refused, connect_error, http_status, bad_body, too_large. {SAMPLED}"),
-            None,
             failures,
         )?;
         let now = Instant::now();
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_probe_error",
+            &names::PROBE_ERROR_RATIO,
             &format!("Failed / all probes that finished within the last --collect.errors.interval (sliding window); absent while there were none. {SAMPLED}"),
-            Some(&metrics::ratio()),
             self.rows(|c| c.window.ratio(now)),
         )
     }
@@ -251,17 +243,35 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         let labels = r#"gateway="g",endpoint="live""#;
         for line in [
-            format!(r#"openclaw_gateway_probe_duration_seconds_count{{{labels}}} 3"#),
-            format!(r#"openclaw_gateway_probe_duration_seconds_bucket{{le="0.025",{labels}}} 0"#),
-            format!(r#"openclaw_gateway_probe_duration_seconds_bucket{{le="0.05",{labels}}} 2"#),
-            format!(r#"openclaw_gateway_probe_duration_seconds_bucket{{le="0.5",{labels}}} 2"#),
-            format!(r#"openclaw_gateway_probe_duration_seconds_bucket{{le="1.0",{labels}}} 3"#),
-            format!(r#"openclaw_gateway_probes_total{{{labels}}} 4"#),
-            format!(r#"openclaw_gateway_probe_failures_total{{{labels},reason="too_large"}} 0"#),
-            format!(r#"openclaw_gateway_probe_failures_total{{{labels},reason="http_status"}} 1"#),
-            format!(r#"openclaw_gateway_probe_http_status_code{{{labels}}} 500"#),
-            format!(r#"openclaw_gateway_probe_success{{{labels}}} 0"#),
-            format!(r#"openclaw_gateway_probe_error_ratio{{{labels}}} 0.5"#),
+            format!(r#"{}_count{{{labels}}} 3"#, names::PROBE_DURATION_SECONDS),
+            format!(
+                r#"{}_bucket{{le="0.025",{labels}}} 0"#,
+                names::PROBE_DURATION_SECONDS
+            ),
+            format!(
+                r#"{}_bucket{{le="0.05",{labels}}} 2"#,
+                names::PROBE_DURATION_SECONDS
+            ),
+            format!(
+                r#"{}_bucket{{le="0.5",{labels}}} 2"#,
+                names::PROBE_DURATION_SECONDS
+            ),
+            format!(
+                r#"{}_bucket{{le="1.0",{labels}}} 3"#,
+                names::PROBE_DURATION_SECONDS
+            ),
+            format!(r#"{}{{{labels}}} 4"#, names::PROBES_TOTAL),
+            format!(
+                r#"{}{{{labels},reason="too_large"}} 0"#,
+                names::PROBE_FAILURES_TOTAL
+            ),
+            format!(
+                r#"{}{{{labels},reason="http_status"}} 1"#,
+                names::PROBE_FAILURES_TOTAL
+            ),
+            format!(r#"{}{{{labels}}} 500"#, names::PROBE_HTTP_STATUS_CODE),
+            format!(r#"{}{{{labels}}} 0"#, names::PROBE_SUCCESS),
+            format!(r#"{}{{{labels}}} 0.5"#, names::PROBE_ERROR_RATIO),
         ] {
             assert!(text.contains(&line), "{line} not in\n{text}");
         }
