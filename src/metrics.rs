@@ -1,37 +1,41 @@
 //! Small helpers to write metric families from latest samples at scrape time.
 //!
-//! prometheus-client appends the unit and, for counters, `_total` itself: pass
-//! names without them (`openclaw_gateway_process_cpu` + `Unit::Seconds` gives
-//! `openclaw_gateway_process_cpu_seconds_total`).
+//! Families are named by their entry in [`crate::names`], which holds the full
+//! exposed name and gives prometheus-client the parts it wants (it appends
+//! the unit and, for counters, `_total` itself).
 
 use std::sync::RwLock;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Unit;
+
+use crate::names::{Family, Kind};
 
 pub type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
-/// The ratio unit; prometheus-client's `Unit::Ratios` would say "ratios".
-pub fn ratio() -> Unit {
-    Unit::Other("ratio".into())
+/// Write the `# HELP`, `# TYPE` and `# UNIT` lines of `family`.
+pub fn descriptor<'a>(
+    enc: &'a mut DescriptorEncoder,
+    family: &Family,
+    help: &str,
+) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    enc.encode_descriptor(family.base(), help, family.unit(), family.metric_type())
 }
 
-fn family<L: EncodeLabelSet>(
+fn rows<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
-    name: &str,
+    family: &Family,
     help: &str,
-    unit: Option<&Unit>,
-    metric_type: MetricType,
     rows: impl IntoIterator<Item = (L, f64)>,
 ) -> Result<(), std::fmt::Error> {
     let mut rows = rows.into_iter().peekable();
     if rows.peek().is_none() {
         return Ok(());
     }
-    let mut metric = enc.encode_descriptor(name, help, unit, metric_type)?;
+    let metric_type = family.metric_type();
+    let mut metric = descriptor(enc, family, help)?;
     for (labels, value) in rows {
         let sample = metric.encode_family(&labels)?;
         match metric_type {
@@ -45,37 +49,37 @@ fn family<L: EncodeLabelSet>(
 /// Write a gauge family; nothing at all when there are no rows.
 pub fn gauge<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
-    name: &str,
+    family: &Family,
     help: &str,
-    unit: Option<&Unit>,
     rows: impl IntoIterator<Item = (L, f64)>,
 ) -> Result<(), std::fmt::Error> {
-    family(enc, name, help, unit, MetricType::Gauge, rows)
+    debug_assert_eq!(family.kind(), Kind::Gauge, "{}", family.name());
+    self::rows(enc, family, help, rows)
 }
 
 /// Write a counter family; nothing at all when there are no rows.
 pub fn counter<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
-    name: &str,
+    family: &Family,
     help: &str,
-    unit: Option<&Unit>,
     rows: impl IntoIterator<Item = (L, f64)>,
 ) -> Result<(), std::fmt::Error> {
-    family(enc, name, help, unit, MetricType::Counter, rows)
+    debug_assert_eq!(family.kind(), Kind::Counter, "{}", family.name());
+    self::rows(enc, family, help, rows)
 }
 
 /// Write a counter family of one series without labels; nothing when `None`.
 pub fn counter_unlabelled(
     enc: &mut DescriptorEncoder,
-    name: &str,
+    family: &Family,
     help: &str,
-    unit: Option<&Unit>,
     value: Option<f64>,
 ) -> Result<(), std::fmt::Error> {
     let Some(value) = value else {
         return Ok(());
     };
-    let metric = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    debug_assert_eq!(family.kind(), Kind::Counter, "{}", family.name());
+    let metric = descriptor(enc, family, help)?;
     ConstCounter::new(value).encode(metric)
 }
 

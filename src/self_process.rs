@@ -12,9 +12,9 @@ use std::sync::Mutex;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
 use crate::metrics::{self, Labels};
+use crate::names;
 
 /// What one scrape read; `None` where the read failed.
 #[derive(Debug, Default)]
@@ -110,51 +110,44 @@ impl Collector for SelfProcess {
         let s = self.read();
         metrics::counter(
             &mut enc,
-            "process_cpu",
+            &names::EXPORTER_PROCESS_CPU_SECONDS_TOTAL,
             "Total user and system CPU time spent in seconds.",
-            Some(&Unit::Seconds),
             row(s.cpu_seconds),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_open_fds",
+            &names::EXPORTER_PROCESS_OPEN_FDS,
             "Number of open file descriptors.",
-            None,
             row(count(s.open_fds)),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_max_fds",
+            &names::EXPORTER_PROCESS_MAX_FDS,
             "Maximum number of open file descriptors.",
-            None,
             row(count(s.max_fds)),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_virtual_memory",
+            &names::EXPORTER_PROCESS_VIRTUAL_MEMORY_BYTES,
             "Virtual memory size in bytes.",
-            Some(&Unit::Bytes),
             row(count(s.virtual_bytes)),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_resident_memory",
+            &names::EXPORTER_PROCESS_RESIDENT_MEMORY_BYTES,
             "Resident memory size in bytes.",
-            Some(&Unit::Bytes),
             row(count(s.resident_bytes)),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_start_time",
+            &names::EXPORTER_PROCESS_START_TIME_SECONDS,
             "Start time of the process since unix epoch in seconds.",
-            Some(&Unit::Seconds),
             row(s.start_time_seconds),
         )?;
         metrics::gauge(
             &mut enc,
-            "process_threads",
+            &names::EXPORTER_PROCESS_THREADS,
             "Number of OS threads in the process.",
-            None,
             row(count(s.threads)),
         )
     }

@@ -9,16 +9,17 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 /// Every family the connections collector writes.
 const CONNECTIONS_SERIES: [&str; 7] = [
-    "openclaw_gateway_tcp_connections",
-    "openclaw_gateway_listen_queue_length",
-    "openclaw_gateway_listen_queue_capacity",
-    "openclaw_gateway_process_open_fds_by_type",
-    "openclaw_gateway_connections_source",
-    "openclaw_gateway_host_listen_overflows_total",
-    "openclaw_gateway_host_listen_drops_total",
+    names::TCP_CONNECTIONS.name(),
+    names::LISTEN_QUEUE_LENGTH.name(),
+    names::LISTEN_QUEUE_CAPACITY.name(),
+    names::PROCESS_OPEN_FDS_BY_TYPE.name(),
+    names::CONNECTIONS_SOURCE.name(),
+    names::HOST_LISTEN_OVERFLOWS_TOTAL.name(),
+    names::HOST_LISTEN_DROPS_TOTAL.name(),
 ];
 
 const FAST: [&str; 8] = [
@@ -59,7 +60,7 @@ fn exporter(state: &TempDir, fx: &Fixture, extra: &[&str]) -> Exporter {
 /// The `collector` labels of `openclaw_gateway_collector_success`.
 fn collectors_reporting(s: &Scrape) -> BTreeSet<String> {
     s.0.iter()
-        .filter(|x| x.name == "openclaw_gateway_collector_success")
+        .filter(|x| x.name == names::COLLECTOR_SUCCESS.name())
         .filter_map(|x| x.labels.iter().find(|(k, _)| k == "collector"))
         .map(|(_, v)| v.clone())
         .collect()
@@ -105,18 +106,18 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
     ];
     let mut every = others.to_vec();
     every.push("connections");
-    let up = "openclaw_gateway_process_up";
+    let up = names::PROCESS_UP.name();
     let with_scrape = settled(
         &all,
         &every,
         &[
             up,
-            "openclaw_gateway_tcp_connections",
-            "openclaw_gateway_listen_queue_length",
-            "openclaw_gateway_process_resident_memory_bytes",
-            "openclaw_gateway_lock_files",
+            names::TCP_CONNECTIONS.name(),
+            names::LISTEN_QUEUE_LENGTH.name(),
+            names::PROCESS_RESIDENT_MEMORY_BYTES.name(),
+            names::LOCK_FILES.name(),
             // Absent until the fixture's event-loop monitor's first window.
-            "openclaw_gateway_eventloop_delay_p99_seconds",
+            names::EVENTLOOP_DELAY_P99_SECONDS.name(),
         ],
     );
     let without_scrape = settled(
@@ -124,9 +125,9 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
         &others,
         &[
             up,
-            "openclaw_gateway_process_resident_memory_bytes",
-            "openclaw_gateway_lock_files",
-            "openclaw_gateway_eventloop_delay_p99_seconds",
+            names::PROCESS_RESIDENT_MEMORY_BYTES.name(),
+            names::LOCK_FILES.name(),
+            names::EVENTLOOP_DELAY_P99_SECONDS.name(),
         ],
     );
     let g = [("gateway", "fx")];
@@ -141,8 +142,8 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
         .map(String::as_str)
         .collect();
     assert!(
-        gone.contains("openclaw_gateway_tcp_connections")
-            && gone.contains("openclaw_gateway_listen_queue_length"),
+        gone.contains(names::TCP_CONNECTIONS.name())
+            && gone.contains(names::LISTEN_QUEUE_LENGTH.name()),
         "{gone:?}"
     );
     assert!(
@@ -224,7 +225,7 @@ fn flags_win_over_the_config_file_and_the_last_flag_wins() {
     let s = settled(
         &exp,
         &["process", "logs", "liveness"],
-        &["openclaw_gateway_process_up"],
+        &[names::PROCESS_UP.name()],
     );
     let reporting = collectors_reporting(&s);
     assert!(
@@ -233,7 +234,7 @@ fn flags_win_over_the_config_file_and_the_last_flag_wins() {
     );
     assert_eq!(
         s.get(
-            "openclaw_gateway_process_resident_memory_bytes",
+            names::PROCESS_RESIDENT_MEMORY_BYTES.name(),
             &[("gateway", "fx")]
         ),
         None
@@ -241,13 +242,13 @@ fn flags_win_over_the_config_file_and_the_last_flag_wins() {
     // The readiness probe's series are gone; the liveness probe's stay.
     assert!(s
         .get(
-            "openclaw_gateway_probe_success",
+            names::PROBE_SUCCESS.name(),
             &[("gateway", "fx"), ("endpoint", "live")]
         )
         .is_some());
     assert_eq!(
         s.get(
-            "openclaw_gateway_probe_success",
+            names::PROBE_SUCCESS.name(),
             &[("gateway", "fx"), ("endpoint", "ready")]
         ),
         None
@@ -433,28 +434,31 @@ fn own_process_metrics_agree_with_proc() {
     let within = |v: f64, a: u64, b: u64, slack: u64| {
         v >= a.min(b).saturating_sub(slack) as f64 && v <= (a.max(b) + slack) as f64
     };
-    let rss = get(&s, "process_resident_memory_bytes");
+    let rss = get(&s, names::EXPORTER_PROCESS_RESIDENT_MEMORY_BYTES.name());
     assert!(
         within(rss, rss_before, rss_after, 1 << 20),
         "{rss} not within {rss_before}..{rss_after} (1 MiB slack)"
     );
-    let vsize = get(&s, "process_virtual_memory_bytes");
+    let vsize = get(&s, names::EXPORTER_PROCESS_VIRTUAL_MEMORY_BYTES.name());
     assert!(
         within(vsize, vsize_before, vsize_after, 1 << 20),
         "{vsize} not within {vsize_before}..{vsize_after}"
     );
-    let cpu = get(&s, "process_cpu_seconds_total");
+    let cpu = get(&s, names::EXPORTER_PROCESS_CPU_SECONDS_TOTAL.name());
     assert!(
         cpu >= cpu_before - 1e-9 && cpu <= cpu_after + 1e-9,
         "{cpu} not within {cpu_before}..{cpu_after}"
     );
 
     // Limits and start time: exact, and within a second.
-    assert_eq!(get(&s, "process_max_fds"), max_open_files(pid) as f64);
+    assert_eq!(
+        get(&s, names::EXPORTER_PROCESS_MAX_FDS.name()),
+        max_open_files(pid) as f64
+    );
     let start = boot_time() + start_ticks(pid) as f64 / clock_ticks();
-    let scraped = get(&s, "process_start_time_seconds");
+    let scraped = get(&s, names::EXPORTER_PROCESS_START_TIME_SECONDS.name());
     assert!((scraped - start).abs() <= 1.0, "{scraped} vs {start}");
-    let threads = get(&s, "process_threads");
+    let threads = get(&s, names::EXPORTER_PROCESS_THREADS.name());
     let now = stat_field(pid, 20) as f64;
     assert!((threads - now).abs() <= 1.0, "{threads} vs {now}");
 
@@ -463,7 +467,7 @@ fn own_process_metrics_agree_with_proc() {
     // hold one for a moment: the count agrees within 3 once it is quiet.
     let agreeing_fds = || {
         wait_for(Duration::from_secs(10), "process_open_fds agrees", || {
-            let fds = get(&exp.scrape(), "process_open_fds");
+            let fds = get(&exp.scrape(), names::EXPORTER_PROCESS_OPEN_FDS.name());
             let truth = fd_count(pid) as f64;
             ((fds - truth).abs() <= 3.0).then_some(fds)
         })
@@ -489,17 +493,25 @@ fn own_process_metrics_agree_with_proc() {
     drop(held);
 
     // CPU time never goes back.
-    assert!(get(&exp.scrape(), "process_cpu_seconds_total") >= cpu);
+    assert!(
+        get(
+            &exp.scrape(),
+            names::EXPORTER_PROCESS_CPU_SECONDS_TOTAL.name()
+        ) >= cpu
+    );
 
     // Named and typed as the Go and Python clients have them.
     for (name, kind) in [
-        ("process_cpu_seconds_total", "counter"),
-        ("process_open_fds", "gauge"),
-        ("process_max_fds", "gauge"),
-        ("process_virtual_memory_bytes", "gauge"),
-        ("process_resident_memory_bytes", "gauge"),
-        ("process_start_time_seconds", "gauge"),
-        ("process_threads", "gauge"),
+        (names::EXPORTER_PROCESS_CPU_SECONDS_TOTAL.name(), "counter"),
+        (names::EXPORTER_PROCESS_OPEN_FDS.name(), "gauge"),
+        (names::EXPORTER_PROCESS_MAX_FDS.name(), "gauge"),
+        (names::EXPORTER_PROCESS_VIRTUAL_MEMORY_BYTES.name(), "gauge"),
+        (
+            names::EXPORTER_PROCESS_RESIDENT_MEMORY_BYTES.name(),
+            "gauge",
+        ),
+        (names::EXPORTER_PROCESS_START_TIME_SECONDS.name(), "gauge"),
+        (names::EXPORTER_PROCESS_THREADS.name(), "gauge"),
     ] {
         assert!(
             s.1.contains(&format!("# TYPE {name} {kind}\n")),
@@ -516,21 +528,21 @@ fn without_the_process_collector_there_is_no_hang_verdict_and_no_identity_watch(
     let s = settled(
         &exp,
         &["liveness", "memory", "connections"],
-        &["openclaw_gateway_probe_success"],
+        &[names::PROBE_SUCCESS.name()],
     );
     let g = [("gateway", "fx")];
     // The liveness probe runs; the verdict on the process it would judge does not.
     assert_eq!(
         s.get(
-            "openclaw_gateway_probe_success",
+            names::PROBE_SUCCESS.name(),
             &[("gateway", "fx"), ("endpoint", "live")]
         ),
         Some(1.0)
     );
     for absent in [
-        "openclaw_gateway_hung",
-        "openclaw_gateway_process_up",
-        "openclaw_gateway_process_restarts_total",
+        names::HUNG.name(),
+        names::PROCESS_UP.name(),
+        names::PROCESS_RESTARTS_TOTAL.name(),
     ] {
         assert_eq!(s.get(absent, &g), None, "{absent}:\n{}", s.1);
     }

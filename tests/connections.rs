@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 /// Fast connection sampling, and probes only at startup: a probe is itself
 /// an inbound connection (and, while the gateway is stopped, one more entry in
@@ -59,15 +60,15 @@ fn watch(port: u16, state_dir: &str, name: &str) -> Exporter {
     // one more CLOSE_WAIT when it times out.
     let probed = |s: &Scrape, endpoint: &str| {
         s.get(
-            "openclaw_gateway_probes_total",
+            names::PROBES_TOTAL.name(),
             &[("gateway", name), ("endpoint", endpoint)],
         )
         .is_some_and(|n| n >= 1.0)
     };
     exp.wait("gateway found, connections sampled, probed once", |s| {
-        (s.get("openclaw_gateway_process_up", &[("gateway", name)]) == Some(1.0)
+        (s.get(names::PROCESS_UP.name(), &[("gateway", name)]) == Some(1.0)
             && s.get(
-                "openclaw_gateway_connections_source",
+                names::CONNECTIONS_SOURCE.name(),
                 &[("gateway", name), ("source", "netlink")],
             )
             .is_some()
@@ -92,7 +93,7 @@ fn watch(port: u16, state_dir: &str, name: &str) -> Exporter {
 
 fn conns(s: &Scrape, gw: &str, direction: &str, state: &str) -> Option<f64> {
     s.get(
-        "openclaw_gateway_tcp_connections",
+        names::TCP_CONNECTIONS.name(),
         &[("gateway", gw), ("direction", direction), ("state", state)],
     )
 }
@@ -282,7 +283,7 @@ fn the_gateways_outbound_connections_are_counted() {
     // Sockets of the gateway by type: the 11 outbound are among them.
     let sockets = exp.wait("fds by type", |s| {
         s.get(
-            "openclaw_gateway_process_open_fds_by_type",
+            names::PROCESS_OPEN_FDS_BY_TYPE.name(),
             &[("gateway", G), ("type", "socket")],
         )
     });
@@ -331,7 +332,7 @@ fn fds_by_type_match_the_fd_table() {
         let mut v = [0u64; 5];
         for (i, t) in types.iter().enumerate() {
             v[i] = s.get(
-                "openclaw_gateway_process_open_fds_by_type",
+                names::PROCESS_OPEN_FDS_BY_TYPE.name(),
                 &[("gateway", G), ("type", t)],
             )? as u64;
         }
@@ -350,14 +351,14 @@ fn fds_by_type_match_the_fd_table() {
         .iter()
         .map(|t| {
             s.get(
-                "openclaw_gateway_process_open_fds_by_type",
+                names::PROCESS_OPEN_FDS_BY_TYPE.name(),
                 &[("gateway", G), ("type", t)],
             )
             .unwrap()
         })
         .sum();
     let open = s
-        .get("openclaw_gateway_process_open_fds", &[("gateway", G)])
+        .get(names::PROCESS_OPEN_FDS.name(), &[("gateway", G)])
         .unwrap();
     assert!(
         (by_type - open).abs() <= 3.0,
@@ -370,8 +371,7 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
     let (_state, fx, exp) = watched(&["--backlog", "511"]);
     let port = fx.port;
     exp.wait("capacity 511", |s| {
-        (s.get("openclaw_gateway_listen_queue_capacity", &[("gateway", G)]) == Some(511.0))
-            .then_some(())
+        (s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", G)]) == Some(511.0)).then_some(())
     });
     assert_eq!(ss_listen_queue(port).1, 511);
 
@@ -379,7 +379,7 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut clients: Vec<OwnedFd> = (0..100).map(|_| connect_nowait(addr)).collect();
     exp.wait("listen queue 100, as ss says", |s| {
-        let q = s.get("openclaw_gateway_listen_queue_length", &[("gateway", G)])?;
+        let q = s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", G)])?;
         (q == 100.0 && ss_listen_queue(port).0 == 100).then_some(())
     });
     // Queued connections are established, though nobody accepted them.
@@ -397,8 +397,7 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
 
     fx.proc.signal("CONT");
     exp.wait("the queue drains", |s| {
-        (s.get("openclaw_gateway_listen_queue_length", &[("gateway", G)]) == Some(0.0))
-            .then_some(())
+        (s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", G)]) == Some(0.0)).then_some(())
     });
     wait_conns(&exp, G, "inbound", "close_wait", 0);
     wait_conns(&exp, G, "inbound", "established", 70);
@@ -410,7 +409,7 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
 fn a_full_accept_queue_is_capped_and_overflows_are_counted() {
     let (_state, fx, exp) = watched(&["--backlog", "20"]);
     let port = fx.port;
-    let overflows = |s: &Scrape| s.get("openclaw_gateway_host_listen_overflows_total", &[]);
+    let overflows = |s: &Scrape| s.get(names::HOST_LISTEN_OVERFLOWS_TOTAL.name(), &[]);
     let before = exp.wait("host overflows", overflows);
 
     fx.proc.signal("STOP");
@@ -418,8 +417,8 @@ fn a_full_accept_queue_is_capped_and_overflows_are_counted() {
     let clients: Vec<OwnedFd> = (0..100).map(|_| connect_nowait(addr)).collect();
     // Linux queues one more than the backlog, then drops SYNs.
     exp.wait("listen queue capped at 21, as ss says", |s| {
-        let q = s.get("openclaw_gateway_listen_queue_length", &[("gateway", G)])?;
-        let cap = s.get("openclaw_gateway_listen_queue_capacity", &[("gateway", G)])?;
+        let q = s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", G)])?;
+        let cap = s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", G)])?;
         (q == 21.0 && cap == 20.0 && ss_listen_queue(port) == (21, 20)).then_some(())
     });
     exp.wait("overflows counted", |s| {
@@ -434,19 +433,19 @@ fn a_gateway_that_is_down_has_inbound_counts_but_no_fds() {
     let (_state, fx, exp) = watched(&[]);
     exp.wait("fds by type", |s| {
         s.get(
-            "openclaw_gateway_process_open_fds_by_type",
+            names::PROCESS_OPEN_FDS_BY_TYPE.name(),
             &[("gateway", G), ("type", "socket")],
         )
     });
     fx.cmd("crash");
     drop(fx);
     exp.wait("down", |s| {
-        (s.get("openclaw_gateway_process_up", &[("gateway", G)]) == Some(0.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), &[("gateway", G)]) == Some(0.0)).then_some(())
     });
     exp.wait("no listener, no fds", |s| {
         (conns(s, G, "inbound", "listen") == Some(0.0)
             && s.get(
-                "openclaw_gateway_process_open_fds_by_type",
+                names::PROCESS_OPEN_FDS_BY_TYPE.name(),
                 &[("gateway", G), ("type", "socket")],
             )
             .is_none())
@@ -456,7 +455,7 @@ fn a_gateway_that_is_down_has_inbound_counts_but_no_fds() {
     assert_eq!(conns(&s, G, "outbound", "established"), Some(0.0));
     assert_eq!(
         s.get(
-            "openclaw_gateway_collector_success",
+            names::COLLECTOR_SUCCESS.name(),
             &[("gateway", G), ("collector", "connections")]
         ),
         Some(1.0)
@@ -506,7 +505,7 @@ fn a_gateway_in_another_network_namespace_is_read_from_proc() {
     let exp = Exporter::start(&eargs);
     exp.wait("read from proc", |s| {
         (s.get(
-            "openclaw_gateway_connections_source",
+            names::CONNECTIONS_SOURCE.name(),
             &[("gateway", "ns"), ("source", "proc")],
         ) == Some(1.0))
         .then_some(())
@@ -515,10 +514,7 @@ fn a_gateway_in_another_network_namespace_is_read_from_proc() {
     // /proc/net/tcp has no backlog limit: capacity is absent, not wrong.
     let s = exp.scrape();
     assert_eq!(
-        s.get(
-            "openclaw_gateway_listen_queue_capacity",
-            &[("gateway", "ns")]
-        ),
+        s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", "ns")]),
         None
     );
 
@@ -547,7 +543,7 @@ fn real_gateway_connections() {
     const R: &str = "real";
     wait_conns(&exp, R, "inbound", "listen", 2);
     exp.wait("capacity of both listeners", |s| {
-        let cap = s.get("openclaw_gateway_listen_queue_capacity", &[("gateway", R)])?;
+        let cap = s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", R)])?;
         (cap == ss_listen_queue(port).1 as f64).then_some(cap)
     });
 
@@ -577,15 +573,14 @@ fn real_gateway_connections() {
     let addr = gw.addr().parse().unwrap();
     let mut clients: Vec<OwnedFd> = (0..100).map(|_| connect_nowait(addr)).collect();
     exp.wait("listen queue 100", |s| {
-        let q = s.get("openclaw_gateway_listen_queue_length", &[("gateway", R)])?;
+        let q = s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", R)])?;
         (q == 100.0 && ss_listen_queue(port).0 == 100).then_some(())
     });
     clients.drain(..40);
     wait_conns(&exp, R, "inbound", "close_wait", 40);
     gw.proc.signal("CONT");
     exp.wait("the queue drains", |s| {
-        (s.get("openclaw_gateway_listen_queue_length", &[("gateway", R)]) == Some(0.0))
-            .then_some(())
+        (s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", R)]) == Some(0.0)).then_some(())
     });
     wait_conns(&exp, R, "inbound", "close_wait", 0);
     drop(clients);

@@ -11,6 +11,7 @@ use openclaw_gateway_exporter::thresholds::{self, Tier};
 use serde_json::Value;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const ROWS: [&str; 9] = [
     "Overview",
@@ -290,13 +291,13 @@ fn every_metric_exists_in_a_real_scrape() {
     let scrape = exp.wait("every collector ran", |s| {
         let ready =
             s.0.iter()
-                .any(|x| x.name == "openclaw_gateway_eventloop_delay_p99_seconds")
+                .any(|x| x.name == names::EVENTLOOP_DELAY_P99_SECONDS.name())
                 && s.0
                     .iter()
                     .any(|x| x.name == "openclaw_gateway_probe_duration_seconds_bucket")
                 && s.0
                     .iter()
-                    .any(|x| x.name == "openclaw_gateway_process_resident_memory_bytes");
+                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name());
         ready.then(|| {
             s.0.iter()
                 .map(|x| x.name.clone())

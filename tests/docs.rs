@@ -142,6 +142,18 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     }
 }
 
+/// src/names.rs, the catalogue the code names its metrics by, lists exactly
+/// the families of docs/metrics.md (and so of a real scrape, above), with
+/// the same types.
+#[test]
+fn the_catalogue_of_names_is_what_metrics_md_documents() {
+    let catalogue: BTreeMap<String, String> = openclaw_gateway_exporter::names::ALL
+        .iter()
+        .map(|f| (f.name().to_string(), f.text_type().to_string()))
+        .collect();
+    assert_eq!(catalogue, documented());
+}
+
 /// The documents whose links are checked.
 fn documents() -> Vec<PathBuf> {
     let mut docs = vec![repo().join("README.md"), repo().join("DEVELOPERS.md")];

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use openclaw_gateway_exporter::config;
 use openclaw_gateway_exporter::exporter::Exporter as Lib;
 use openclaw_gateway_exporter::http::{app, AppState};
+use openclaw_gateway_exporter::names;
 
 use common::*;
 
@@ -89,14 +90,14 @@ async fn negotiates_openmetrics_or_classic_text() {
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
     assert!(
-        text.contains("# TYPE openclaw_gateway_process_restarts_total counter"),
+        text.contains(&format!("# TYPE {} counter", names::PROCESS_RESTARTS_TOTAL)),
         "{text}"
     );
     assert!(
-        text.contains("openclaw_gateway_process_up{gateway=\"gw-a\"} 0"),
+        text.contains(&format!("{}{{gateway=\"gw-a\"}} 0", names::PROCESS_UP)),
         "{text}"
     );
-    assert!(text.contains("# TYPE openclaw_gateway_exporter_build_info gauge"));
+    assert!(text.contains(&format!("# TYPE {} gauge", names::EXPORTER_BUILD_INFO)));
 
     let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let (_, ctype, om) = get(st, "/metrics", Some(prom)).await;
@@ -105,8 +106,34 @@ async fn negotiates_openmetrics_or_classic_text() {
         "{ctype}"
     );
     assert!(om.ends_with("# EOF\n"));
-    assert!(om.contains("# TYPE openclaw_gateway_process_restarts counter"));
-    assert!(om.contains("# TYPE openclaw_gateway_exporter_build info"));
+    assert!(om.contains(&format!(
+        "# TYPE {} counter",
+        names::PROCESS_RESTARTS_TOTAL.base()
+    )));
+    assert!(om.contains(&format!(
+        "# TYPE {} info",
+        names::EXPORTER_BUILD_INFO.base()
+    )));
+    // Every family shown is in the catalogue, and its `# UNIT` line is the
+    // catalogue's unit: present exactly when it has one.
+    let mut shown = 0;
+    for line in om.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (family, _) = line.split_once(' ').unwrap();
+        let entry = names::ALL
+            .iter()
+            .find(|f| {
+                let unit = f.base_unit().map(|u| format!("_{}", u.as_str()));
+                format!("{}{}", f.base(), unit.unwrap_or_default()) == family
+            })
+            .unwrap_or_else(|| panic!("{family} is not in src/names.rs"));
+        let unit_line = om
+            .lines()
+            .filter_map(|l| l.strip_prefix("# UNIT "))
+            .find_map(|l| l.strip_prefix(family).and_then(|u| u.strip_prefix(' ')));
+        assert_eq!(unit_line, entry.base_unit().map(|u| u.as_str()), "{family}");
+        shown += 1;
+    }
+    assert!(shown > 10, "{om}");
 }
 
 /// Both formats of a real exporter watching a real (fixture) gateway pass
@@ -130,7 +157,7 @@ fn exposition_passes_promtool_and_a_strict_openmetrics_parser() {
         "200ms",
     ]);
     exp.wait("memory sampled", |s| {
-        s.get("openclaw_gateway_process_resident_memory_bytes", &[])
+        s.get(&names::PROCESS_RESIDENT_MEMORY_BYTES, &[])
     });
 
     let (_, _, text) = http_get(&exp.addr, "/metrics", &[]).unwrap();

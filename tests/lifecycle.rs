@@ -8,6 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
@@ -42,7 +43,7 @@ fn exporter_command(
 
 fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
     s.get(
-        "openclaw_gateway_lock_files",
+        names::LOCK_FILES.name(),
         &[("gateway", "fx"), ("state", state)],
     )
 }
@@ -59,9 +60,9 @@ fn kill_9_leaves_a_stale_lock_and_sigterm_does_not() {
     });
     let s = exp.scrape();
     assert_eq!(lock_files(&s, "stale"), Some(0.0));
-    assert_eq!(s.get("openclaw_gateway_lock_stale_age_seconds", G), None);
-    assert_eq!(s.get("openclaw_gateway_instances", G), Some(1.0));
-    assert_eq!(s.get("openclaw_gateway_port_owner_mismatch", G), Some(0.0));
+    assert_eq!(s.get(names::LOCK_STALE_AGE_SECONDS.name(), G), None);
+    assert_eq!(s.get(names::INSTANCES.name(), G), Some(1.0));
+    assert_eq!(s.get(names::PORT_OWNER_MISMATCH.name(), G), Some(0.0));
 
     fx.proc.signal("KILL");
     exp.wait("stale lock after kill -9", |s| {
@@ -70,8 +71,8 @@ fn kill_9_leaves_a_stale_lock_and_sigterm_does_not() {
     std::thread::sleep(Duration::from_millis(1200));
     let s = exp.scrape();
     assert_eq!(lock_files(&s, "live"), Some(0.0));
-    assert_eq!(s.get("openclaw_gateway_instances", G), Some(0.0));
-    let age = s.get("openclaw_gateway_lock_stale_age_seconds", G).unwrap();
+    assert_eq!(s.get(names::INSTANCES.name(), G), Some(0.0));
+    let age = s.get(names::LOCK_STALE_AGE_SECONDS.name(), G).unwrap();
     assert!(age >= 1.0, "the stale lock is older than a second: {age}");
 
     // A clean stop removes its lock.
@@ -105,10 +106,10 @@ fn unreadable_and_garbage_locks_are_invalid_not_fatal() {
         (lock_files(s, "invalid") == Some(6.0)).then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(0.0));
     assert_eq!(
         s.get(
-            "openclaw_gateway_collector_success",
+            names::COLLECTOR_SUCCESS.name(),
             &[("gateway", "fx"), ("collector", "lifecycle")]
         ),
         Some(1.0)
@@ -137,13 +138,13 @@ fn a_fifo_for_a_pid_file_does_not_block_discovery() {
     let exp = exporter(&url, sd, &["--gateway.pid-file", fifo.to_str().unwrap()]);
     exp.wait("found by its lock file", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "lock_file")],
         ) == Some(1.0))
         .then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(1.0));
 }
 
 #[test]
@@ -154,15 +155,15 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
     let url = format!("http://127.0.0.1:{}", fx.port);
     let exp = exporter(&url, sd, &[]);
     exp.wait("one instance (workers are not instances)", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
+        (s.get(names::INSTANCES.name(), G) == Some(1.0)).then_some(())
     });
     let dup = Fixture::start(&["--port", "0", "--state-dir", sd]);
     exp.wait("two instances", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(2.0)).then_some(())
+        (s.get(names::INSTANCES.name(), G) == Some(2.0)).then_some(())
     });
     drop(dup);
     exp.wait("one again", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
+        (s.get(names::INSTANCES.name(), G) == Some(1.0)).then_some(())
     });
 }
 
@@ -188,12 +189,10 @@ fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
         "openclaw-gatewa\n",
         "the exporter shares the gateway's comm"
     );
-    exp.wait("lifecycle sampled", |s| {
-        s.get("openclaw_gateway_instances", G)
-    });
+    exp.wait("lifecycle sampled", |s| s.get(names::INSTANCES.name(), G));
     // Several lifecycle samples later, still one.
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(1.0));
+    assert_eq!(exp.scrape().get(names::INSTANCES.name(), G), Some(1.0));
 
     // A `check` (a HEALTHCHECK) that stays alive while /healthz is slow.
     fx.cmd("delay?ms=3000");
@@ -208,7 +207,7 @@ fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
         None,
         "the check is still waiting for /healthz"
     );
-    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(1.0));
+    assert_eq!(exp.scrape().get(names::INSTANCES.name(), G), Some(1.0));
     assert!(check.wait().unwrap().success());
     fx.cmd("delay?ms=0");
 }
@@ -230,9 +229,9 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     let url = format!("http://127.0.0.1:{}", b.port);
     let exp = exporter(&url, sd, &[]);
     exp.wait("mismatch", |s| {
-        (s.get("openclaw_gateway_port_owner_mismatch", G) == Some(1.0)).then_some(())
+        (s.get(names::PORT_OWNER_MISMATCH.name(), G) == Some(1.0)).then_some(())
     });
-    assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(2.0));
+    assert_eq!(exp.scrape().get(names::INSTANCES.name(), G), Some(2.0));
     drop(a);
 }
 
@@ -269,7 +268,7 @@ fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() 
     }
     assert_eq!(pids.len(), 3);
     exp.wait("2 restarts among 3 processes", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
+        (s.get(names::PROCESS_RESTARTS_TOTAL.name(), G) == Some(2.0)).then_some(())
     });
 }
 
@@ -287,7 +286,7 @@ fn restarts_are_counted_for_a_gateway_found_by_its_title() {
     let exp = identity_watch_only(&url, sd);
     exp.wait("found by its title", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "process_title")],
         ) == Some(1.0))
         .then_some(())
@@ -298,7 +297,7 @@ fn restarts_are_counted_for_a_gateway_found_by_its_title() {
         fx = start();
     }
     exp.wait("2 restarts among 3 processes", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
+        (s.get(names::PROCESS_RESTARTS_TOTAL.name(), G) == Some(2.0)).then_some(())
     });
 }
 
@@ -329,16 +328,16 @@ fn memory_limit_sources() {
     let exp = exporter(&url, sd, &[]);
     let limit = exp.wait("limit from max_old_space_size", |s| {
         s.get(
-            "openclaw_gateway_memory_limit_bytes",
+            names::MEMORY_LIMIT_BYTES.name(),
             &[("gateway", "fx"), ("source", "max_old_space_size")],
         )
     });
     assert_eq!(limit, 1073741824.0);
     let s = exp.scrape();
     let rss = s
-        .get("openclaw_gateway_process_resident_memory_bytes", G)
+        .get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)
         .unwrap();
-    let ratio = s.get("openclaw_gateway_memory_usage_ratio", G).unwrap();
+    let ratio = s.get(names::MEMORY_USAGE_RATIO.name(), G).unwrap();
     assert!((ratio - rss / limit).abs() < 1e-9);
     drop(exp);
 
@@ -346,7 +345,7 @@ fn memory_limit_sources() {
     let exp = exporter(&url, sd, &["--gateway.memory-limit", "256MiB"]);
     let limit = exp.wait("configured limit", |s| {
         s.get(
-            "openclaw_gateway_memory_limit_bytes",
+            names::MEMORY_LIMIT_BYTES.name(),
             &[("gateway", "fx"), ("source", "config")],
         )
     });
@@ -359,7 +358,7 @@ fn memory_limit_sources() {
         let exp = exporter(&url, sd, &[]);
         let limit = exp.wait("limit from the cgroup", |s| {
             s.get(
-                "openclaw_gateway_memory_limit_bytes",
+                names::MEMORY_LIMIT_BYTES.name(),
                 &[("gateway", "fx"), ("source", "cgroup")],
             )
         });
@@ -376,7 +375,7 @@ fn memory_limit_sources() {
     let exp = exporter(&format!("http://127.0.0.1:{}", plain.port), sd, &[]);
     let limit = exp.wait("host limit", |s| {
         s.get(
-            "openclaw_gateway_memory_limit_bytes",
+            names::MEMORY_LIMIT_BYTES.name(),
             &[("gateway", "fx"), ("source", "host")],
         )
     });
@@ -465,18 +464,18 @@ fn log_patterns_are_counted_across_a_rotation() {
     );
     let pat = |s: &Scrape, p: &str| {
         s.get(
-            "openclaw_gateway_log_pattern_matches_total",
+            names::LOG_PATTERN_MATCHES_TOTAL.name(),
             &[("gateway", "fx"), ("pattern", p)],
         )
     };
     let lvl = |s: &Scrape, l: &str| {
         s.get(
-            "openclaw_gateway_log_messages_total",
+            names::LOG_MESSAGES_TOTAL.name(),
             &[("gateway", "fx"), ("level", l)],
         )
     };
     exp.wait("log followed", |s| {
-        (s.get("openclaw_gateway_log_file_present", G) == Some(1.0)).then_some(())
+        (s.get(names::LOG_FILE_PRESENT.name(), G) == Some(1.0)).then_some(())
     });
     let s = exp.scrape();
     assert_eq!(
@@ -526,9 +525,6 @@ fn log_patterns_are_counted_across_a_rotation() {
         (pat(s, "event_loop_delay") == Some(5.0)).then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(
-        s.get("openclaw_gateway_log_parse_errors_total", G),
-        Some(1.0)
-    );
+    assert_eq!(s.get(names::LOG_PARSE_ERRORS_TOTAL.name(), G), Some(1.0));
     assert_eq!(lvl(&s, "other"), Some(1.0), "a JSON line without a level");
 }

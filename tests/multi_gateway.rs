@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 fn g(name: &str) -> [(&str, &str); 1] {
     [("gateway", name)]
@@ -37,45 +38,45 @@ fn three_gateways_each_under_its_own_label() {
     for (name, fx) in names.iter().zip(&fixtures) {
         exp.wait(&format!("{name} found by its lock file"), |s| {
             (s.get(
-                "openclaw_gateway_discovery_method",
+                names::DISCOVERY_METHOD.name(),
                 &[("gateway", name), ("method", "lock_file")],
             ) == Some(1.0))
             .then_some(())
         });
         exp.wait(&format!("{name}'s own RSS"), |s| {
-            let rss = s.get("openclaw_gateway_process_resident_memory_bytes", &g(name))?;
+            let rss = s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), &g(name))?;
             let truth = vm_rss(fx.pid()) as f64;
             ((rss - truth).abs() <= truth * 0.05).then_some(())
         });
         exp.wait(&format!("{name} ready"), |s| {
-            (s.get("openclaw_gateway_ready", &g(name)) == Some(1.0)).then_some(())
+            (s.get(names::READY.name(), &g(name)) == Some(1.0)).then_some(())
         });
     }
     // gw-2 hangs, gw-3 dies: gw-1 stays up and well.
     fixtures[1].proc.signal("STOP");
     fixtures[2].proc.signal("KILL");
     exp.wait("gw-2 hung", |s| {
-        (s.get("openclaw_gateway_hung", &g("gw-2")) == Some(1.0)).then_some(())
+        (s.get(names::HUNG.name(), &g("gw-2")) == Some(1.0)).then_some(())
     });
     exp.wait("gw-3 down", |s| {
-        (s.get("openclaw_gateway_process_up", &g("gw-3")) == Some(0.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), &g("gw-3")) == Some(0.0)).then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", &g("gw-1")), Some(1.0));
-    assert_eq!(s.get("openclaw_gateway_hung", &g("gw-1")), Some(0.0));
-    assert_eq!(s.get("openclaw_gateway_ready", &g("gw-1")), Some(1.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), &g("gw-1")), Some(1.0));
+    assert_eq!(s.get(names::HUNG.name(), &g("gw-1")), Some(0.0));
+    assert_eq!(s.get(names::READY.name(), &g("gw-1")), Some(1.0));
     assert_eq!(
         s.get(
-            "openclaw_gateway_probe_success",
+            names::PROBE_SUCCESS.name(),
             &[("gateway", "gw-1"), ("endpoint", "live")]
         ),
         Some(1.0)
     );
     assert_eq!(
-        s.get("openclaw_gateway_hung", &g("gw-3")),
+        s.get(names::HUNG.name(), &g("gw-3")),
         Some(0.0),
         "down, not hung"
     );
-    assert_eq!(s.get("openclaw_gateway_process_up", &g("gw-2")), Some(1.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), &g("gw-2")), Some(1.0));
     fixtures[1].proc.signal("CONT");
 }

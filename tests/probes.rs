@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
@@ -38,7 +39,7 @@ fn watched(exporter_args: &[&str]) -> (TempDir, Fixture, Exporter) {
     args.extend_from_slice(exporter_args);
     let exp = Exporter::start(&args);
     exp.wait("gateway found", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then_some(())
     });
     (state, fx, exp)
 }
@@ -52,7 +53,7 @@ fn failures(s: &Scrape, endpoint: &'static str, reason: &str) -> f64 {
     let [g, e] = ep(endpoint);
     val(
         s,
-        "openclaw_gateway_probe_failures_total",
+        names::PROBE_FAILURES_TOTAL.name(),
         &[g, e, ("reason", reason)],
     )
 }
@@ -129,7 +130,7 @@ fn latency_tracks_injected_delays_in_the_right_buckets() {
         );
         let last = val(
             &after,
-            "openclaw_gateway_probe_last_duration_seconds",
+            names::PROBE_LAST_DURATION_SECONDS.name(),
             &ep("live"),
         );
         // Node may fire a timer up to a millisecond early.
@@ -137,10 +138,7 @@ fn latency_tracks_injected_delays_in_the_right_buckets() {
             last >= (ms as f64 - 2.0) / 1000.0 && last < 5.0,
             "delay {ms} ms, last probe took {last} s"
         );
-        assert_eq!(
-            val(&after, "openclaw_gateway_probe_success", &ep("live")),
-            1.0
-        );
+        assert_eq!(val(&after, names::PROBE_SUCCESS.name(), &ep("live")), 1.0);
     }
     fx.cmd("delay?ms=0");
 }
@@ -156,12 +154,12 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
         "5s",
     ]);
     exp.wait("probes running", |s| {
-        (s.get("openclaw_gateway_probe_success", &ep("ready")) == Some(1.0)).then_some(())
+        (s.get(names::PROBE_SUCCESS.name(), &ep("ready")) == Some(1.0)).then_some(())
     });
     let s = exp.scrape();
     assert_eq!(failures(&s, "live", "http_status"), 0.0);
     assert_eq!(
-        s.get("openclaw_gateway_probe_error_ratio", &ep("ready")),
+        s.get(names::PROBE_ERROR_RATIO.name(), &ep("ready")),
         Some(0.0)
     );
 
@@ -171,17 +169,13 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
         (failures(s, "live", "http_status") >= 3.0).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
     assert_eq!(
-        val(&s, "openclaw_gateway_probe_http_status_code", &ep("live")),
+        val(&s, names::PROBE_HTTP_STATUS_CODE.name(), &ep("live")),
         500.0
     );
-    assert_eq!(val(&s, "openclaw_gateway_probe_success", &ep("live")), 0.0);
+    assert_eq!(val(&s, names::PROBE_SUCCESS.name(), &ep("live")), 0.0);
     assert_eq!(failures(&s, "live", "timeout"), 0.0);
     assert_eq!(failures(&s, "live", "bad_body"), 0.0);
-    assert_eq!(
-        val(&s, "openclaw_gateway_hung", G),
-        0.0,
-        "a 500 is an answer"
-    );
+    assert_eq!(val(&s, names::HUNG.name(), G), 0.0, "a 500 is an answer");
     assert_eq!(
         failures(&s, "ready", "http_status"),
         0.0,
@@ -193,14 +187,14 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
     let s = exp.scrape();
     let (f0, t0) = (
         failures(&s, "ready", "http_status"),
-        val(&s, "openclaw_gateway_probes_total", &ep("ready")),
+        val(&s, names::PROBES_TOTAL.name(), &ep("ready")),
     );
     // Let the 5 s error window fill with probes made under the new fault.
     std::thread::sleep(Duration::from_secs(6));
     let s = exp.scrape();
     let (f1, t1) = (
         failures(&s, "ready", "http_status"),
-        val(&s, "openclaw_gateway_probes_total", &ep("ready")),
+        val(&s, names::PROBES_TOTAL.name(), &ep("ready")),
     );
     assert!(
         t1 - t0 >= 12.0,
@@ -211,7 +205,7 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
         (0.15..=0.35).contains(&counted),
         "every 4th probe failed, counters say {counted} ({f0}->{f1} of {t0}->{t1})"
     );
-    let ratio = val(&s, "openclaw_gateway_probe_error_ratio", &ep("ready"));
+    let ratio = val(&s, names::PROBE_ERROR_RATIO.name(), &ep("ready"));
     assert!(
         (0.15..=0.35).contains(&ratio),
         "every 4th probe failed, the 5 s window says {ratio}"
@@ -221,7 +215,7 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
     fx.cmd("status?code=200");
     exp.wait(
         "the live error ratio falls back to 0 once the window has passed",
-        |s| (s.get("openclaw_gateway_probe_error_ratio", &ep("live")) == Some(0.0)).then_some(()),
+        |s| (s.get(names::PROBE_ERROR_RATIO.name(), &ep("live")) == Some(0.0)).then_some(()),
     );
 }
 
@@ -234,35 +228,35 @@ fn an_event_loop_stall_stays_in_the_peak_for_a_window() {
         "8s",
     ]);
     let s = exp.wait("event-loop figures", |s| {
-        stat(s, "openclaw_gateway_eventloop_delay_max_seconds", "last")
+        stat(s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "last")
             .map(|_| Scrape(s.0.clone(), s.1.clone()))
     });
     assert_eq!(
-        val(&s, "openclaw_gateway_eventloop_delay_floor_seconds", G),
+        val(&s, names::EVENTLOOP_DELAY_FLOOR_SECONDS.name(), G),
         0.02
     );
     // Idle: the fixture's monitor, like the real one, reports about its 20 ms period.
     exp.wait("an idle event loop", |s| {
-        let p = stat(s, "openclaw_gateway_eventloop_delay_max_seconds", "peak")?;
+        let p = stat(s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "peak")?;
         (p < 0.2).then_some(())
     });
 
     fx.cmd("block?ms=1500");
     let stalled = Instant::now();
     exp.wait("the 1.5 s stall in the peak", |s| {
-        let p = stat(s, "openclaw_gateway_eventloop_delay_max_seconds", "peak")?;
+        let p = stat(s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "peak")?;
         (p >= 1.4).then_some(())
     });
     let s = exp.scrape();
-    assert!(stat(&s, "openclaw_gateway_eventloop_delay_p99_seconds", "peak").unwrap() >= 1.4);
+    assert!(stat(&s, names::EVENTLOOP_DELAY_P99_SECONDS.name(), "peak").unwrap() >= 1.4);
     assert_eq!(
-        stat(&s, "openclaw_gateway_eventloop_degraded", "peak"),
+        stat(&s, names::EVENTLOOP_DEGRADED.name(), "peak"),
         Some(1.0)
     );
 
     // The gateway's own window is ~1 s: "last" forgets the stall quickly...
     exp.wait("last back to idle", |s| {
-        let l = stat(s, "openclaw_gateway_eventloop_delay_max_seconds", "last")?;
+        let l = stat(s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "last")?;
         (l < 0.2).then_some(())
     });
     // ...but a scrape seconds later still sees it in the peak.
@@ -273,17 +267,17 @@ fn an_event_loop_stall_stays_in_the_peak_for_a_window() {
         "the machine is too slow to check the window: {:?}",
         stalled.elapsed()
     );
-    let peak = stat(&s, "openclaw_gateway_eventloop_delay_max_seconds", "peak").unwrap();
+    let peak = stat(&s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "peak").unwrap();
     assert!(
         peak >= 1.4,
         "peak {peak} s, {:?} after the stall",
         stalled.elapsed()
     );
-    assert!(stat(&s, "openclaw_gateway_eventloop_delay_max_seconds", "last").unwrap() < 1.4);
+    assert!(stat(&s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "last").unwrap() < 1.4);
 
     // After a whole window it is gone.
     exp.wait("peak back to idle after the window", |s| {
-        let p = stat(s, "openclaw_gateway_eventloop_delay_max_seconds", "peak")?;
+        let p = stat(s, names::EVENTLOOP_DELAY_MAX_SECONDS.name(), "peak")?;
         (p < 0.2).then_some(())
     });
     assert!(stalled.elapsed() >= Duration::from_secs(8));
@@ -298,14 +292,14 @@ fn a_stopped_gateway_is_hung_and_a_dead_one_is_not() {
         "1s",
     ]);
     exp.wait("a good liveness probe", |s| {
-        (s.get("openclaw_gateway_probe_success", &ep("live")) == Some(1.0)).then_some(())
+        (s.get(names::PROBE_SUCCESS.name(), &ep("live")) == Some(1.0)).then_some(())
     });
-    assert_eq!(val(&exp.scrape(), "openclaw_gateway_hung", G), 0.0);
+    assert_eq!(val(&exp.scrape(), names::HUNG.name(), G), 0.0);
 
     fx.proc.signal("STOP");
     let stopped = Instant::now();
     wait_for(Duration::from_secs(30), "hung 1", || {
-        (quick_scrape(&exp).get("openclaw_gateway_hung", G) == Some(1.0)).then_some(())
+        (quick_scrape(&exp).get(names::HUNG.name(), G) == Some(1.0)).then_some(())
     });
     let took = stopped.elapsed();
     // "Within about 2 intervals plus the timeout": the next probe starts
@@ -315,16 +309,16 @@ fn a_stopped_gateway_is_hung_and_a_dead_one_is_not() {
     assert!(took < Duration::from_secs(5), "hung after {took:?}");
     let s = quick_scrape(&exp);
     assert!(failures(&s, "live", "timeout") >= 2.0);
-    assert_eq!(val(&s, "openclaw_gateway_probe_success", &ep("live")), 0.0);
-    assert_eq!(val(&s, "openclaw_gateway_process_up", G), 1.0);
-    assert_eq!(val(&s, "openclaw_gateway_ready", G), 0.0);
+    assert_eq!(val(&s, names::PROBE_SUCCESS.name(), &ep("live")), 0.0);
+    assert_eq!(val(&s, names::PROCESS_UP.name(), G), 1.0);
+    assert_eq!(val(&s, names::READY.name(), G), 0.0);
 
     fx.proc.signal("CONT");
     wait_for(Duration::from_secs(30), "hung 0 after SIGCONT", || {
-        (quick_scrape(&exp).get("openclaw_gateway_hung", G) == Some(0.0)).then_some(())
+        (quick_scrape(&exp).get(names::HUNG.name(), G) == Some(0.0)).then_some(())
     });
     assert_eq!(
-        val(&exp.scrape(), "openclaw_gateway_probe_success", &ep("live")),
+        val(&exp.scrape(), names::PROBE_SUCCESS.name(), &ep("live")),
         1.0
     );
 
@@ -333,19 +327,15 @@ fn a_stopped_gateway_is_hung_and_a_dead_one_is_not() {
     let refused = exp.wait("refused probes", |s| {
         (failures(s, "live", "connect_refused") >= 3.0).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
-    assert_eq!(val(&refused, "openclaw_gateway_hung", G), 0.0);
+    assert_eq!(val(&refused, names::HUNG.name(), G), 0.0);
     assert_eq!(
-        val(
-            &refused,
-            "openclaw_gateway_probe_http_status_code",
-            &ep("live")
-        ),
+        val(&refused, names::PROBE_HTTP_STATUS_CODE.name(), &ep("live")),
         0.0
     );
     exp.wait("down", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
     });
-    assert_eq!(val(&exp.scrape(), "openclaw_gateway_hung", G), 0.0);
+    assert_eq!(val(&exp.scrape(), names::HUNG.name(), G), 0.0);
 }
 
 #[test]
@@ -359,7 +349,7 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
         "1s",
     ]);
     exp.wait("probes running", |s| {
-        (s.get("openclaw_gateway_probe_success", &ep("ready")) == Some(1.0)).then_some(())
+        (s.get(names::PROBE_SUCCESS.name(), &ep("ready")) == Some(1.0)).then_some(())
     });
     for (target, mode, reason) in [
         ("live", "invalid", "bad_body"),
@@ -397,7 +387,7 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
         );
         fx.cmd(&format!("body?mode=normal&target={target}"));
         wait_for(Duration::from_secs(30), "a good probe again", || {
-            (quick_scrape(&exp).get("openclaw_gateway_probe_success", &ep(target)) == Some(1.0))
+            (quick_scrape(&exp).get(names::PROBE_SUCCESS.name(), &ep(target)) == Some(1.0))
                 .then_some(())
         });
     }
@@ -408,7 +398,7 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
     for collector in ["liveness", "readiness", "process"] {
         assert_eq!(
             s.get(
-                "openclaw_gateway_collector_success",
+                names::COLLECTOR_SUCCESS.name(),
                 &[("gateway", "fx"), ("collector", collector)]
             ),
             Some(1.0)
@@ -420,7 +410,7 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
 fn not_ready_is_a_parsed_answer_not_a_failure() {
     let (_state, fx, exp) = watched(&["--probe.readiness-interval", "200ms"]);
     exp.wait("ready", |s| {
-        (s.get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
+        (s.get(names::READY.name(), G) == Some(1.0)).then_some(())
     });
     let s = exp.scrape();
     assert!(
@@ -428,26 +418,26 @@ fn not_ready_is_a_parsed_answer_not_a_failure() {
         "no check has failed yet\n{}",
         s.1
     );
-    let probes0 = val(&s, "openclaw_gateway_probes_total", &ep("ready"));
+    let probes0 = val(&s, names::PROBES_TOTAL.name(), &ep("ready"));
 
     fx.cmd("ready?value=false&failing=db,cache%20pool");
     let s = exp.wait("not ready", |s| {
-        (s.get("openclaw_gateway_ready", G) == Some(0.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
+        (s.get(names::READY.name(), G) == Some(0.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
     let failing = |s: &Scrape, check| {
         s.get(
-            "openclaw_gateway_readiness_failing",
+            names::READINESS_FAILING.name(),
             &[("gateway", "fx"), ("check", check)],
         )
     };
     assert_eq!(failing(&s, "db"), Some(1.0));
     assert_eq!(failing(&s, "cache_pool"), Some(1.0), "sanitized\n{}", s.1);
-    assert_eq!(val(&s, "openclaw_gateway_probe_success", &ep("ready")), 1.0);
+    assert_eq!(val(&s, names::PROBE_SUCCESS.name(), &ep("ready")), 1.0);
     assert_eq!(
-        val(&s, "openclaw_gateway_probe_http_status_code", &ep("ready")),
+        val(&s, names::PROBE_HTTP_STATUS_CODE.name(), &ep("ready")),
         503.0
     );
-    assert!(val(&s, "openclaw_gateway_probes_total", &ep("ready")) > probes0);
+    assert!(val(&s, names::PROBES_TOTAL.name(), &ep("ready")) > probes0);
     for reason in [
         "timeout",
         "connect_refused",
@@ -458,11 +448,11 @@ fn not_ready_is_a_parsed_answer_not_a_failure() {
     ] {
         assert_eq!(failures(&s, "ready", reason), 0.0, "{reason}");
     }
-    assert!(s.get("openclaw_gateway_uptime_seconds", G).is_some());
+    assert!(s.get(names::UPTIME_SECONDS.name(), G).is_some());
 
     fx.cmd("ready?value=true");
     let s = exp.wait("ready again", |s| {
-        (s.get("openclaw_gateway_ready", G) == Some(1.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
+        (s.get(names::READY.name(), G) == Some(1.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
     assert_eq!(
         failing(&s, "db"),
@@ -473,7 +463,7 @@ fn not_ready_is_a_parsed_answer_not_a_failure() {
     for field in ["failing", "uptimeMs", "eventLoop", "eventLoop.delayP99Ms"] {
         assert_eq!(
             s.get(
-                "openclaw_gateway_readiness_parse_errors_total",
+                names::READINESS_PARSE_ERRORS_TOTAL.name(),
                 &[("gateway", "fx"), ("field", field)]
             ),
             Some(0.0),
@@ -656,16 +646,16 @@ fn liveness_connects_afresh_readiness_keeps_its_connection_and_the_token_goes_on
             || {
                 let s = scrape_at(addr);
                 let redirects = s.get(
-                    "openclaw_gateway_probe_failures_total",
+                    names::PROBE_FAILURES_TOTAL.name(),
                     &[g[0], g[1], ("reason", "http_status")],
                 )?;
-                let ready = s.get("openclaw_gateway_ready", &[("gateway", "rec")])?;
+                let ready = s.get(names::READY.name(), &[("gateway", "rec")])?;
                 (redirects >= 3.0 && ready == 1.0).then_some(())
             },
         );
         let s = scrape_at(addr);
         assert_eq!(
-            s.get("openclaw_gateway_probe_http_status_code", &g),
+            s.get(names::PROBE_HTTP_STATUS_CODE.name(), &g),
             Some(302.0),
             "a redirect is not followed"
         );
@@ -798,7 +788,7 @@ fn a_silent_listener_times_out_and_the_scrape_stays_fast() {
     wait_for(Duration::from_secs(30), "timeouts", || {
         let s = quick_scrape(&exp);
         (s.get(
-            "openclaw_gateway_probe_failures_total",
+            names::PROBE_FAILURES_TOTAL.name(),
             &[
                 ("gateway", "fx"),
                 ("endpoint", "live"),
@@ -814,7 +804,7 @@ fn a_silent_listener_times_out_and_the_scrape_stays_fast() {
     let s = quick_scrape(&exp);
     let last = val(
         &s,
-        "openclaw_gateway_probe_last_duration_seconds",
+        names::PROBE_LAST_DURATION_SECONDS.name(),
         &[("gateway", "fx"), ("endpoint", "live")],
     );
     assert!(
@@ -824,11 +814,11 @@ fn a_silent_listener_times_out_and_the_scrape_stays_fast() {
     // The listener's owner (this test process) is found by its LISTEN socket:
     // alive, listening, silent. That is a hang.
     exp.wait("hung 1", |s| {
-        (s.get("openclaw_gateway_hung", G) == Some(1.0)).then_some(())
+        (s.get(names::HUNG.name(), G) == Some(1.0)).then_some(())
     });
     assert_eq!(
         exp.scrape().get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "listen_socket")]
         ),
         Some(1.0)

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const FAST: &[&str] = &[
     "--collect.connections.interval",
@@ -30,7 +31,7 @@ fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter, String) {
     eargs.extend_from_slice(FAST);
     let exp = Exporter::start(&eargs);
     exp.wait("gateway found", |s| {
-        (s.get("openclaw_gateway_process_up", &[("gateway", "fx")]) == Some(1.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), &[("gateway", "fx")]) == Some(1.0)).then_some(())
     });
     (state, fx, exp, url)
 }
@@ -56,29 +57,18 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
 
     // Before the gateway exists: up 0 from the start, vitals absent, never missing.
     let s = exp.scrape();
-    assert_eq!(
-        s.get("openclaw_gateway_process_up", G),
-        Some(0.0),
-        "{}",
-        s.1
-    );
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(0.0), "{}", s.1);
     exp.wait("first samples", |s| {
         s.get(
-            "openclaw_gateway_collector_success",
+            names::COLLECTOR_SUCCESS.name(),
             &[("gateway", "fx"), ("collector", "process")],
         )
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(0.0));
-    assert_eq!(
-        s.get("openclaw_gateway_process_resident_memory_bytes", G),
-        None
-    );
-    assert_eq!(s.get("openclaw_gateway_process_open_fds", G), None);
-    assert_eq!(
-        s.get("openclaw_gateway_process_restarts_total", G),
-        Some(0.0)
-    );
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(0.0));
+    assert_eq!(s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G), None);
+    assert_eq!(s.get(names::PROCESS_OPEN_FDS.name(), G), None);
+    assert_eq!(s.get(names::PROCESS_RESTARTS_TOTAL.name(), G), Some(0.0));
 
     let port_s = port.to_string();
     let fx = Fixture::start(&["--port", &port_s, "--state-dir", state_dir]);
@@ -86,34 +76,29 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     // sample may find it by title; the lock file wins once it exists.
     exp.wait("found by its lock file", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "lock_file")],
         ) == Some(1.0))
         .then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(1.0));
     assert_eq!(
         s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "listen_socket")]
         ),
         Some(0.0)
     );
     // The start time is the fixture's, from its own /proc/<pid>/stat.
     let expected = boot_time() + start_ticks(fx.pid()) as f64 / ticks_per_second();
-    let got = s
-        .get("openclaw_gateway_process_start_time_seconds", G)
-        .unwrap();
+    let got = s.get(names::PROCESS_START_TIME_SECONDS.name(), G).unwrap();
     assert!(
         (got - expected).abs() < 0.02,
         "start time {got} vs {expected}"
     );
     // Finding it the first time is not a restart.
-    assert_eq!(
-        s.get("openclaw_gateway_process_restarts_total", G),
-        Some(0.0)
-    );
+    assert_eq!(s.get(names::PROCESS_RESTARTS_TOTAL.name(), G), Some(0.0));
 }
 
 #[test]
@@ -122,7 +107,7 @@ fn resident_memory_tracks_vmrss_and_moves_with_allocations() {
     let close = |a: f64, b: f64, pct: f64| (a - b).abs() <= b * pct / 100.0;
 
     let rss = exp.wait("rss", |s| {
-        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+        s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)
     });
     let truth = vm_rss(fx.pid()) as f64;
     assert!(close(rss, truth, 5.0), "rss {rss} vs VmRSS {truth}");
@@ -136,12 +121,12 @@ fn resident_memory_tracks_vmrss_and_moves_with_allocations() {
     // A sample may land while the 64 MB chunks are still being touched:
     // compare each sample with VmRSS read right after it.
     let rss_after = exp.wait("rss to grow, within 5% of VmRSS", |s| {
-        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+        s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)
             .filter(|v| v - rss > 190e6 && close(*v, vm_rss(fx.pid()) as f64, 5.0))
     });
     let vms = exp
         .scrape()
-        .get("openclaw_gateway_process_virtual_memory_bytes", G)
+        .get(names::PROCESS_VIRTUAL_MEMORY_BYTES.name(), G)
         .unwrap();
     assert!(vms >= rss_after, "virtual {vms} < resident {rss_after}");
 }
@@ -149,14 +134,14 @@ fn resident_memory_tracks_vmrss_and_moves_with_allocations() {
 #[test]
 fn open_fds_track_proc_and_move_by_n() {
     let (_state, fx, exp, _) = watched(&[]);
-    let fds = exp.wait("fds", |s| s.get("openclaw_gateway_process_open_fds", G));
+    let fds = exp.wait("fds", |s| s.get(names::PROCESS_OPEN_FDS.name(), G));
     let truth = fd_count(fx.pid()) as f64;
     assert!((fds - truth).abs() <= 3.0, "fds {fds} vs /proc {truth}");
 
     let opened = fx.cmd("open-fds?n=500");
     assert!(opened.to_string().contains("500"), "{opened}");
     let after = exp.wait("fds to move", |s| {
-        s.get("openclaw_gateway_process_open_fds", G)
+        s.get(names::PROCESS_OPEN_FDS.name(), G)
             .filter(|v| v - fds >= 497.0)
     });
     assert!(
@@ -167,10 +152,7 @@ fn open_fds_track_proc_and_move_by_n() {
     let truth = fd_count(fx.pid()) as f64;
     assert!((after - truth).abs() <= 3.0, "fds {after} vs /proc {truth}");
 
-    let max = exp
-        .scrape()
-        .get("openclaw_gateway_process_max_fds", G)
-        .unwrap();
+    let max = exp.scrape().get(names::PROCESS_MAX_FDS.name(), G).unwrap();
     assert_eq!(max, max_open_files(fx.pid()) as f64);
 }
 
@@ -186,17 +168,17 @@ fn workers_threads_and_cpu() {
         },
     );
     exp.wait("children", |s| {
-        (s.get("openclaw_gateway_process_children", G) == Some(2.0)).then_some(())
+        (s.get(names::PROCESS_CHILDREN.name(), G) == Some(2.0)).then_some(())
     });
     // Workers grow while they start; compare each sample with /proc read right after it.
     exp.wait("children rss close to the workers' VmRSS", |s| {
-        let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
+        let got = s.get(names::PROCESS_CHILDREN_RESIDENT_MEMORY_BYTES.name(), G)?;
         let truth: f64 = kids.iter().map(|&k| vm_rss(k) as f64).sum();
         ((got - truth).abs() <= truth * 0.05).then_some(())
     });
 
     let s = exp.scrape();
-    let threads = s.get("openclaw_gateway_process_threads", G).unwrap();
+    let threads = s.get(names::PROCESS_THREADS.name(), G).unwrap();
     let truth = std::fs::read_dir(format!("/proc/{}/task", fx.pid()))
         .unwrap()
         .count() as f64;
@@ -216,7 +198,7 @@ fn workers_threads_and_cpu() {
         "the spin burned CPU: {before} -> {truth}"
     );
     exp.wait("cpu to reach /proc's after the spin", |s| {
-        let v = s.get("openclaw_gateway_process_cpu_seconds_total", G)?;
+        let v = s.get(names::PROCESS_CPU_SECONDS_TOTAL.name(), G)?;
         (v >= truth - 0.011 && v <= proc_cpu_seconds(fx.pid()) + 0.011).then_some(())
     });
 }
@@ -239,7 +221,7 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
     fx.cmd("exit?code=0");
     drop(fx);
     exp.wait("down", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
     });
 
     let fx2 = Fixture::start(&["--port", &port, "--state-dir", &state_dir]);
@@ -247,29 +229,23 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
     // Every collector resolves the process on its own tick, so the restart
     // may be counted a tick before the process collector reports it up.
     exp.wait("restart counted and the new process up", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(1.0)
-            && s.get("openclaw_gateway_process_up", G) == Some(1.0))
+        (s.get(names::PROCESS_RESTARTS_TOTAL.name(), G) == Some(1.0)
+            && s.get(names::PROCESS_UP.name(), G) == Some(1.0))
         .then_some(())
     });
     // Any collector may count the restart first; the process collector's
     // own sample may come a tick later.
     let s = exp.wait("up again", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(1.0))
-            .then(|| Scrape(s.0.clone(), s.1.clone()))
+        (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
-    assert_eq!(
-        s.get("openclaw_gateway_process_restarts_total", G),
-        Some(1.0)
-    );
+    assert_eq!(s.get(names::PROCESS_RESTARTS_TOTAL.name(), G), Some(1.0));
     let expected = boot_time() + start_ticks(fx2.pid()) as f64 / ticks_per_second();
-    let got = s
-        .get("openclaw_gateway_process_start_time_seconds", G)
-        .unwrap();
+    let got = s.get(names::PROCESS_START_TIME_SECONDS.name(), G).unwrap();
     assert!(
         (got - expected).abs() < 0.02,
         "follows the new process: {got} vs {expected}"
     );
-    let fds = s.get("openclaw_gateway_process_open_fds", G).unwrap();
+    let fds = s.get(names::PROCESS_OPEN_FDS.name(), G).unwrap();
     assert!((fds - fd_count(fx2.pid()) as f64).abs() <= 3.0);
 }
 
@@ -280,7 +256,7 @@ fn found_by_title_without_a_lock_and_by_listen_socket_without_a_title() {
     let s = exp1.scrape();
     assert_eq!(
         s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "process_title")]
         ),
         Some(1.0)
@@ -291,7 +267,7 @@ fn found_by_title_without_a_lock_and_by_listen_socket_without_a_title() {
     let s = exp2.scrape();
     assert_eq!(
         s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "listen_socket")]
         ),
         Some(1.0)
@@ -329,7 +305,7 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
     let exp = Exporter::start(&args);
     exp.wait("found by title, not by the stale lock", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "process_title")],
         ) == Some(1.0))
         .then_some(())
@@ -340,7 +316,7 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
     let exp = Exporter::start(&args);
     exp.wait("found by pid", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "fx"), ("method", "pid")],
         ) == Some(1.0))
         .then_some(())

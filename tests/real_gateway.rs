@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "real")];
 
@@ -26,7 +27,7 @@ fn real_gateway_vitals_match_proc() {
     ]);
     exp.wait("real gateway found by its lock file", |s| {
         (s.get(
-            "openclaw_gateway_discovery_method",
+            names::DISCOVERY_METHOD.name(),
             &[("gateway", "real"), ("method", "lock_file")],
         ) == Some(1.0))
         .then_some(())
@@ -41,33 +42,30 @@ fn real_gateway_vitals_match_proc() {
 
     // RSS, fds and workers move on their own; compare each sample with /proc right after it.
     exp.wait("rss within 5% of VmRSS", |s| {
-        let rss = s.get("openclaw_gateway_process_resident_memory_bytes", G)?;
+        let rss = s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)?;
         let truth = vm_rss(pid) as f64;
         ((rss - truth).abs() <= truth * 0.05).then_some(())
     });
     exp.wait("open fds within 3 of /proc", |s| {
-        let fds = s.get("openclaw_gateway_process_open_fds", G)?;
+        let fds = s.get(names::PROCESS_OPEN_FDS.name(), G)?;
         ((fds - fd_count(pid) as f64).abs() <= 3.0).then_some(())
     });
     let s = exp.scrape();
     assert_eq!(
-        s.get("openclaw_gateway_process_max_fds", G),
+        s.get(names::PROCESS_MAX_FDS.name(), G),
         Some(max_open_files(pid) as f64)
     );
     let workers = children(pid);
     assert!(!workers.is_empty(), "the real gateway runs worker children");
     exp.wait("children counted", |s| {
-        (s.get("openclaw_gateway_process_children", G) == Some(children(pid).len() as f64))
-            .then_some(())
+        (s.get(names::PROCESS_CHILDREN.name(), G) == Some(children(pid).len() as f64)).then_some(())
     });
     exp.wait("children rss within 5%", |s| {
-        let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
+        let got = s.get(names::PROCESS_CHILDREN_RESIDENT_MEMORY_BYTES.name(), G)?;
         let truth = vm_rss_of_children(&children(pid)) as f64;
         ((got - truth).abs() <= truth * 0.05).then_some(())
     });
-    let cpu = s
-        .get("openclaw_gateway_process_cpu_seconds_total", G)
-        .unwrap();
+    let cpu = s.get(names::PROCESS_CPU_SECONDS_TOTAL.name(), G).unwrap();
     assert!(
         cpu > 1.0,
         "a gateway that took seconds to start has used CPU: {cpu}"
@@ -76,7 +74,7 @@ fn real_gateway_vitals_match_proc() {
     // Healthy: two live locks (gateway.state.lock and gateway.<hash>.lock), one instance.
     let lock = |s: &Scrape, state: &str| {
         s.get(
-            "openclaw_gateway_lock_files",
+            names::LOCK_FILES.name(),
             &[("gateway", "real"), ("state", state)],
         )
     };
@@ -85,11 +83,11 @@ fn real_gateway_vitals_match_proc() {
     });
     let s = exp.scrape();
     assert_eq!(lock(&s, "stale"), Some(0.0));
-    assert_eq!(s.get("openclaw_gateway_instances", G), Some(1.0));
-    assert_eq!(s.get("openclaw_gateway_port_owner_mismatch", G), Some(0.0));
+    assert_eq!(s.get(names::INSTANCES.name(), G), Some(1.0));
+    assert_eq!(s.get(names::PORT_OWNER_MISMATCH.name(), G), Some(0.0));
     let limit = s
         .get(
-            "openclaw_gateway_memory_limit_bytes",
+            names::MEMORY_LIMIT_BYTES.name(),
             &[("gateway", "real"), ("source", "host")],
         )
         .expect("no limit configured: the host's memory");
@@ -98,23 +96,20 @@ fn real_gateway_vitals_match_proc() {
     // A second process titled openclaw-gateway on the same state dir.
     let dup = Fixture::start(&["--port", "0", "--state-dir", state_dir.to_str().unwrap()]);
     exp.wait("two instances", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(2.0)).then_some(())
+        (s.get(names::INSTANCES.name(), G) == Some(2.0)).then_some(())
     });
     drop(dup);
 
     // A crash: the exporter reports it down, the locks stay behind as stale.
     gw.proc.signal("KILL");
     exp.wait("down after kill -9", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
     });
     exp.wait("stale locks after kill -9", |s| {
         (lock(s, "stale").unwrap_or(0.0) >= 1.0).then_some(())
     });
     let s = exp.scrape();
-    assert_eq!(
-        s.get("openclaw_gateway_process_resident_memory_bytes", G),
-        None
-    );
+    assert_eq!(s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G), None);
     assert_eq!(lock(&s, "live"), Some(0.0));
 }
 
@@ -139,7 +134,7 @@ fn real_gateway_limit_diagnose_and_check() {
     ]);
     let limit = exp.wait("limit from NODE_OPTIONS", |s| {
         s.get(
-            "openclaw_gateway_memory_limit_bytes",
+            names::MEMORY_LIMIT_BYTES.name(),
             &[("gateway", "real"), ("source", "max_old_space_size")],
         )
     });

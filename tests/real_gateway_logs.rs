@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "real")];
 const MAX_FILE_BYTES: u64 = 10_000;
@@ -155,20 +156,20 @@ fn exported(s: &Scrape) -> Truth {
     let mut t = Truth::default();
     for l in LEVELS {
         let v = s.get(
-            "openclaw_gateway_log_messages_total",
+            names::LOG_MESSAGES_TOTAL.name(),
             &[("gateway", "real"), ("level", l)],
         );
         t.levels.insert(l, v.map_or(u64::MAX, |v| v as u64));
     }
     for (p, _) in PATTERNS {
         let v = s.get(
-            "openclaw_gateway_log_pattern_matches_total",
+            names::LOG_PATTERN_MATCHES_TOTAL.name(),
             &[("gateway", "real"), ("pattern", p)],
         );
         t.patterns.insert(p, v.map_or(u64::MAX, |v| v as u64));
     }
     t.parse_errors = s
-        .get("openclaw_gateway_log_parse_errors_total", G)
+        .get(names::LOG_PARSE_ERRORS_TOTAL.name(), G)
         .map_or(u64::MAX, |v| v as u64);
     t
 }
@@ -269,10 +270,10 @@ fn real_gateway_log_lines_are_counted_across_its_rotations() {
     ]);
     exp.wait("the log collector's first poll, on an empty folder", |s| {
         let polled = s.get(
-            "openclaw_gateway_collector_last_sample_timestamp_seconds",
+            names::COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS.name(),
             &[("gateway", "real"), ("collector", "logs")],
         )?;
-        (polled > 0.0 && s.get("openclaw_gateway_log_file_present", G) == Some(0.0)).then_some(())
+        (polled > 0.0 && s.get(names::LOG_FILE_PRESENT.name(), G) == Some(0.0)).then_some(())
     });
     assert!(log_files(dir).is_empty());
 
@@ -397,6 +398,6 @@ fn real_gateway_log_lines_are_counted_across_its_rotations() {
     }
     assert_eq!(end.parse_errors, 0, "the gateway writes JSON lines");
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_log_file_present", G), Some(1.0));
+    assert_eq!(s.get(names::LOG_FILE_PRESENT.name(), G), Some(1.0));
     drop(gw);
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "real")];
 
@@ -80,7 +81,7 @@ fn real_gateway_readiness_event_loop_and_hang() {
 
     // /readyz says 503 startup-sidecars for a few seconds after /healthz.
     wait_for(Duration::from_secs(90), "ready 1", || {
-        (exp.scrape().get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
+        (exp.scrape().get(names::READY.name(), G) == Some(1.0)).then_some(())
     });
     // Startup loads the event loop; wait for it to settle below 1 s.
     let s = wait_for(
@@ -88,34 +89,34 @@ fn real_gateway_readiness_event_loop_and_hang() {
         "a plausible event-loop p99",
         || {
             let s = exp.scrape();
-            let p99 = last(&s, "openclaw_gateway_eventloop_delay_p99_seconds")?;
+            let p99 = last(&s, names::EVENTLOOP_DELAY_P99_SECONDS.name())?;
             (p99 > 0.001 && p99 < 1.0).then_some(s)
         },
     );
-    let p99 = last(&s, "openclaw_gateway_eventloop_delay_p99_seconds").unwrap();
-    let max = last(&s, "openclaw_gateway_eventloop_delay_max_seconds").unwrap();
+    let p99 = last(&s, names::EVENTLOOP_DELAY_P99_SECONDS.name()).unwrap();
+    let max = last(&s, names::EVENTLOOP_DELAY_MAX_SECONDS.name()).unwrap();
     assert!(
         p99 >= 0.019,
         "the gateway's monitor samples every 20 ms, so p99 includes that floor: {p99}"
     );
     assert!(max >= p99, "max {max} < p99 {p99}");
-    let util = last(&s, "openclaw_gateway_eventloop_utilization_ratio").unwrap();
+    let util = last(&s, names::EVENTLOOP_UTILIZATION_RATIO.name()).unwrap();
     assert!((0.0..=1.0).contains(&util), "utilization {util}");
-    let cpu = last(&s, "openclaw_gateway_cpu_core_ratio").unwrap();
+    let cpu = last(&s, names::CPU_CORE_RATIO.name()).unwrap();
     assert!(
         (0.0..=2.0).contains(&cpu),
         "cpu cores {cpu} on a 2-core machine"
     );
-    let degraded = last(&s, "openclaw_gateway_eventloop_degraded").unwrap();
+    let degraded = last(&s, names::EVENTLOOP_DEGRADED.name()).unwrap();
     assert!(degraded == 0.0 || degraded == 1.0);
     let peak = s
         .get(
-            "openclaw_gateway_eventloop_delay_max_seconds",
+            names::EVENTLOOP_DELAY_MAX_SECONDS.name(),
             &[("gateway", "real"), ("stat", "peak")],
         )
         .unwrap();
     assert!(peak >= max, "peak {peak} < last {max}");
-    let uptime = s.get("openclaw_gateway_uptime_seconds", G).unwrap();
+    let uptime = s.get(names::UPTIME_SECONDS.name(), G).unwrap();
     let age = process_age_seconds(gw.pid());
     assert!(
         uptime > 0.0 && uptime <= age + 2.0,
@@ -124,34 +125,31 @@ fn real_gateway_readiness_event_loop_and_hang() {
     // Every field the exporter reads is in the real answer.
     for sample in
         s.0.iter()
-            .filter(|x| x.name == "openclaw_gateway_readiness_parse_errors_total")
+            .filter(|x| x.name == names::READINESS_PARSE_ERRORS_TOTAL.name())
     {
         assert_eq!(sample.value, 0.0, "{sample:?}");
     }
     // Checks seen failing during startup (startup-sidecars) read 0 now.
     for sample in
         s.0.iter()
-            .filter(|x| x.name == "openclaw_gateway_readiness_failing")
+            .filter(|x| x.name == names::READINESS_FAILING.name())
     {
         assert_eq!(sample.value, 0.0, "{sample:?}");
     }
     for endpoint in ["live", "ready"] {
+        assert_eq!(s.get(names::PROBE_SUCCESS.name(), &ep(endpoint)), Some(1.0));
         assert_eq!(
-            s.get("openclaw_gateway_probe_success", &ep(endpoint)),
-            Some(1.0)
-        );
-        assert_eq!(
-            s.get("openclaw_gateway_probe_http_status_code", &ep(endpoint)),
+            s.get(names::PROBE_HTTP_STATUS_CODE.name(), &ep(endpoint)),
             Some(200.0)
         );
     }
-    assert_eq!(s.get("openclaw_gateway_hung", G), Some(0.0));
+    assert_eq!(s.get(names::HUNG.name(), G), Some(0.0));
 
     // Stopped: alive, listening, silent.
     gw.proc.signal("STOP");
     let stopped = Instant::now();
     wait_for(Duration::from_secs(60), "hung 1", || {
-        (exp.scrape().get("openclaw_gateway_hung", G) == Some(1.0)).then_some(())
+        (exp.scrape().get(names::HUNG.name(), G) == Some(1.0)).then_some(())
     });
     let took = stopped.elapsed();
     eprintln!("hung after {took:?}");
@@ -160,11 +158,11 @@ fn real_gateway_readiness_event_loop_and_hang() {
         "hung after {took:?}; two probes of 0.5 s + 1 s: 3 s at most, plus 2 s for a busy machine"
     );
     let s = exp.scrape();
-    assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
-    assert_eq!(s.get("openclaw_gateway_ready", G), Some(0.0));
+    assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(1.0));
+    assert_eq!(s.get(names::READY.name(), G), Some(0.0));
     assert!(
         s.get(
-            "openclaw_gateway_probe_failures_total",
+            names::PROBE_FAILURES_TOTAL.name(),
             &[
                 ("gateway", "real"),
                 ("endpoint", "live"),
@@ -177,10 +175,10 @@ fn real_gateway_readiness_event_loop_and_hang() {
 
     gw.proc.signal("CONT");
     wait_for(Duration::from_secs(60), "hung 0 after SIGCONT", || {
-        (exp.scrape().get("openclaw_gateway_hung", G) == Some(0.0)).then_some(())
+        (exp.scrape().get(names::HUNG.name(), G) == Some(0.0)).then_some(())
     });
     wait_for(Duration::from_secs(60), "ready again after SIGCONT", || {
-        (exp.scrape().get("openclaw_gateway_ready", G) == Some(1.0)).then_some(())
+        (exp.scrape().get(names::READY.name(), G) == Some(1.0)).then_some(())
     });
 }
 
@@ -222,7 +220,7 @@ fn real_gateway_token_rotation_through_the_token_file() {
     );
     let uptime_errors = |s: &Scrape| {
         s.get(
-            "openclaw_gateway_readiness_parse_errors_total",
+            names::READINESS_PARSE_ERRORS_TOTAL.name(),
             &[("gateway", "real"), ("field", "uptimeMs")],
         )
     };
@@ -233,8 +231,8 @@ fn real_gateway_token_rotation_through_the_token_file() {
         let s = exp.scrape();
         (uptime_errors(&s)? >= 2.0).then_some(s)
     });
-    assert_eq!(s.get("openclaw_gateway_uptime_seconds", G), None);
-    assert!(s.get("openclaw_gateway_ready", G).is_some());
+    assert_eq!(s.get(names::UPTIME_SECONDS.name(), G), None);
+    assert!(s.get(names::READY.name(), G).is_some());
 
     // Rotate: the new token replaces the file by a rename, as a mounted
     // Kubernetes secret is updated.
@@ -244,17 +242,17 @@ fn real_gateway_token_rotation_through_the_token_file() {
     exp.wait_log("the token file changed");
     let before = wait_for(Duration::from_secs(30), "the full answer", || {
         let s = exp.scrape();
-        s.get("openclaw_gateway_uptime_seconds", G)?;
+        s.get(names::UPTIME_SECONDS.name(), G)?;
         uptime_errors(&s)
     });
     // Several polls later: still full answers, nothing more counted.
     std::thread::sleep(Duration::from_secs(2));
     let s = exp.scrape();
-    assert!(s.get("openclaw_gateway_uptime_seconds", G).is_some());
+    assert!(s.get(names::UPTIME_SECONDS.name(), G).is_some());
     assert_eq!(uptime_errors(&s), Some(before));
     assert!(
         s.get(
-            "openclaw_gateway_probes_total",
+            names::PROBES_TOTAL.name(),
             &[("gateway", "real"), ("endpoint", "ready")]
         )
         .unwrap()

@@ -8,12 +8,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
 fn skipped(s: &Scrape, collector: &str, reason: &str) -> Option<f64> {
     s.get(
-        "openclaw_gateway_collector_skipped_reads_total",
+        names::COLLECTOR_SKIPPED_READS_TOTAL.name(),
         &[
             ("gateway", "fx"),
             ("collector", collector),
@@ -74,10 +75,10 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
 
     // Found, and what /proc/<pid>/stat gives is there.
     exp.wait("gateway up", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(1.0)).then_some(())
+        (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then_some(())
     });
     exp.wait("rss", |s| {
-        s.get("openclaw_gateway_process_resident_memory_bytes", G)
+        s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)
     });
     // What needs its fds is absent, and the counter says why, again on each sample.
     let first = exp.wait("denied reads counted", |s| {
@@ -89,7 +90,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     let s = exp.scrape();
     assert!(
         s.get(
-            "openclaw_gateway_process_open_fds_by_type",
+            names::PROCESS_OPEN_FDS_BY_TYPE.name(),
             &[("gateway", "fx"), ("type", "socket")]
         )
         .is_none(),
@@ -97,7 +98,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     );
     assert!(
         s.get(
-            "openclaw_gateway_tcp_connections",
+            names::TCP_CONNECTIONS.name(),
             &[
                 ("gateway", "fx"),
                 ("direction", "outbound"),
@@ -109,7 +110,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     );
     assert!(
         s.get(
-            "openclaw_gateway_tcp_connections",
+            names::TCP_CONNECTIONS.name(),
             &[
                 ("gateway", "fx"),
                 ("direction", "inbound"),
@@ -122,7 +123,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     assert_eq!(skipped(&s, "connections", "other"), Some(0.0));
     // The fd count comes from the size of /proc/<pid>/fd, which anyone may
     // stat since Linux 6.2; before that it is denied too, and counted.
-    match s.get("openclaw_gateway_process_open_fds", G) {
+    match s.get(names::PROCESS_OPEN_FDS.name(), G) {
         Some(n) => {
             let truth = fd_count(pid) as f64;
             assert!(n >= 3.0, "open fds {n}");
@@ -133,7 +134,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     }
     assert_eq!(
         s.get(
-            "openclaw_gateway_collector_success",
+            names::COLLECTOR_SUCCESS.name(),
             &[("gateway", "fx"), ("collector", "connections")]
         ),
         Some(1.0),

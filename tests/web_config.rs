@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use openclaw_gateway_exporter::names;
 
 // ---------------------------------------------------------------- support
 
@@ -209,7 +210,7 @@ fn tls_serves_https_with_headers_and_refuses_plain_http() {
     let ca = pki.p("ca.crt");
     let got = curl(&format!("{}/metrics", exp.url()), &["--cacert", &ca]);
     assert_eq!(got.status, 200, "{got:?}");
-    assert!(got.body.contains("openclaw_gateway_process_up"), "{got:?}");
+    assert!(got.body.contains(names::PROCESS_UP.name()), "{got:?}");
     assert_eq!(got.header("x-frame-options"), Some("deny"));
     assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(
@@ -438,7 +439,7 @@ fn basic_auth_guards_every_route() {
         }
     }
     let got = curl(&format!("{base}/metrics"), &["-u", "alice:s3cret-alice"]);
-    assert!(got.body.contains("openclaw_gateway_process_up"), "{got:?}");
+    assert!(got.body.contains(names::PROCESS_UP.name()), "{got:?}");
 
     // Even at trace level, neither passwords nor the Authorization header
     // (base64 of user:password) are logged.

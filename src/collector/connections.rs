@@ -19,6 +19,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{SampleError, Sampler, Skipped};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::proc::{self, FdTypes, ProcError};
 use crate::proc_net::{self, ListenCounters};
 use crate::sock_diag::{DiagError, SockDiag};
@@ -267,25 +268,22 @@ impl Collector for ConnectionsMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_tcp_connections",
+            &names::TCP_CONNECTIONS,
             &format!("TCP sockets of the gateway by direction and state, IPv4 and IPv6. inbound: local port is the gateway's port (TIME_WAIT and SYN_RECV included, LISTEN sockets too); outbound: sockets of the gateway process and its descendants on any other port (a socket in TIME_WAIT has no owner, so outbound time_wait is 0). {EVERY}"),
-            None,
             connections,
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_listen_queue_length",
+            &names::LISTEN_QUEUE_LENGTH,
             &format!("Connections waiting in the accept queue of the LISTEN sockets on the gateway's port, summed over IPv4 and IPv6. {EVERY}"),
-            None,
             samples
                 .iter()
                 .map(|(gw, s)| ([("gateway", *gw)], s.tally.listen_queue_length as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_listen_queue_capacity",
+            &names::LISTEN_QUEUE_CAPACITY,
             &format!("Accept queue limit (the effective listen backlog) of the LISTEN sockets on the gateway's port, summed over IPv4 and IPv6; absent when read from /proc/<pid>/net/tcp, which does not show it. {EVERY}"),
-            None,
             samples.iter().filter_map(|(gw, s)| {
                 Some(([("gateway", *gw)], s.tally.listen_queue_capacity? as f64))
             }),
@@ -300,9 +298,8 @@ impl Collector for ConnectionsMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_open_fds_by_type",
+            &names::PROCESS_OPEN_FDS_BY_TYPE,
             &format!("Open file descriptors of the gateway process by what they point to: socket, pipe, file (a path), anon_inode (epoll, eventfd, timerfd), other. {EVERY}"),
-            None,
             fds,
         )?;
         let sources = samples.iter().flat_map(|(gw, s)| {
@@ -315,24 +312,21 @@ impl Collector for ConnectionsMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_connections_source",
+            &names::CONNECTIONS_SOURCE,
             &format!("1 for where the last connections sample was read: netlink (sock_diag) or proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable). {EVERY}"),
-            None,
             sources,
         )?;
         let host = self.host.get();
         metrics::counter_unlabelled(
             &mut enc,
-            "openclaw_gateway_host_listen_overflows",
+            &names::HOST_LISTEN_OVERFLOWS_TOTAL,
             &format!("Host-wide (the exporter's network namespace), not per gateway: connections dropped because an accept queue was full (TcpExt ListenOverflows in /proc/net/netstat). {EVERY}"),
-            None,
             host.map(|c| c.overflows as f64),
         )?;
         metrics::counter_unlabelled(
             &mut enc,
-            "openclaw_gateway_host_listen_drops",
+            &names::HOST_LISTEN_DROPS_TOTAL,
             &format!("Host-wide (the exporter's network namespace), not per gateway: connections dropped at any listener for any reason, overflows included (TcpExt ListenDrops in /proc/net/netstat). {EVERY}"),
-            None,
             host.map(|c| c.drops as f64),
         )
     }

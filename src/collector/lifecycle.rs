@@ -13,11 +13,11 @@ use std::time::UNIX_EPOCH;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
 use super::{unix_now, SampleError, Sampler};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::proc::{self, Identity};
 use crate::stamp::{self, Stamp};
 use crate::{lockfile, tcp};
@@ -413,9 +413,8 @@ impl Collector for LifecycleMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_lock_files",
+            &names::LOCK_FILES,
             "Gateway lock files in the state dir: live (pid alive with the recorded start time), stale (pid dead or reused), invalid (unreadable). Sampled every --collect.connections.interval.",
-            None,
             locks,
         )?;
         let now = unix_now();
@@ -427,23 +426,20 @@ impl Collector for LifecycleMetrics {
         };
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_lock_stale_age",
+            &names::LOCK_STALE_AGE_SECONDS,
             "Age of the oldest stale lock file, from its modification time; absent when there is none. Found every --collect.connections.interval.",
-            Some(&Unit::Seconds),
             rows(|s, now| s.oldest_stale_modified.map(|m| (now - m).max(0.0))),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_instances",
+            &names::INSTANCES,
             "Gateway processes that claim this gateway (a live lock, the LISTEN socket on its port, or its title with this state dir in the environment); healthy is 1. Sampled every --collect.connections.interval.",
-            None,
             rows(|s, _| Some(s.instances as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_port_owner_mismatch",
+            &names::PORT_OWNER_MISMATCH,
             "1 when the LISTEN socket on the gateway's port belongs to a process other than the one its lock file names. Sampled every --collect.connections.interval.",
-            None,
             rows(|s, _| Some(if s.port_owner_mismatch { 1.0 } else { 0.0 })),
         )
     }

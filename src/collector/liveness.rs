@@ -12,6 +12,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
 use crate::proc;
 
@@ -157,9 +158,8 @@ impl Collector for LivenessMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_hung",
+            &names::HUNG,
             "1 when the gateway process is alive and its port LISTENs, yet the last --probe.hang-after liveness probes timed out or were refused; 0 otherwise, also when the gateway is down (see openclaw_gateway_process_up). Updated every --collect.latency.interval.",
-            None,
             rows,
         )
     }

@@ -15,6 +15,7 @@ use super::{SampleError, Sampler};
 use crate::config::LogPattern;
 use crate::logtail::LogFollower;
 use crate::metrics;
+use crate::names;
 
 /// Bytes read per sample at most; a burst is caught up on later samples.
 const BUDGET: u64 = 32 * 1024 * 1024;
@@ -210,9 +211,8 @@ impl Collector for LogMetrics {
             .collect();
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_log_messages",
+            &names::LOG_MESSAGES_TOTAL,
             "Lines the gateway logged, by _meta.logLevelName (lower case; unknown levels are other). Followed every --collect.logs.interval.",
-            None,
             all.iter().flat_map(|(gw, c, _)| {
                 LEVELS
                     .iter()
@@ -222,9 +222,8 @@ impl Collector for LogMetrics {
         )?;
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_log_pattern_matches",
+            &names::LOG_PATTERN_MATCHES_TOTAL,
             "Log messages matching the field report's patterns (event_loop_delay, memory_limit, active_connections) and configured ones. Followed every --collect.logs.interval.",
-            None,
             all.iter().flat_map(|(gw, c, slot)| {
                 slot.patterns
                     .iter()
@@ -234,16 +233,14 @@ impl Collector for LogMetrics {
         )?;
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_log_parse_errors",
+            &names::LOG_PARSE_ERRORS_TOTAL,
             "Log lines that were not JSON objects or were longer than 64 KiB. Followed every --collect.logs.interval.",
-            None,
             all.iter().map(|(gw, c, _)| ([("gateway", *gw)], c.parse_errors as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_log_file_present",
+            &names::LOG_FILE_PRESENT,
             "Whether the gateway's log file was found at the last follow. Followed every --collect.logs.interval.",
-            None,
             all.iter().map(|(gw, c, _)| ([("gateway", *gw)], if c.file_present { 1.0 } else { 0.0 })),
         )
     }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
 use super::{SampleError, Sampler};
 use crate::discovery::Target;
 use crate::memory_limit::{self, CgroupMounts, Limit};
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::proc::{self, Host, Identity, ProcError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,23 +111,20 @@ impl Collector for MemoryMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_resident_memory",
+            &names::PROCESS_RESIDENT_MEMORY_BYTES,
             "Resident memory (RSS) of the gateway process. Sampled every --collect.memory.interval.",
-            Some(&Unit::Bytes),
             self.rows(|s| Some(s.resident_bytes as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_virtual_memory",
+            &names::PROCESS_VIRTUAL_MEMORY_BYTES,
             "Virtual memory size of the gateway process. Sampled every --collect.memory.interval.",
-            Some(&Unit::Bytes),
             self.rows(|s| Some(s.virtual_bytes as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_children_resident_memory",
+            &names::PROCESS_CHILDREN_RESIDENT_MEMORY_BYTES,
             "Summed resident memory of the gateway's descendant (worker) processes. Sampled every --collect.memory.interval.",
-            Some(&Unit::Bytes),
             self.rows(|s| Some(s.children_resident_bytes as f64)),
         )?;
         let limits = self.0.iter().filter_map(|slot| {
@@ -142,16 +139,14 @@ impl Collector for MemoryMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_memory_limit",
+            &names::MEMORY_LIMIT_BYTES,
             "Memory limit the gateway's usage is measured against; source is the first that applies: config, cgroup, max_old_space_size, host. Sampled every --collect.memory.interval.",
-            Some(&Unit::Bytes),
             limits,
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_memory_usage",
+            &names::MEMORY_USAGE_RATIO,
             "Resident memory of the gateway process over openclaw_gateway_memory_limit_bytes. Sampled every --collect.memory.interval.",
-            Some(&metrics::ratio()),
             self.rows(|s| {
                 let limit = s.limit?;
                 Some(s.resident_bytes as f64 / limit.bytes as f64)

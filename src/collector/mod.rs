@@ -19,9 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::proc::ProcError;
 
 /// Why one sample failed. The collector reports `success 0` and tries again
@@ -282,23 +282,20 @@ impl Collector for HealthMetrics {
         };
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_collector_success",
+            &names::COLLECTOR_SUCCESS,
             "Whether the collector's last sample succeeded (1) or failed (0). Set on each of the collector's intervals.",
-            None,
             rows(|r| if r.success { 1.0 } else { 0.0 }),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_collector_duration",
+            &names::COLLECTOR_DURATION_SECONDS,
             "Wall time the collector's last sample took. Set on each of the collector's intervals.",
-            Some(&Unit::Seconds),
             rows(|r| r.duration_seconds),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_collector_last_sample_timestamp",
+            &names::COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS,
             "Unix time at which the collector's last sample finished.",
-            Some(&Unit::Seconds),
             rows(|r| r.timestamp_seconds),
         )?;
         let skipped = self.0.iter().flat_map(|h| {
@@ -320,9 +317,8 @@ impl Collector for HealthMetrics {
         });
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_collector_skipped_reads",
+            &names::COLLECTOR_SKIPPED_READS_TOTAL,
             "Reads of the gateway's /proc entries the collector skipped, by reason (permission_denied: another user's process without CAP_SYS_PTRACE); the series they feed are absent. Counted on each of the collector's intervals, logged once.",
-            None,
             skipped,
         )
     }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
 use super::{SampleError, Sampler, Skipped};
 use crate::discovery::{Found, Method, Target};
 use crate::metrics::{self, Latest};
+use crate::names;
 use crate::proc::{self, Host, PartialErrors, ProcError, Vitals};
 
 /// What the process collector last saw of one gateway.
@@ -139,9 +139,8 @@ impl Collector for ProcessMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_up",
+            &names::PROCESS_UP,
             "Whether the gateway process was found (1) or not (0). Sampled every --collect.connections.interval.",
-            None,
             up,
         )?;
         let methods = self.0.iter().flat_map(|slot| {
@@ -160,51 +159,44 @@ impl Collector for ProcessMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_discovery_method",
+            &names::DISCOVERY_METHOD,
             "1 for the method that found the gateway process (pid, pid_file, lock_file, process_title, listen_socket), 0 for the others. Sampled every --collect.connections.interval.",
-            None,
             methods,
         )?;
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_process_cpu",
+            &names::PROCESS_CPU_SECONDS_TOTAL,
             "User and system CPU time of the gateway process. Sampled every --collect.connections.interval.",
-            Some(&Unit::Seconds),
             self.rows(|s| Some(s.vitals.cpu_seconds)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_open_fds",
+            &names::PROCESS_OPEN_FDS,
             "Open file descriptors of the gateway process. Sampled every --collect.connections.interval.",
-            None,
             self.rows(|s| s.vitals.open_fds.map(|v| v as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_max_fds",
+            &names::PROCESS_MAX_FDS,
             "Soft limit on open file descriptors of the gateway process, from /proc/<pid>/limits. Sampled every --collect.connections.interval.",
-            None,
             self.rows(|s| s.vitals.max_fds.map(|v| v as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_threads",
+            &names::PROCESS_THREADS,
             "Threads of the gateway process. Sampled every --collect.connections.interval.",
-            None,
             self.rows(|s| Some(s.vitals.threads as f64)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_start_time",
+            &names::PROCESS_START_TIME_SECONDS,
             "Start time of the gateway process since the Unix epoch. Sampled every --collect.connections.interval.",
-            Some(&Unit::Seconds),
             self.rows(|s| Some(s.vitals.start_time_seconds)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_process_children",
+            &names::PROCESS_CHILDREN,
             "Descendant processes (workers) of the gateway process. Sampled every --collect.connections.interval.",
-            None,
             self.rows(|s| Some(s.children as f64)),
         )?;
         let restarts = self.0.iter().map(|slot| {
@@ -215,9 +207,8 @@ impl Collector for ProcessMetrics {
         });
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_process_restarts",
+            &names::PROCESS_RESTARTS_TOTAL,
             "Times the exporter found a different gateway process (new pid or start time) than the one before. Checked on every sample of any collector.",
-            None,
             restarts,
         )
     }

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 use serde_json::{Map, Value};
 
 use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::config::TokenSource;
 use crate::discovery::Target;
 use crate::metrics;
+use crate::names;
 use crate::probe::{self, Answer, Failure, ProbeStats, Prober, Reason};
 
 /// The most body a /readyz answer may have (the real one has about 300 bytes).
@@ -545,9 +545,8 @@ impl Collector for ReadinessMetrics {
         let views = views.as_slice();
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_ready",
+            &names::READY,
             &format!("Whether the gateway's last /readyz answer said ready (1) or not (0); 0 too when the probe failed. {EVERY}."),
-            None,
             rows(views, |v| v.ready),
         )?;
         let failing = views.iter().flat_map(|v| {
@@ -557,58 +556,50 @@ impl Collector for ReadinessMetrics {
         });
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_readiness_failing",
+            &names::READINESS_FAILING,
             &format!("1 for each check the last /readyz answer lists in failing[], 0 for checks listed before that pass now; names sanitized, at most {MAX_CHECKS} per gateway, then check=\"{OTHER_CHECK}\". Absent while the probe fails. {EVERY}."),
-            None,
             failing,
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_uptime",
+            &names::UPTIME_SECONDS,
             &format!("Uptime the gateway reports (uptimeMs). {EVERY}."),
-            Some(&Unit::Seconds),
             rows(views, |v| v.uptime_seconds),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_eventloop_delay_p99",
+            &names::EVENTLOOP_DELAY_P99_SECONDS,
             &format!("99th percentile of the event-loop delay over the gateway's ~1 s monitor window (eventLoop.delayP99Ms), as reported: it includes the monitor's sampling period, so an idle gateway shows about openclaw_gateway_eventloop_delay_floor_seconds. {STAT}. {EVERY}."),
-            Some(&Unit::Seconds),
             stat_rows(views, |el| el.delay_p99_ms.map(|ms| ms / 1000.0)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_eventloop_delay_max",
+            &names::EVENTLOOP_DELAY_MAX_SECONDS,
             &format!("Longest event-loop delay in the gateway's ~1 s monitor window (eventLoop.delayMaxMs), as reported, sampling floor included. {STAT}. {EVERY}."),
-            Some(&Unit::Seconds),
             stat_rows(views, |el| el.delay_max_ms.map(|ms| ms / 1000.0)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_eventloop_utilization",
+            &names::EVENTLOOP_UTILIZATION_RATIO,
             &format!("Share of the gateway's ~1 s monitor window its event loop was busy (eventLoop.utilization). {STAT}. {EVERY}."),
-            Some(&metrics::ratio()),
             stat_rows(views, |el| el.utilization),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_eventloop_degraded",
+            &names::EVENTLOOP_DEGRADED,
             &format!("Whether the gateway calls its event loop degraded (eventLoop.degraded); peak is 1 if any answer in the window said so. {STAT}. {EVERY}."),
-            None,
             stat_rows(views, |el| el.degraded.map(flag)),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_cpu_core",
+            &names::CPU_CORE_RATIO,
             &format!("CPU time of the gateway process over its ~1 s monitor window, in cores (eventLoop.cpuCoreRatio). {STAT}. {EVERY}."),
-            Some(&metrics::ratio()),
             stat_rows(views, |el| el.cpu_core_ratio),
         )?;
         metrics::gauge(
             &mut enc,
-            "openclaw_gateway_eventloop_delay_floor",
+            &names::EVENTLOOP_DELAY_FLOOR_SECONDS,
             "The event-loop delay an idle gateway reports because its monitor samples every 20 ms (--probe.event-loop-floor). Subtract it from openclaw_gateway_eventloop_delay_*_seconds to get the delay the field report's thresholds (20 ms normal, 50 ms danger) mean. Constant.",
-            Some(&Unit::Seconds),
             rows(views, |v| Some(v.floor_seconds)),
         )?;
         let errors = views.iter().flat_map(|v| {
@@ -621,9 +612,8 @@ impl Collector for ReadinessMetrics {
         });
         metrics::counter(
             &mut enc,
-            "openclaw_gateway_readiness_parse_errors",
+            &names::READINESS_PARSE_ERRORS_TOTAL,
             &format!("/readyz answers in which the field was missing, of the wrong type, not finite or out of range; its series are left out. A gateway sends only {{ready}} to a caller it does not trust (remote, no token), so failing, uptimeMs and eventLoop count up then; a full answer without eventLoop (before the gateway's event-loop monitor's first window) is not counted. {EVERY}."),
-            None,
             errors,
         )
     }

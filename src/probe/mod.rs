@@ -1,0 +1,19 @@
+//! Active HTTP probes of a gateway, shared by the liveness (`/healthz`) and
+//! readiness (`/readyz`) collectors, and the `openclaw_gateway_probe_*`
+//! metrics both feed.
+//!
+//! A liveness probe opens a fresh connection every time (a pooled connection
+//! would hide a listener that no longer accepts); the readiness poll, which
+//! runs every second, keeps one connection to the gateway open between polls
+//! ([`Prober::keep_alive`]), since liveness already proves the listener
+//! accepts. Every probe ignores proxies, follows no redirect, never retries,
+//! reads at most a capped body, and must finish within the probe timeout. A
+//! failed probe has one of a few bounded [`Reason`]s.
+
+mod client;
+mod metrics;
+mod window;
+
+pub use client::{Answer, ClientError, Failure, Prober, Reason};
+pub use metrics::{Endpoint, Last, ProbeMetrics, ProbeStats, DURATION_BUCKETS};
+pub use window::{within, ErrorWindow, MAX_WINDOW_EVENTS};
