@@ -515,7 +515,8 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
     Ok(())
 }
 
-/// SIGHUP reloads the web config; a broken file keeps the one in force.
+/// SIGHUP reloads the web config (Unix only: Windows has no such signal); a
+/// broken file keeps the one in force.
 async fn reload_on_signal(mut reload: signals::Reload, web: std::sync::Arc<Web>) {
     while reload.recv().await.is_some() {
         let w = web.clone();

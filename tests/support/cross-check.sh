@@ -11,9 +11,9 @@
 # its ci-cross.sh; check only, no Wine).
 #
 # Time: apt ~45 s when the packages are missing (~1.4 GB); a cold target dir
-# builds std and every dependency three times, ~5-6 min on 2 cores; warm,
-# a few seconds per target. Output in target/cross (~1.7 GB), apart from the
-# rustup build's target/.
+# builds std and every dependency three times, ~9 min of CPU (5-6 min on 2
+# idle cores); warm, only the crate is checked again, 10-30 s per target.
+# Output in target/cross (~1.7 GB), apart from the rustup build's target/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
