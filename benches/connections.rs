@@ -251,7 +251,7 @@ fn measure(n: u64, node: Option<&str>) -> Row {
     }
 }
 
-fn main() {
+pub fn main() {
     // `cargo bench` passes --bench; nothing to filter here.
     let node = node_exporter();
     let node_addr = node.as_ref().map(|(_, a)| a.as_str());

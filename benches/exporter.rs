@@ -37,7 +37,7 @@ fn vm_rss_kb(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn main() {
+pub fn main() {
     let repo = env!("CARGO_MANIFEST_DIR");
     let state = std::env::temp_dir().join(format!("ocgx-bench-{}", std::process::id()));
     std::fs::create_dir_all(&state).unwrap();

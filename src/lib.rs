@@ -1,6 +1,8 @@
 //! openclaw-gateway-exporter: watches OpenClaw gateways from the outside and
 //! exposes what it sees as Prometheus metrics.
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod collector;
 pub mod config;

@@ -1,3 +1,7 @@
+// The one unsafe block is in alloc_tuning (glibc's mallopt and malloc_trim);
+// the library forbids unsafe code.
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -5,13 +9,16 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use tokio::signal::unix::{Signal, SignalKind};
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
 use openclaw_gateway_exporter::logging;
 use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
+
+#[allow(unsafe_code)]
+mod alloc_tuning;
+mod signals;
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
 #[derive(Debug, Parser)]
@@ -446,7 +453,7 @@ async fn run_check(config: &config::Config) -> ExitCode {
 /// an hour instead of 10 s: a thread made anew costs a thread start, and each
 /// new thread may take a fresh malloc arena, which grows RSS for no use.
 fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
-    malloc::limit_arenas();
+    alloc_tuning::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_keep_alive(Duration::from_secs(3600))
@@ -459,11 +466,11 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
     let mut exporter = Exporter::new(&config);
     exporter.spawn();
     tokio::spawn(async {
-        let mut every = tokio::time::interval(malloc::TRIM_EVERY);
+        let mut every = tokio::time::interval(alloc_tuning::TRIM_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
-            malloc::trim();
+            alloc_tuning::trim();
         }
     });
     let web = std::sync::Arc::new(web);
@@ -477,10 +484,7 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
     };
 
     // Before "listening": a signal must never find its default action (exit).
-    let signal = |kind| tokio::signal::unix::signal(kind).context("cannot handle signals");
-    let hup = signal(SignalKind::hangup())?;
-    let term = signal(SignalKind::terminate())?;
-    let int = signal(SignalKind::interrupt())?;
+    let (reload, shutdown) = signals::install()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for spec in &cli.listen_addresses {
@@ -502,8 +506,8 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
             stopped.clone(),
         ));
     }
-    tokio::spawn(reload_on_sighup(hup, web));
-    shutdown_signal(term, int).await;
+    tokio::spawn(reload_on_signal(reload, web));
+    shutdown.recv().await;
     let _ = stop.send(true);
     while let Some(res) = servers.join_next().await {
         res.context("server task failed")?;
@@ -511,9 +515,10 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
     Ok(())
 }
 
-/// SIGHUP reloads the web config; a broken file keeps the one in force.
-async fn reload_on_sighup(mut hup: Signal, web: std::sync::Arc<Web>) {
-    while hup.recv().await.is_some() {
+/// SIGHUP reloads the web config (Unix only: Windows has no such signal); a
+/// broken file keeps the one in force.
+async fn reload_on_signal(mut reload: signals::Reload, web: std::sync::Arc<Web>) {
+    while reload.recv().await.is_some() {
         let w = web.clone();
         let outcome = tokio::task::spawn_blocking(move || w.reload()).await;
         match outcome {
@@ -541,51 +546,4 @@ async fn bind(spec: &str) -> anyhow::Result<tokio::net::TcpListener> {
         "cannot listen on {spec}: {}",
         last.map(|e| e.to_string()).unwrap_or_default()
     ))
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal(mut term: Signal, mut int: Signal) {
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-}
-
-/// glibc's allocator, tuned for a small long-running server. By default it
-/// gives every thread that meets contention an arena of its own (up to 8 per
-/// core) and keeps the freed pages of each, so RSS creeps up for hours while
-/// the live heap stays under 1 MB (measured with heaptrack over a soak). Two
-/// arenas are enough for a handful of threads, and a trim once a minute
-/// hands freed pages back to the kernel. Elsewhere both are no-ops.
-mod malloc {
-    use std::time::Duration;
-
-    pub const TRIM_EVERY: Duration = Duration::from_secs(60);
-
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    mod glibc {
-        extern "C" {
-            pub fn mallopt(param: i32, value: i32) -> i32;
-            pub fn malloc_trim(pad: usize) -> i32;
-        }
-        /// `M_ARENA_MAX` in glibc's malloc.h.
-        pub const M_ARENA_MAX: i32 = -8;
-    }
-
-    pub fn limit_arenas() {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only sets an allocator parameter; called before the
-        // runtime starts its threads.
-        unsafe {
-            glibc::mallopt(glibc::M_ARENA_MAX, 2);
-        }
-    }
-
-    pub fn trim() {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim is thread-safe and only returns free memory.
-        unsafe {
-            glibc::malloc_trim(0);
-        }
-    }
 }

@@ -138,6 +138,9 @@ mod tests {
             .to_string()
     }
 
+    /// FIFOs are a Unix thing; rustix, which makes them here, a Linux
+    /// dependency.
+    #[cfg(target_os = "linux")]
     fn mkfifo(path: &Path) {
         use rustix::fs::{mknodat, FileType, Mode, CWD};
         mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
@@ -176,10 +179,13 @@ mod tests {
             "{err}"
         );
         // At startup, a FIFO is an error at once, not a hang.
-        let fifo = dir.join("fifo");
-        mkfifo(&fifo);
-        let err = token_file_error(fifo);
-        assert!(err.contains("not a regular file"), "{err}");
+        #[cfg(target_os = "linux")]
+        {
+            let fifo = dir.join("fifo");
+            mkfifo(&fifo);
+            let err = token_file_error(fifo);
+            assert!(err.contains("not a regular file"), "{err}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(Token::new(" \t\n"), None);
     }
@@ -215,9 +221,12 @@ mod tests {
         assert_eq!(now().as_deref(), Some("third"));
         // A FIFO in its place would block a plain read until a writer came:
         // refused at once, and the last token stays.
-        std::fs::remove_file(&file).unwrap();
-        mkfifo(&file);
-        assert_eq!(now().as_deref(), Some("third"));
+        #[cfg(target_os = "linux")]
+        {
+            std::fs::remove_file(&file).unwrap();
+            mkfifo(&file);
+            assert_eq!(now().as_deref(), Some("third"));
+        }
         std::fs::remove_file(&file).unwrap();
         // Back: read again.
         std::fs::write(&file, "fourth-one\n").unwrap();
