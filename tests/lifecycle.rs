@@ -1,6 +1,7 @@
 //! Lifecycle faults against the fixture gateway: stale locks, duplicate
 //! instances, port owner mismatch, restarts in a crash loop, the memory limit
 //! and the log follower.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::*;
 
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
+/// An exporter watching gateway `fx`, sampling every 200 ms.
 fn exporter(url: &str, state_dir: &str, extra: &[&str]) -> Exporter {
     exporter_command(std::process::Command::new(EXPORTER), url, state_dir, extra)
 }
@@ -22,22 +24,14 @@ fn exporter_command(
     state_dir: &str,
     extra: &[&str],
 ) -> Exporter {
-    let mut args = vec![
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        url,
-        "--gateway.state-dir",
-        state_dir,
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-        "--collect.logs.interval",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    Exporter::start_command(cmd, &args)
+    Harness::exporter_via(cmd)
+        .name("fx")
+        .url(url)
+        .state_dir(state_dir)
+        .fast()
+        .every("logs", "200ms")
+        .args(extra)
+        .start()
 }
 
 fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
@@ -135,13 +129,12 @@ fn a_fifo_for_a_pid_file_does_not_block_discovery() {
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
     let url = format!("http://127.0.0.1:{}", fx.port);
     let exp = exporter(&url, sd, &["--gateway.pid-file", fifo.to_str().unwrap()]);
-    exp.wait("found by its lock file", |s| {
-        (s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "lock_file")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its lock file",
+        "openclaw_gateway_discovery_method",
+        &[("gateway", "fx"), ("method", "lock_file")],
+        1.0,
+    );
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
 }
@@ -153,17 +146,16 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--children", "2"]);
     let url = format!("http://127.0.0.1:{}", fx.port);
     let exp = exporter(&url, sd, &[]);
-    exp.wait("one instance (workers are not instances)", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq(
+        "one instance (workers are not instances)",
+        "openclaw_gateway_instances",
+        G,
+        1.0,
+    );
     let dup = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    exp.wait("two instances", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq("two instances", "openclaw_gateway_instances", G, 2.0);
     drop(dup);
-    exp.wait("one again", |s| {
-        (s.get("openclaw_gateway_instances", G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("one again", "openclaw_gateway_instances", G, 1.0);
 }
 
 /// The exporter's binary name truncates to the gateway's `comm`
@@ -229,9 +221,7 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     ]);
     let url = format!("http://127.0.0.1:{}", b.port);
     let exp = exporter(&url, sd, &[]);
-    exp.wait("mismatch", |s| {
-        (s.get("openclaw_gateway_port_owner_mismatch", G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("mismatch", "openclaw_gateway_port_owner_mismatch", G, 1.0);
     assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(2.0));
     drop(a);
 }
@@ -239,18 +229,13 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
 /// An exporter whose full samples run every 30 s: within a test, only the
 /// 1 s identity watch can see restarts.
 fn identity_watch_only(url: &str, state_dir: &str) -> Exporter {
-    Exporter::start(&[
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        url,
-        "--gateway.state-dir",
-        state_dir,
-        "--collect.connections.interval",
-        "30s",
-        "--collect.memory.interval",
-        "30s",
-    ])
+    Harness::exporter()
+        .name("fx")
+        .url(url)
+        .state_dir(state_dir)
+        .every("connections", "30s")
+        .every("memory", "30s")
+        .start()
 }
 
 #[test]
@@ -268,9 +253,12 @@ fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() 
         fx.proc.signal("KILL");
     }
     assert_eq!(pids.len(), 3);
-    exp.wait("2 restarts among 3 processes", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq(
+        "2 restarts among 3 processes",
+        "openclaw_gateway_process_restarts_total",
+        G,
+        2.0,
+    );
 }
 
 /// The same for a gateway without lock files, found by its process title:
@@ -285,21 +273,23 @@ fn restarts_are_counted_for_a_gateway_found_by_its_title() {
     let start = || Fixture::start(&["--port", &port, "--state-dir", sd, "--no-lock"]);
     let mut fx = start();
     let exp = identity_watch_only(&url, sd);
-    exp.wait("found by its title", |s| {
-        (s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "process_title")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its title",
+        "openclaw_gateway_discovery_method",
+        &[("gateway", "fx"), ("method", "process_title")],
+        1.0,
+    );
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(2500));
         fx.proc.signal("KILL");
         fx = start();
     }
-    exp.wait("2 restarts among 3 processes", |s| {
-        (s.get("openclaw_gateway_process_restarts_total", G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq(
+        "2 restarts among 3 processes",
+        "openclaw_gateway_process_restarts_total",
+        G,
+        2.0,
+    );
 }
 
 #[test]
@@ -475,9 +465,7 @@ fn log_patterns_are_counted_across_a_rotation() {
             &[("gateway", "fx"), ("level", l)],
         )
     };
-    exp.wait("log followed", |s| {
-        (s.get("openclaw_gateway_log_file_present", G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("log followed", "openclaw_gateway_log_file_present", G, 1.0);
     let s = exp.scrape();
     assert_eq!(
         pat(&s, "event_loop_delay"),
