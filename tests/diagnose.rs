@@ -25,21 +25,11 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let logs = TempDir::new("logs");
-    let log = logs.path().join("openclaw-2026-11-24.log");
     // A gateway up for 10 minutes, past the startup grace.
-    let fx = Fixture::start(&[
-        "--port",
-        "0",
-        "--state-dir",
-        sd,
-        "--log-file",
-        log.to_str().unwrap(),
-        "--uptime-ms",
-        "600000",
-    ]);
+    let LoggedFixture {
+        state, logs, fx, ..
+    } = LoggedFixture::start(&["--uptime-ms", "600000"]);
+    let sd = dir_str(state.path());
     // Let the fixture's event-loop monitor finish its first window.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let url = format!("http://127.0.0.1:{}", fx.port);

@@ -232,30 +232,18 @@ fn faults_page_the_right_alert_and_nothing_else() {
     let receiver = Receiver::start();
 
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let port = fx.port.to_string();
-    let url = format!("http://127.0.0.1:{port}");
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "gw",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--gateway.memory-limit",
-        "400MiB",
-        "--collect.connections.interval",
-        "1s",
-        "--collect.memory.interval",
-        "1s",
-        "--collect.latency.interval",
-        "1s",
-        "--collect.event-loop.interval",
-        "2s",
-        "--collect.errors.interval",
-        "20s",
-        "--probe.timeout",
-        "1s",
-    ]);
+    let exp = Harness::exporter()
+        .name("gw")
+        .url(&fx.url())
+        .state_dir(sd)
+        .memory_limit("400MiB")
+        .every("connections", "1s")
+        .every("memory", "1s")
+        .every("latency", "1s")
+        .every("event-loop", "2s")
+        .every("errors", "20s")
+        .args(&["--probe.timeout", "1s"])
+        .start();
 
     let am_port = free_port();
     std::fs::write(

@@ -423,19 +423,14 @@ impl Drop for Cgroup {
 
 #[test]
 fn log_patterns_are_counted_across_a_rotation() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let logs = TempDir::new("logs");
-    let log = logs.path().join("openclaw-2026-11-24.log");
-    let fx = Fixture::start(&[
-        "--port",
-        "0",
-        "--state-dir",
-        sd,
-        "--log-file",
-        log.to_str().unwrap(),
-    ]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let LoggedFixture {
+        state,
+        logs,
+        log,
+        fx,
+    } = LoggedFixture::start(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     // A user's own pattern, next to the field report's three.
     let config = logs.path().join("exporter.yml");
     std::fs::write(

@@ -1,6 +1,7 @@
 //! One exporter watching three gateways, as in the field report's deployment
 //! (three gateways behind nginx): each is found, labelled and followed on its
 //! own, and one going down or hanging leaves the other two alone.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -31,35 +32,35 @@ fn three_gateways_each_under_its_own_label() {
     let conf = TempDir::new("conf");
     let file = conf.path().join("exporter.yml");
     std::fs::write(&file, yaml).unwrap();
-    let exp = Exporter::start(&["--config.file", file.to_str().unwrap()]);
+    let exp = Harness::exporter()
+        .args(&["--config.file", dir_str(&file)])
+        .start();
 
     let names = ["gw-1", "gw-2", "gw-3"];
     for (name, fx) in names.iter().zip(&fixtures) {
-        exp.wait(&format!("{name} found by its lock file"), |s| {
-            (s.get(
-                "openclaw_gateway_discovery_method",
-                &[("gateway", name), ("method", "lock_file")],
-            ) == Some(1.0))
-            .then_some(())
-        });
+        exp.wait_eq(
+            &format!("{name} found by its lock file"),
+            "openclaw_gateway_discovery_method",
+            &[("gateway", name), ("method", "lock_file")],
+            1.0,
+        );
         exp.wait(&format!("{name}'s own RSS"), |s| {
             let rss = s.get("openclaw_gateway_process_resident_memory_bytes", &g(name))?;
             let truth = vm_rss(fx.pid()) as f64;
             ((rss - truth).abs() <= truth * 0.05).then_some(())
         });
-        exp.wait(&format!("{name} ready"), |s| {
-            (s.get("openclaw_gateway_ready", &g(name)) == Some(1.0)).then_some(())
-        });
+        exp.wait_eq(
+            &format!("{name} ready"),
+            "openclaw_gateway_ready",
+            &g(name),
+            1.0,
+        );
     }
     // gw-2 hangs, gw-3 dies: gw-1 stays up and well.
     fixtures[1].proc.signal("STOP");
     fixtures[2].proc.signal("KILL");
-    exp.wait("gw-2 hung", |s| {
-        (s.get("openclaw_gateway_hung", &g("gw-2")) == Some(1.0)).then_some(())
-    });
-    exp.wait("gw-3 down", |s| {
-        (s.get("openclaw_gateway_process_up", &g("gw-3")) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq("gw-2 hung", "openclaw_gateway_hung", &g("gw-2"), 1.0);
+    exp.wait_eq("gw-3 down", "openclaw_gateway_process_up", &g("gw-3"), 0.0);
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", &g("gw-1")), Some(1.0));
     assert_eq!(s.get("openclaw_gateway_hung", &g("gw-1")), Some(0.0));

@@ -1,37 +1,25 @@
 //! Process vitals against the fixture gateway, compared with /proc itself.
+#![cfg(target_os = "linux")]
 
 mod common;
 
 use common::*;
 
-const FAST: &[&str] = &[
-    "--collect.connections.interval",
-    "200ms",
-    "--collect.memory.interval",
-    "200ms",
-];
+/// An exporter watching gateway `fx` with its state dir, sampling every 200 ms.
+fn exporter(url: &str, state_dir: &str) -> Harness {
+    Harness::exporter()
+        .url(url)
+        .state_dir(state_dir)
+        .name("fx")
+        .fast()
+}
 
 /// A fixture and an exporter watching it through its state dir.
 fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter, String) {
-    let state = TempDir::new("state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let mut args = vec!["--port", "0", "--state-dir", &state_dir];
-    args.extend_from_slice(fixture_args);
-    let fx = Fixture::start(&args);
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut eargs = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    eargs.extend_from_slice(FAST);
-    let exp = Exporter::start(&eargs);
-    exp.wait("gateway found", |s| {
-        (s.get("openclaw_gateway_process_up", &[("gateway", "fx")]) == Some(1.0)).then_some(())
-    });
+    let (state, fx) = Fixture::with_state(fixture_args);
+    let url = fx.url();
+    let exp = exporter(&url, dir_str(state.path())).start();
+    exp.wait_eq("gateway found", "openclaw_gateway_process_up", G, 1.0);
     (state, fx, exp, url)
 }
 
@@ -43,16 +31,7 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     let state_dir = state.path().to_str().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    args.extend_from_slice(FAST);
-    let exp = Exporter::start(&args);
+    let exp = exporter(&url, state_dir).start();
 
     // Before the gateway exists: up 0 from the start, vitals absent, never missing.
     let s = exp.scrape();
@@ -84,13 +63,12 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     let fx = Fixture::start(&["--port", &port_s, "--state-dir", state_dir]);
     // The gateway listens a moment before it writes its lock, so the first
     // sample may find it by title; the lock file wins once it exists.
-    exp.wait("found by its lock file", |s| {
-        (s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "lock_file")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its lock file",
+        "openclaw_gateway_discovery_method",
+        &[("gateway", "fx"), ("method", "lock_file")],
+        1.0,
+    );
     let s = exp.scrape();
     assert_eq!(s.get("openclaw_gateway_process_up", G), Some(1.0));
     assert_eq!(
@@ -185,9 +163,7 @@ fn workers_threads_and_cpu() {
             (k.len() == 2).then_some(k)
         },
     );
-    exp.wait("children", |s| {
-        (s.get("openclaw_gateway_process_children", G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq("children", "openclaw_gateway_process_children", G, 2.0);
     // Workers grow while they start; compare each sample with /proc read right after it.
     exp.wait("children rss close to the workers' VmRSS", |s| {
         let got = s.get("openclaw_gateway_process_children_resident_memory_bytes", G)?;
@@ -238,9 +214,7 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
     let first = fx.pid();
     fx.cmd("exit?code=0");
     drop(fx);
-    exp.wait("down", |s| {
-        (s.get("openclaw_gateway_process_up", G) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq("down", "openclaw_gateway_process_up", G, 0.0);
 
     let fx2 = Fixture::start(&["--port", &port, "--state-dir", &state_dir]);
     assert_ne!(fx2.pid(), first);
@@ -315,36 +289,26 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
         ),
     )
     .unwrap();
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let url = fx.url();
     let pid = fx.pid().to_string();
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    args.extend_from_slice(FAST);
-    let exp = Exporter::start(&args);
-    exp.wait("found by title, not by the stale lock", |s| {
-        (s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "process_title")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(&url, &state_dir).start();
+    exp.wait_eq(
+        "found by title, not by the stale lock",
+        "openclaw_gateway_discovery_method",
+        &[("gateway", "fx"), ("method", "process_title")],
+        1.0,
+    );
     drop(exp);
 
-    args.extend_from_slice(&["--gateway.pid", &pid]);
-    let exp = Exporter::start(&args);
-    exp.wait("found by pid", |s| {
-        (s.get(
-            "openclaw_gateway_discovery_method",
-            &[("gateway", "fx"), ("method", "pid")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(&url, &state_dir)
+        .args(&["--gateway.pid", &pid])
+        .start();
+    exp.wait_eq(
+        "found by pid",
+        "openclaw_gateway_discovery_method",
+        &[("gateway", "fx"), ("method", "pid")],
+        1.0,
+    );
 }
 
 fn boot_time() -> f64 {

@@ -126,14 +126,11 @@ fn a_restart_is_starting_then_ok_and_fires_no_alert() {
 
     // The exporter with its default intervals, scraped every second by
     // Prometheus evaluating the shipped rules every second.
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--gateway.memory-limit",
-        "4GiB",
-    ]);
+    let exp = Harness::exporter()
+        .url(&url)
+        .state_dir(sd)
+        .memory_limit("4GiB")
+        .start();
     let prom_port = free_port();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",

@@ -382,6 +382,33 @@ impl Fixture {
     }
 }
 
+/// A fixture with a state dir and a log folder of its own, writing the
+/// day's file `openclaw-2026-11-24.log` there as the gateway does.
+pub struct LoggedFixture {
+    pub state: TempDir,
+    pub logs: TempDir,
+    /// The log file, in `logs`.
+    pub log: PathBuf,
+    pub fx: Fixture,
+}
+
+impl LoggedFixture {
+    pub fn start(extra: &[&str]) -> LoggedFixture {
+        let state = TempDir::new("state");
+        let logs = TempDir::new("logs");
+        let log = logs.path().join("openclaw-2026-11-24.log");
+        let mut args = vec!["--log-file", dir_str(&log)];
+        args.extend_from_slice(extra);
+        let fx = Fixture::start_in(&state, &args);
+        LoggedFixture {
+            state,
+            logs,
+            log,
+            fx,
+        }
+    }
+}
+
 /// The exporter binary, listening on a random loopback port.
 pub struct Exporter {
     pub proc: Proc,
