@@ -468,19 +468,9 @@ fn a_gateway_in_another_network_namespace_is_read_from_proc() {
         "ip link set lo up && exec node {} --port {port} --state-dir {state_dir} --children 0",
         repo().join("tests/fixture/gateway.js").display()
     );
-    let mut child = Command::new(require_tool("unshare"))
-        .args(["--net", "sh", "-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let gw = Proc { child };
-    assert!(line.contains("listening"), "{line}");
+    let mut unshare = Command::new(require_tool("unshare"));
+    unshare.args(["--net", "sh", "-c", &script]);
+    let gw = Fixture::spawn(unshare);
     let pid = gw.pid();
     assert_ne!(
         std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(),

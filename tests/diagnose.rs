@@ -15,14 +15,6 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
     // A gateway up for 10 minutes, past the startup grace.

@@ -298,24 +298,11 @@ fn memory_limit_sources() {
     let sd = state.path().to_str().unwrap();
 
     // NODE_OPTIONS in the gateway's environment.
-    let mut child = std::process::Command::new("node")
-        .arg(repo().join("tests/fixture/gateway.js"))
-        .args(["--port", "0", "--state-dir", sd])
-        .env("NODE_OPTIONS", "--max-old-space-size=1024")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
-        .as_u64()
-        .unwrap();
-    let fx = Proc { child };
-    let url = format!("http://127.0.0.1:{port}");
+    let mut node = Fixture::command();
+    node.args(["--port", "0", "--state-dir", sd])
+        .env("NODE_OPTIONS", "--max-old-space-size=1024");
+    let fx = Fixture::spawn(node);
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
     let limit = exp.wait("limit from max_old_space_size", |s| {
         s.get(
@@ -363,7 +350,7 @@ fn memory_limit_sources() {
 
     // No limit anywhere: the host's memory.
     let plain = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let exp = exporter(&format!("http://127.0.0.1:{}", plain.port), sd, &[]);
+    let exp = exporter(&plain.url(), sd, &[]);
     let limit = exp.wait("host limit", |s| {
         s.get(
             "openclaw_gateway_memory_limit_bytes",

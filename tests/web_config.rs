@@ -147,16 +147,7 @@ fn curl(url: &str, args: &[&str]) -> Got {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_head(head);
     Got {
         exit: out.status.code().unwrap_or(-1),
         status,

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_openclaw-gateway-exporter");
@@ -81,16 +81,7 @@ pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Re
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let hdrs = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect::<Vec<_>>();
+    let (status, hdrs) = parse_head(head);
     let body = if hdrs
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
@@ -100,6 +91,22 @@ pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Re
         body.to_string()
     };
     Ok((status, hdrs, body))
+}
+
+/// The status (0 when there is none) and the headers (lowercase names) of
+/// an HTTP/1.1 response head.
+pub fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -317,6 +324,43 @@ impl Drop for Proc {
     }
 }
 
+/// A gateway process listening on loopback: the fixture or the real one.
+pub trait Gateway {
+    fn process(&self) -> &Proc;
+    fn loopback_port(&self) -> u16;
+
+    fn pid(&self) -> u32 {
+        self.process().pid()
+    }
+
+    /// host:port.
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.loopback_port())
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+}
+
+impl Gateway for Fixture {
+    fn process(&self) -> &Proc {
+        &self.proc
+    }
+    fn loopback_port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Gateway for RealGateway {
+    fn process(&self) -> &Proc {
+        &self.proc
+    }
+    fn loopback_port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// The Node.js fixture gateway of tests/fixture/gateway.js.
 pub struct Fixture {
     pub proc: Proc,
@@ -324,11 +368,25 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// `node tests/fixture/gateway.js`, for a test to add args, environment
+    /// or a wrapper to before [`Fixture::spawn`].
+    pub fn command() -> Command {
+        let mut cmd = Command::new("node");
+        cmd.arg(repo().join("tests/fixture/gateway.js"));
+        cmd
+    }
+
     /// Start it with extra CLI args and wait for its "listening" line.
     pub fn start(args: &[&str]) -> Fixture {
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/fixture/gateway.js"))
-            .args(args)
+        let mut cmd = Fixture::command();
+        cmd.args(args);
+        Fixture::spawn(cmd)
+    }
+
+    /// Run `cmd` (the fixture, or a wrapper that runs it) and wait for its
+    /// "listening" line.
+    pub fn spawn(mut cmd: Command) -> Fixture {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -360,18 +418,6 @@ impl Fixture {
         let state = TempDir::new("state");
         let fx = Fixture::start_in(&state, extra);
         (state, fx)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Send a fault command, e.g. `alloc?mb=200`; returns its JSON answer.
@@ -611,6 +657,56 @@ impl Harness {
     }
 }
 
+/// What a finished command wrote: stdout, then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Start `cmd` (a Prometheus or an Alertmanager), passing on the warnings
+/// and errors it logs, tagged.
+pub fn spawn_logged(tag: &'static str, cmd: &mut Command) -> Proc {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("level=error") || line.contains("level=warn") {
+                eprintln!("[{tag}] {line}");
+            }
+        }
+    });
+    Proc { child }
+}
+
+/// Prometheus with `config` as its prometheus.yml, its files in `dir`, on
+/// a free port; returns it and its host:port.
+pub fn start_prometheus(prometheus: &Path, dir: &Path, config: &str) -> (Proc, String) {
+    let port = free_port();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let proc = spawn_logged(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+    );
+    (proc, format!("127.0.0.1:{port}"))
+}
+
 /// Fail loudly when a tool the suite needs is missing; `.ci/run` installs it.
 pub fn require_tool(tool: &str) -> PathBuf {
     let out = Command::new("sh")
@@ -713,18 +809,6 @@ impl RealGateway {
             }
         });
         gw
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn state_dir(&self) -> PathBuf {
