@@ -295,7 +295,7 @@ fn diagnose_and_check_work_with_collectors_off() {
     let (state, fx) = Fixture::with_state(&[]);
     // Let the fixture's event-loop monitor finish its first window.
     std::thread::sleep(Duration::from_millis(1500));
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let url = fx.url();
     let sd = state.path().to_str().unwrap();
     let gateway = ["--gateway.url", &url, "--gateway.state-dir", sd];
     let off = [

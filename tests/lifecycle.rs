@@ -43,10 +43,9 @@ fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
 
 #[test]
 fn kill_9_leaves_a_stale_lock_and_sigterm_does_not() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
     exp.wait("one live lock", |s| {
         (lock_files(s, "live") == Some(1.0)).then_some(())
@@ -126,8 +125,8 @@ fn a_fifo_for_a_pid_file_does_not_block_discovery() {
     let sd = state.path().to_str().unwrap();
     let fifo = state.path().join("gateway.pid");
     mkfifo(&fifo);
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let fx = Fixture::start_in(&state, &[]);
+    let url = fx.url();
     let exp = exporter(&url, sd, &["--gateway.pid-file", fifo.to_str().unwrap()]);
     exp.wait_eq(
         "found by its lock file",
@@ -141,10 +140,9 @@ fn a_fifo_for_a_pid_file_does_not_block_discovery() {
 
 #[test]
 fn a_second_instance_on_the_same_state_dir_is_counted() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--children", "2"]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&["--children", "2"]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
     exp.wait_eq(
         "one instance (workers are not instances)",
@@ -152,7 +150,7 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
         G,
         1.0,
     );
-    let dup = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let dup = Fixture::start_in(&state, &[]);
     exp.wait_eq("two instances", "openclaw_gateway_instances", G, 2.0);
     drop(dup);
     exp.wait_eq("one again", "openclaw_gateway_instances", G, 1.0);
@@ -164,10 +162,9 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
 /// instance of the gateway.
 #[test]
 fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     // The exporter binary with the gateway's state dir in its environment.
     let with_state_dir_env = || {
         let mut cmd = std::process::Command::new("env");
@@ -211,7 +208,7 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     let state = TempDir::new("state");
     let sd = state.path().to_str().unwrap();
     let other = TempDir::new("other");
-    let a = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let a = Fixture::start_in(&state, &[]);
     let b = Fixture::start(&[
         "--port",
         "0",
@@ -219,7 +216,7 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
         other.path().to_str().unwrap(),
         "--no-lock",
     ]);
-    let url = format!("http://127.0.0.1:{}", b.port);
+    let url = b.url();
     let exp = exporter(&url, sd, &[]);
     exp.wait_eq("mismatch", "openclaw_gateway_port_owner_mismatch", G, 1.0);
     assert_eq!(exp.scrape().get("openclaw_gateway_instances", G), Some(2.0));
@@ -349,7 +346,7 @@ fn memory_limit_sources() {
     }
 
     // No limit anywhere: the host's memory.
-    let plain = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let plain = Fixture::start_in(&state, &[]);
     let exp = exporter(&plain.url(), sd, &[]);
     let limit = exp.wait("host limit", |s| {
         s.get(

@@ -14,10 +14,7 @@ fn g(name: &str) -> [(&str, &str); 1] {
 #[test]
 fn three_gateways_each_under_its_own_label() {
     let states: Vec<TempDir> = (0..3).map(|i| TempDir::new(&format!("gw{i}"))).collect();
-    let fixtures: Vec<Fixture> = states
-        .iter()
-        .map(|st| Fixture::start(&["--port", "0", "--state-dir", st.path().to_str().unwrap()]))
-        .collect();
+    let fixtures: Vec<Fixture> = states.iter().map(|st| Fixture::start_in(st, &[])).collect();
     let mut yaml = String::from(
         "collect:\n  connections: 250ms\n  memory: 250ms\n  latency: 250ms\n  event_loop: 1s\nprobe:\n  timeout: 1s\n  readiness_interval: 250ms\ngateways:\n",
     );

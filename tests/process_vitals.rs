@@ -274,9 +274,8 @@ fn found_by_title_without_a_lock_and_by_listen_socket_without_a_title() {
 
 #[test]
 fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
-    let state = TempDir::new("state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", &state_dir, "--no-lock"]);
+    let (state, fx) = Fixture::with_state(&["--no-lock"]);
+    let state_dir = dir_str(state.path());
     // A lock naming a live pid with the wrong start time (pid reuse) must be ignored.
     let lock_dir = state.path().join("tmp/openclaw-0");
     std::fs::create_dir_all(&lock_dir).unwrap();
@@ -291,7 +290,7 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
     .unwrap();
     let url = fx.url();
     let pid = fx.pid().to_string();
-    let exp = exporter(&url, &state_dir).start();
+    let exp = exporter(&url, state_dir).start();
     exp.wait_eq(
         "found by title, not by the stale lock",
         "openclaw_gateway_discovery_method",
@@ -300,7 +299,7 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
     );
     drop(exp);
 
-    let exp = exporter(&url, &state_dir)
+    let exp = exporter(&url, state_dir)
         .args(&["--gateway.pid", &pid])
         .start();
     exp.wait_eq(
