@@ -1,6 +1,6 @@
 //! Shared test support: real processes (the fixture gateway, the real OpenClaw
 //! gateway, the exporter binary), a tiny HTTP client, a parser for the
-//! exposition, and ground truth read straight from /proc.
+//! exposition, and ground truth read straight from /proc (Linux only).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
