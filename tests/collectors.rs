@@ -1,6 +1,7 @@
 //! node_exporter's conventions: `--collector.<name>` / `--no-collector.<name>`
 //! (a collector that is off has no series and no thread), and the exporter's
 //! own `process_*` metrics, compared with /proc/<exporter pid>.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -22,39 +23,17 @@ const CONNECTIONS_SERIES: [&str; 7] = [
     names::HOST_LISTEN_DROPS_TOTAL.name(),
 ];
 
-const FAST: [&str; 8] = [
-    "--collect.connections.interval",
-    "200ms",
-    "--collect.memory.interval",
-    "200ms",
-    "--collect.latency.interval",
-    "200ms",
-    "--collect.logs.interval",
-    "200ms",
-];
-
-/// A fixture gateway found through its state dir.
-fn fixture() -> (TempDir, Fixture) {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap().to_string();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", &sd]);
-    (state, fx)
-}
-
-/// An exporter watching the fixture as gateway `fx`, with `extra` flags.
+/// An exporter watching the fixture as gateway `fx`, every collector at
+/// 200 ms, with `extra` flags.
 fn exporter(state: &TempDir, fx: &Fixture, extra: &[&str]) -> Exporter {
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state.path().to_str().unwrap(),
-        "--gateway.name",
-        "fx",
-    ];
-    args.extend_from_slice(&FAST);
-    args.extend_from_slice(extra);
-    Exporter::start(&args)
+    Harness::exporter()
+        .fixture(state, fx)
+        .name("fx")
+        .fast()
+        .every("latency", "200ms")
+        .every("logs", "200ms")
+        .args(extra)
+        .start()
 }
 
 /// The `collector` labels of `openclaw_gateway_collector_success`.
@@ -92,7 +71,7 @@ fn thread_names(pid: u32) -> Vec<String> {
 
 #[test]
 fn no_collector_connections_removes_its_series_and_its_thread() {
-    let (state, fx) = fixture();
+    let (state, fx) = Fixture::with_state(&[]);
     let all = exporter(&state, &fx, &[]);
     let without = exporter(&state, &fx, &["--no-collector.connections"]);
     let others = [
@@ -199,7 +178,7 @@ fn no_collector_connections_removes_its_series_and_its_thread() {
 
 #[test]
 fn flags_win_over_the_config_file_and_the_last_flag_wins() {
-    let (state, fx) = fixture();
+    let (state, fx) = Fixture::with_state(&[]);
     let dir = TempDir::new("cfg");
     let file = dir.path().join("c.yml");
     std::fs::write(&file, "collectors:\n  memory: false\n  logs: false\n").unwrap();
@@ -314,10 +293,10 @@ fn an_unknown_collector_is_a_usage_error() {
 
 #[test]
 fn diagnose_and_check_work_with_collectors_off() {
-    let (state, fx) = fixture();
+    let (state, fx) = Fixture::with_state(&[]);
     // Let the fixture's event-loop monitor finish its first window.
     std::thread::sleep(Duration::from_millis(1500));
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let url = fx.url();
     let sd = state.path().to_str().unwrap();
     let gateway = ["--gateway.url", &url, "--gateway.state-dir", sd];
     let off = [
@@ -407,15 +386,9 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[test]
 fn own_process_metrics_agree_with_proc() {
-    let (state, fx) = fixture();
+    let (state, fx) = Fixture::with_state(&[]);
     // The default intervals: the collectors' own reads open fds for a moment.
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state.path().to_str().unwrap(),
-    ]);
+    let exp = Harness::exporter().fixture(&state, &fx).start();
     let pid = exp.proc.pid();
     let get = |s: &Scrape, name: &str| {
         s.get(name, &[])
@@ -523,7 +496,7 @@ fn own_process_metrics_agree_with_proc() {
 
 #[test]
 fn without_the_process_collector_there_is_no_hang_verdict_and_no_identity_watch() {
-    let (state, fx) = fixture();
+    let (state, fx) = Fixture::with_state(&[]);
     let exp = exporter(&state, &fx, &["--no-collector.process"]);
     let s = settled(
         &exp,

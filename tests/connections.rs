@@ -1,6 +1,7 @@
 //! Network view against real sockets: the fixture gateway, the real OpenClaw
 //! gateway, and a gateway in its own network namespace. Ground truth is the
 //! test's own sockets and `ss` (iproute2) reading the kernel on its own.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -13,48 +14,34 @@ use std::time::Duration;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-/// Fast connection sampling, and probes only at startup: a probe is itself
-/// an inbound connection (and, while the gateway is stopped, one more entry in
+/// An exporter watching the gateway on `port` as `name`, with fast
+/// connection sampling, and probes only at startup: a probe is itself an
+/// inbound connection (and, while the gateway is stopped, one more entry in
 /// its accept queue), which would blur the exact counts these tests check.
 /// `watch` waits for those startup probes.
-const FAST: &[&str] = &[
-    "--collect.connections.interval",
-    "200ms",
-    "--collect.memory.interval",
-    "200ms",
-    "--collect.latency.interval",
-    "1h",
-    "--collect.event-loop.interval",
-    "1h",
-    "--probe.readiness-interval",
-    "1h",
-];
+fn exporter(port: u16, state_dir: &str, name: &str) -> Exporter {
+    Harness::exporter()
+        .port(port)
+        .state_dir(state_dir)
+        .name(name)
+        .fast()
+        .every("latency", "1h")
+        .every("event-loop", "1h")
+        .args(&["--probe.readiness-interval", "1h"])
+        .start()
+}
 
 /// A fixture and an exporter watching it through its state dir.
 fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter) {
-    let state = TempDir::new("state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let mut args = vec!["--port", "0", "--state-dir", &state_dir];
-    args.extend_from_slice(fixture_args);
-    let fx = Fixture::start(&args);
-    let exp = watch(fx.port, &state_dir, "fx");
+    let (state, fx) = Fixture::with_state(fixture_args);
+    let exp = watch(fx.port, dir_str(state.path()), "fx");
     (state, fx, exp)
 }
 
 /// An exporter watching the gateway on `port`, once its startup probes are
 /// over and their connections are gone.
 fn watch(port: u16, state_dir: &str, name: &str) -> Exporter {
-    let url = format!("http://127.0.0.1:{port}");
-    let mut eargs = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state_dir,
-        "--gateway.name",
-        name,
-    ];
-    eargs.extend_from_slice(FAST);
-    let exp = Exporter::start(&eargs);
+    let exp = exporter(port, state_dir, name);
     // The startup probes must be over before a test counts: one that lands
     // after the test stopped the gateway is one more queued connection, and
     // one more CLOSE_WAIT when it times out.
@@ -370,9 +357,12 @@ fn fds_by_type_match_the_fd_table() {
 fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
     let (_state, fx, exp) = watched(&["--backlog", "511"]);
     let port = fx.port;
-    exp.wait("capacity 511", |s| {
-        (s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", G)]) == Some(511.0)).then_some(())
-    });
+    exp.wait_eq(
+        "capacity 511",
+        names::LISTEN_QUEUE_CAPACITY.name(),
+        &[("gateway", G)],
+        511.0,
+    );
     assert_eq!(ss_listen_queue(port).1, 511);
 
     fx.proc.signal("STOP");
@@ -396,9 +386,12 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
     wait_conns(&exp, G, "inbound", "established", 70);
 
     fx.proc.signal("CONT");
-    exp.wait("the queue drains", |s| {
-        (s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", G)]) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq(
+        "the queue drains",
+        names::LISTEN_QUEUE_LENGTH.name(),
+        &[("gateway", G)],
+        0.0,
+    );
     wait_conns(&exp, G, "inbound", "close_wait", 0);
     wait_conns(&exp, G, "inbound", "established", 70);
     assert_eq!(ss_listen_queue(port).0, 0);
@@ -439,9 +432,12 @@ fn a_gateway_that_is_down_has_inbound_counts_but_no_fds() {
     });
     fx.cmd("crash");
     drop(fx);
-    exp.wait("down", |s| {
-        (s.get(names::PROCESS_UP.name(), &[("gateway", G)]) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq(
+        "down",
+        names::PROCESS_UP.name(),
+        &[("gateway", G)],
+        0.0,
+    );
     exp.wait("no listener, no fds", |s| {
         (conns(s, G, "inbound", "listen") == Some(0.0)
             && s.get(
@@ -473,43 +469,22 @@ fn a_gateway_in_another_network_namespace_is_read_from_proc() {
         "ip link set lo up && exec node {} --port {port} --state-dir {state_dir} --children 0",
         repo().join("tests/fixture/gateway.js").display()
     );
-    let mut child = Command::new(require_tool("unshare"))
-        .args(["--net", "sh", "-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let gw = Proc { child };
-    assert!(line.contains("listening"), "{line}");
+    let mut unshare = Command::new(require_tool("unshare"));
+    unshare.args(["--net", "sh", "-c", &script]);
+    let gw = Fixture::spawn(unshare);
     let pid = gw.pid();
     assert_ne!(
         std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(),
         std::fs::read_link("/proc/self/ns/net").unwrap()
     );
 
-    let url = format!("http://127.0.0.1:{port}");
-    let mut eargs = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "ns",
-    ];
-    eargs.extend_from_slice(FAST);
-    let exp = Exporter::start(&eargs);
-    exp.wait("read from proc", |s| {
-        (s.get(
-            names::CONNECTIONS_SOURCE.name(),
-            &[("gateway", "ns"), ("source", "proc")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(port, &state_dir, "ns");
+    exp.wait_eq(
+        "read from proc",
+        names::CONNECTIONS_SOURCE.name(),
+        &[("gateway", "ns"), ("source", "proc")],
+        1.0,
+    );
     wait_conns(&exp, "ns", "inbound", "listen", 1);
     // /proc/net/tcp has no backlog limit: capacity is absent, not wrong.
     let s = exp.scrape();
@@ -579,9 +554,12 @@ fn real_gateway_connections() {
     clients.drain(..40);
     wait_conns(&exp, R, "inbound", "close_wait", 40);
     gw.proc.signal("CONT");
-    exp.wait("the queue drains", |s| {
-        (s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", R)]) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq(
+        "the queue drains",
+        names::LISTEN_QUEUE_LENGTH.name(),
+        &[("gateway", R)],
+        0.0,
+    );
     wait_conns(&exp, R, "inbound", "close_wait", 0);
     drop(clients);
 }

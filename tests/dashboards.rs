@@ -257,37 +257,17 @@ fn every_expression_parses_in_real_prometheus() {
 #[test]
 fn every_metric_exists_in_a_real_scrape() {
     // A fixture gateway with everything the collectors look at.
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let logs = TempDir::new("logs");
-    let log = logs.path().join("openclaw-2026-11-24.log");
-    let fx = Fixture::start(&[
-        "--port",
-        "0",
-        "--state-dir",
-        sd,
-        "--log-file",
-        log.to_str().unwrap(),
-    ]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--gateway.log-path",
-        logs.path().to_str().unwrap(),
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-        "--collect.latency.interval",
-        "200ms",
-        "--collect.event-loop.interval",
-        "1s",
-        "--collect.logs.interval",
-        "200ms",
-    ]);
+    let LoggedFixture {
+        state, logs, fx, ..
+    } = LoggedFixture::start(&[]);
+    let exp = Harness::exporter()
+        .fixture(&state, &fx)
+        .log_path(logs.path())
+        .fast()
+        .every("latency", "200ms")
+        .every("event-loop", "1s")
+        .every("logs", "200ms")
+        .start();
     let scrape = exp.wait("every collector ran", |s| {
         let ready =
             s.0.iter()

@@ -15,34 +15,16 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let logs = TempDir::new("logs");
-    let log = logs.path().join("openclaw-2026-11-24.log");
     // A gateway up for 10 minutes, past the startup grace.
-    let fx = Fixture::start(&[
-        "--port",
-        "0",
-        "--state-dir",
-        sd,
-        "--log-file",
-        log.to_str().unwrap(),
-        "--uptime-ms",
-        "600000",
-    ]);
+    let LoggedFixture {
+        state, logs, fx, ..
+    } = LoggedFixture::start(&["--uptime-ms", "600000"]);
+    let sd = dir_str(state.path());
     // Let the fixture's event-loop monitor finish its first window.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let url = fx.url();
     let lp = logs.path().to_str().unwrap();
     let args = [
         "--gateway.url",
@@ -147,11 +129,10 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
 fn a_young_gateway_is_starting_at_most_warn() {
     let grace = openclaw_gateway_exporter::thresholds::STARTUP_GRACE_SECONDS;
     for (uptime_ms, code) in [("0", 1), ("600000", 2)] {
-        let state = TempDir::new("state");
-        let sd = state.path().to_str().unwrap();
-        let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--uptime-ms", uptime_ms]);
+        let (state, fx) = Fixture::with_state(&["--uptime-ms", uptime_ms]);
+        let sd = dir_str(state.path());
         fx.cmd("ready?value=false&failing=startup-sidecars");
-        let url = format!("http://127.0.0.1:{}", fx.port);
+        let url = fx.url();
         let with = |sub: &[&str]| {
             let mut a: Vec<&str> = sub.to_vec();
             a.extend_from_slice(&["--gateway.url", &url, "--gateway.state-dir", sd]);
@@ -210,10 +191,9 @@ fn a_young_gateway_is_starting_at_most_warn() {
 /// `diagnose` (text or JSON) or `check` print, at trace level, healthy or hung.
 #[test]
 fn diagnose_and_check_never_print_the_token() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     let dir = TempDir::new("token");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "file-secret-Q4\n").unwrap();

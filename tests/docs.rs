@@ -62,11 +62,8 @@ fn families(body: &str) -> BTreeMap<String, String> {
 #[test]
 fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     let state = TempDir::new("docs");
-    let sd = state.path().to_str().unwrap().to_string();
     let log = state.path().join("openclaw-2026-11-29.log");
-    let log = log.to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", &sd, "--log-file", log]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let fx = Fixture::start_in(&state, &["--log-file", dir_str(&log)]);
 
     // A stale lock, for openclaw_gateway_lock_stale_age_seconds: the test's
     // own pid with a start time it never had, i.e. a pid reused since.
@@ -82,24 +79,14 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     )
     .unwrap();
 
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &sd,
-        "--gateway.log-path",
-        log,
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-        "--collect.logs.interval",
-        "200ms",
-        "--collect.latency.interval",
-        "200ms",
-    ]);
+    let exp = Harness::exporter()
+        .name("fx")
+        .fixture(&state, &fx)
+        .log_path(&log)
+        .fast()
+        .every("logs", "200ms")
+        .every("latency", "200ms")
+        .start();
     // A failing readiness check, for openclaw_gateway_readiness_failing, and
     // log lines at two levels, one matching a field-report pattern.
     fx.cmd("ready?value=false&failing=startup-sidecars");

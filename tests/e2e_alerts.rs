@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -204,24 +204,6 @@ fn alertmanager_config(receiver: &str) -> String {
     serde_yaml::to_string(&doc).unwrap()
 }
 
-fn spawn_logged(tag: &'static str, cmd: &mut Command) -> Proc {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.contains("level=error") || line.contains("level=warn") {
-                eprintln!("[{tag}] {line}");
-            }
-        }
-    });
-    Proc { child }
-}
-
 #[test]
 fn faults_page_the_right_alert_and_nothing_else() {
     let prometheus = require_tool("prometheus");
@@ -232,30 +214,18 @@ fn faults_page_the_right_alert_and_nothing_else() {
     let receiver = Receiver::start();
 
     let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let port = fx.port.to_string();
-    let url = format!("http://127.0.0.1:{port}");
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "gw",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--gateway.memory-limit",
-        "400MiB",
-        "--collect.connections.interval",
-        "1s",
-        "--collect.memory.interval",
-        "1s",
-        "--collect.latency.interval",
-        "1s",
-        "--collect.event-loop.interval",
-        "2s",
-        "--collect.errors.interval",
-        "20s",
-        "--probe.timeout",
-        "1s",
-    ]);
+    let exp = Harness::exporter()
+        .name("gw")
+        .url(&fx.url())
+        .state_dir(sd)
+        .memory_limit("400MiB")
+        .every("connections", "1s")
+        .every("memory", "1s")
+        .every("latency", "1s")
+        .every("event-loop", "2s")
+        .every("errors", "20s")
+        .args(&["--probe.timeout", "1s"])
+        .start();
 
     let am_port = free_port();
     std::fs::write(
@@ -278,27 +248,12 @@ fn faults_page_the_right_alert_and_nothing_else() {
             .arg("--cluster.listen-address="),
     );
     std::fs::write(dir.path().join("rules.yml"), fast_rules()).unwrap();
-    let prom_port = free_port();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
         rules = dir.path().join("rules.yml").display(),
         exp = exp.addr,
     );
-    std::fs::write(dir.path().join("prometheus.yml"), prom_cfg).unwrap();
-    let _prom = spawn_logged(
-        "prometheus",
-        Command::new(&prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
-    );
-    let prom_addr = format!("127.0.0.1:{prom_port}");
+    let (_prom, prom_addr) = start_prometheus(&prometheus, dir.path(), &prom_cfg);
     wait_for(
         Duration::from_secs(60),
         "Prometheus to scrape the exporter",

@@ -11,21 +11,13 @@ use common::*;
 /// Collectors that resolve the gateway every 200 ms, besides the 1 s
 /// identity watch: a line repeated per sample would show many times.
 fn exporter_command(cmd: Command, port: &str, state_dir: &str, extra: &[&str]) -> Exporter {
-    let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state_dir,
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    Exporter::start_command(cmd, &args)
+    Harness::exporter_via(cmd)
+        .name("fx")
+        .url(&format!("http://127.0.0.1:{port}"))
+        .state_dir(state_dir)
+        .fast()
+        .args(extra)
+        .start()
 }
 
 fn exporter(port: &str, state_dir: &str, extra: &[&str]) -> Exporter {

@@ -142,20 +142,8 @@ async fn negotiates_openmetrics_or_classic_text() {
 fn exposition_passes_promtool_and_a_strict_openmetrics_parser() {
     let promtool = require_tool("promtool");
     let python = require_tool("python3");
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-    ]);
+    let (state, fx) = Fixture::with_state(&[]);
+    let exp = Harness::exporter().fixture(&state, &fx).fast().start();
     exp.wait("memory sampled", |s| {
         s.get(&names::PROCESS_RESIDENT_MEMORY_BYTES, &[])
     });

@@ -1,6 +1,7 @@
 //! Lifecycle faults against the fixture gateway: stale locks, duplicate
 //! instances, port owner mismatch, restarts in a crash loop, the memory limit
 //! and the log follower.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -12,6 +13,7 @@ use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "fx")];
 
+/// An exporter watching gateway `fx`, sampling every 200 ms.
 fn exporter(url: &str, state_dir: &str, extra: &[&str]) -> Exporter {
     exporter_command(std::process::Command::new(EXPORTER), url, state_dir, extra)
 }
@@ -23,22 +25,14 @@ fn exporter_command(
     state_dir: &str,
     extra: &[&str],
 ) -> Exporter {
-    let mut args = vec![
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        url,
-        "--gateway.state-dir",
-        state_dir,
-        "--collect.connections.interval",
-        "200ms",
-        "--collect.memory.interval",
-        "200ms",
-        "--collect.logs.interval",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    Exporter::start_command(cmd, &args)
+    Harness::exporter_via(cmd)
+        .name("fx")
+        .url(url)
+        .state_dir(state_dir)
+        .fast()
+        .every("logs", "200ms")
+        .args(extra)
+        .start()
 }
 
 fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
@@ -50,10 +44,9 @@ fn lock_files(s: &Scrape, state: &str) -> Option<f64> {
 
 #[test]
 fn kill_9_leaves_a_stale_lock_and_sigterm_does_not() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
     exp.wait("one live lock", |s| {
         (lock_files(s, "live") == Some(1.0)).then_some(())
@@ -133,38 +126,35 @@ fn a_fifo_for_a_pid_file_does_not_block_discovery() {
     let sd = state.path().to_str().unwrap();
     let fifo = state.path().join("gateway.pid");
     mkfifo(&fifo);
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let fx = Fixture::start_in(&state, &[]);
+    let url = fx.url();
     let exp = exporter(&url, sd, &["--gateway.pid-file", fifo.to_str().unwrap()]);
-    exp.wait("found by its lock file", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "fx"), ("method", "lock_file")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its lock file",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "fx"), ("method", "lock_file")],
+        1.0,
+    );
     let s = exp.scrape();
     assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(1.0));
 }
 
 #[test]
 fn a_second_instance_on_the_same_state_dir_is_counted() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd, "--children", "2"]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&["--children", "2"]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
-    exp.wait("one instance (workers are not instances)", |s| {
-        (s.get(names::INSTANCES.name(), G) == Some(1.0)).then_some(())
-    });
-    let dup = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    exp.wait("two instances", |s| {
-        (s.get(names::INSTANCES.name(), G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq(
+        "one instance (workers are not instances)",
+        names::INSTANCES.name(),
+        G,
+        1.0,
+    );
+    let dup = Fixture::start_in(&state, &[]);
+    exp.wait_eq("two instances", names::INSTANCES.name(), G, 2.0);
     drop(dup);
-    exp.wait("one again", |s| {
-        (s.get(names::INSTANCES.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("one again", names::INSTANCES.name(), G, 1.0);
 }
 
 /// The exporter's binary name truncates to the gateway's `comm`
@@ -173,10 +163,9 @@ fn a_second_instance_on_the_same_state_dir_is_counted() {
 /// instance of the gateway.
 #[test]
 fn the_exporter_and_its_check_are_not_instances_of_the_gateway() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     // The exporter binary with the gateway's state dir in its environment.
     let with_state_dir_env = || {
         let mut cmd = std::process::Command::new("env");
@@ -218,7 +207,7 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
     let state = TempDir::new("state");
     let sd = state.path().to_str().unwrap();
     let other = TempDir::new("other");
-    let a = Fixture::start(&["--port", "0", "--state-dir", sd]);
+    let a = Fixture::start_in(&state, &[]);
     let b = Fixture::start(&[
         "--port",
         "0",
@@ -226,11 +215,9 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
         other.path().to_str().unwrap(),
         "--no-lock",
     ]);
-    let url = format!("http://127.0.0.1:{}", b.port);
+    let url = b.url();
     let exp = exporter(&url, sd, &[]);
-    exp.wait("mismatch", |s| {
-        (s.get(names::PORT_OWNER_MISMATCH.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("mismatch", names::PORT_OWNER_MISMATCH.name(), G, 1.0);
     assert_eq!(exp.scrape().get(names::INSTANCES.name(), G), Some(2.0));
     drop(a);
 }
@@ -238,18 +225,13 @@ fn a_port_held_by_another_process_than_the_lock_names_is_a_mismatch() {
 /// An exporter whose full samples run every 30 s: within a test, only the
 /// 1 s identity watch can see restarts.
 fn identity_watch_only(url: &str, state_dir: &str) -> Exporter {
-    Exporter::start(&[
-        "--gateway.name",
-        "fx",
-        "--gateway.url",
-        url,
-        "--gateway.state-dir",
-        state_dir,
-        "--collect.connections.interval",
-        "30s",
-        "--collect.memory.interval",
-        "30s",
-    ])
+    Harness::exporter()
+        .name("fx")
+        .url(url)
+        .state_dir(state_dir)
+        .every("connections", "30s")
+        .every("memory", "30s")
+        .start()
 }
 
 #[test]
@@ -267,9 +249,12 @@ fn restarts_are_counted_when_the_gateway_crash_loops_faster_than_the_interval() 
         fx.proc.signal("KILL");
     }
     assert_eq!(pids.len(), 3);
-    exp.wait("2 restarts among 3 processes", |s| {
-        (s.get(names::PROCESS_RESTARTS_TOTAL.name(), G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq(
+        "2 restarts among 3 processes",
+        names::PROCESS_RESTARTS_TOTAL.name(),
+        G,
+        2.0,
+    );
 }
 
 /// The same for a gateway without lock files, found by its process title:
@@ -284,21 +269,23 @@ fn restarts_are_counted_for_a_gateway_found_by_its_title() {
     let start = || Fixture::start(&["--port", &port, "--state-dir", sd, "--no-lock"]);
     let mut fx = start();
     let exp = identity_watch_only(&url, sd);
-    exp.wait("found by its title", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "fx"), ("method", "process_title")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its title",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "fx"), ("method", "process_title")],
+        1.0,
+    );
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(2500));
         fx.proc.signal("KILL");
         fx = start();
     }
-    exp.wait("2 restarts among 3 processes", |s| {
-        (s.get(names::PROCESS_RESTARTS_TOTAL.name(), G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq(
+        "2 restarts among 3 processes",
+        names::PROCESS_RESTARTS_TOTAL.name(),
+        G,
+        2.0,
+    );
 }
 
 #[test]
@@ -307,24 +294,11 @@ fn memory_limit_sources() {
     let sd = state.path().to_str().unwrap();
 
     // NODE_OPTIONS in the gateway's environment.
-    let mut child = std::process::Command::new("node")
-        .arg(repo().join("tests/fixture/gateway.js"))
-        .args(["--port", "0", "--state-dir", sd])
-        .env("NODE_OPTIONS", "--max-old-space-size=1024")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
-        .as_u64()
-        .unwrap();
-    let fx = Proc { child };
-    let url = format!("http://127.0.0.1:{port}");
+    let mut node = Fixture::command();
+    node.args(["--port", "0", "--state-dir", sd])
+        .env("NODE_OPTIONS", "--max-old-space-size=1024");
+    let fx = Fixture::spawn(node);
+    let url = fx.url();
     let exp = exporter(&url, sd, &[]);
     let limit = exp.wait("limit from max_old_space_size", |s| {
         s.get(
@@ -371,8 +345,8 @@ fn memory_limit_sources() {
     }
 
     // No limit anywhere: the host's memory.
-    let plain = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let exp = exporter(&format!("http://127.0.0.1:{}", plain.port), sd, &[]);
+    let plain = Fixture::start_in(&state, &[]);
+    let exp = exporter(&plain.url(), sd, &[]);
     let limit = exp.wait("host limit", |s| {
         s.get(
             names::MEMORY_LIMIT_BYTES.name(),
@@ -432,19 +406,14 @@ impl Drop for Cgroup {
 
 #[test]
 fn log_patterns_are_counted_across_a_rotation() {
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let logs = TempDir::new("logs");
-    let log = logs.path().join("openclaw-2026-11-24.log");
-    let fx = Fixture::start(&[
-        "--port",
-        "0",
-        "--state-dir",
-        sd,
-        "--log-file",
-        log.to_str().unwrap(),
-    ]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let LoggedFixture {
+        state,
+        logs,
+        log,
+        fx,
+    } = LoggedFixture::start(&[]);
+    let sd = dir_str(state.path());
+    let url = fx.url();
     // A user's own pattern, next to the field report's three.
     let config = logs.path().join("exporter.yml");
     std::fs::write(
@@ -474,9 +443,7 @@ fn log_patterns_are_counted_across_a_rotation() {
             &[("gateway", "fx"), ("level", l)],
         )
     };
-    exp.wait("log followed", |s| {
-        (s.get(names::LOG_FILE_PRESENT.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("log followed", names::LOG_FILE_PRESENT.name(), G, 1.0);
     let s = exp.scrape();
     assert_eq!(
         pat(&s, "event_loop_delay"),

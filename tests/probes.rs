@@ -2,6 +2,7 @@
 //! latency against injected delays, failure reasons against injected faults,
 //! event-loop peaks against an injected stall, and the hang verdict against a
 //! stopped process.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -23,24 +24,14 @@ fn ep(endpoint: &'static str) -> [(&'static str, &'static str); 2] {
 /// A fixture and an exporter watching it through its state dir.
 fn watched(exporter_args: &[&str]) -> (TempDir, Fixture, Exporter) {
     let state = TempDir::new("probe-state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", &state_dir]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "fx",
-        "--collect.connections.interval",
-        "500ms",
-    ];
-    args.extend_from_slice(exporter_args);
-    let exp = Exporter::start(&args);
-    exp.wait("gateway found", |s| {
-        (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then_some(())
-    });
+    let fx = Fixture::start_in(&state, &[]);
+    let exp = Harness::exporter()
+        .fixture(&state, &fx)
+        .name("fx")
+        .every("connections", "500ms")
+        .args(exporter_args)
+        .start();
+    exp.wait_eq("gateway found", names::PROCESS_UP.name(), G, 1.0);
     (state, fx, exp)
 }
 
@@ -153,9 +144,12 @@ fn injected_500s_are_http_status_failures_and_set_the_error_ratio() {
         "--collect.errors.interval",
         "5s",
     ]);
-    exp.wait("probes running", |s| {
-        (s.get(names::PROBE_SUCCESS.name(), &ep("ready")) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq(
+        "probes running",
+        names::PROBE_SUCCESS.name(),
+        &ep("ready"),
+        1.0,
+    );
     let s = exp.scrape();
     assert_eq!(failures(&s, "live", "http_status"), 0.0);
     assert_eq!(
@@ -291,9 +285,12 @@ fn a_stopped_gateway_is_hung_and_a_dead_one_is_not() {
         "--probe.timeout",
         "1s",
     ]);
-    exp.wait("a good liveness probe", |s| {
-        (s.get(names::PROBE_SUCCESS.name(), &ep("live")) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq(
+        "a good liveness probe",
+        names::PROBE_SUCCESS.name(),
+        &ep("live"),
+        1.0,
+    );
     assert_eq!(val(&exp.scrape(), names::HUNG.name(), G), 0.0);
 
     fx.proc.signal("STOP");
@@ -332,9 +329,7 @@ fn a_stopped_gateway_is_hung_and_a_dead_one_is_not() {
         val(&refused, names::PROBE_HTTP_STATUS_CODE.name(), &ep("live")),
         0.0
     );
-    exp.wait("down", |s| {
-        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq("down", names::PROCESS_UP.name(), G, 0.0);
     assert_eq!(val(&exp.scrape(), names::HUNG.name(), G), 0.0);
 }
 
@@ -348,9 +343,12 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
         "--probe.timeout",
         "1s",
     ]);
-    exp.wait("probes running", |s| {
-        (s.get(names::PROBE_SUCCESS.name(), &ep("ready")) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq(
+        "probes running",
+        names::PROBE_SUCCESS.name(),
+        &ep("ready"),
+        1.0,
+    );
     for (target, mode, reason) in [
         ("live", "invalid", "bad_body"),
         ("live", "wrongtypes", "bad_body"),
@@ -409,9 +407,7 @@ fn hostile_bodies_are_counted_failures_and_the_exporter_keeps_serving() {
 #[test]
 fn not_ready_is_a_parsed_answer_not_a_failure() {
     let (_state, fx, exp) = watched(&["--probe.readiness-interval", "200ms"]);
-    exp.wait("ready", |s| {
-        (s.get(names::READY.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("ready", names::READY.name(), G, 1.0);
     let s = exp.scrape();
     assert!(
         !s.1.contains("openclaw_gateway_readiness_failing{"),
@@ -771,19 +767,13 @@ fn a_silent_listener_times_out_and_the_scrape_stays_fast() {
             keep.lock().unwrap().push(s);
         }
     });
-    let url = format!("http://127.0.0.1:{port}");
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.name",
-        "fx",
-        "--collect.latency.interval",
-        "200ms",
-        "--probe.timeout",
-        "500ms",
-        "--collect.connections.interval",
-        "500ms",
-    ]);
+    let exp = Harness::exporter()
+        .port(port)
+        .name("fx")
+        .every("latency", "200ms")
+        .args(&["--probe.timeout", "500ms"])
+        .every("connections", "500ms")
+        .start();
     let t = Instant::now();
     wait_for(Duration::from_secs(30), "timeouts", || {
         let s = quick_scrape(&exp);
@@ -813,9 +803,7 @@ fn a_silent_listener_times_out_and_the_scrape_stays_fast() {
     );
     // The listener's owner (this test process) is found by its LISTEN socket:
     // alive, listening, silent. That is a hang.
-    exp.wait("hung 1", |s| {
-        (s.get(names::HUNG.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("hung 1", names::HUNG.name(), G, 1.0);
     assert_eq!(
         exp.scrape().get(
             names::DISCOVERY_METHOD.name(),

@@ -1,38 +1,26 @@
 //! Process vitals against the fixture gateway, compared with /proc itself.
+#![cfg(target_os = "linux")]
 
 mod common;
 
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const FAST: &[&str] = &[
-    "--collect.connections.interval",
-    "200ms",
-    "--collect.memory.interval",
-    "200ms",
-];
+/// An exporter watching gateway `fx` with its state dir, sampling every 200 ms.
+fn exporter(url: &str, state_dir: &str) -> Harness {
+    Harness::exporter()
+        .url(url)
+        .state_dir(state_dir)
+        .name("fx")
+        .fast()
+}
 
 /// A fixture and an exporter watching it through its state dir.
 fn watched(fixture_args: &[&str]) -> (TempDir, Fixture, Exporter, String) {
-    let state = TempDir::new("state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let mut args = vec!["--port", "0", "--state-dir", &state_dir];
-    args.extend_from_slice(fixture_args);
-    let fx = Fixture::start(&args);
-    let url = format!("http://127.0.0.1:{}", fx.port);
-    let mut eargs = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    eargs.extend_from_slice(FAST);
-    let exp = Exporter::start(&eargs);
-    exp.wait("gateway found", |s| {
-        (s.get(names::PROCESS_UP.name(), &[("gateway", "fx")]) == Some(1.0)).then_some(())
-    });
+    let (state, fx) = Fixture::with_state(fixture_args);
+    let url = fx.url();
+    let exp = exporter(&url, dir_str(state.path())).start();
+    exp.wait_eq("gateway found", names::PROCESS_UP.name(), G, 1.0);
     (state, fx, exp, url)
 }
 
@@ -44,16 +32,7 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     let state_dir = state.path().to_str().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    args.extend_from_slice(FAST);
-    let exp = Exporter::start(&args);
+    let exp = exporter(&url, state_dir).start();
 
     // Before the gateway exists: up 0 from the start, vitals absent, never missing.
     let s = exp.scrape();
@@ -74,13 +53,12 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
     let fx = Fixture::start(&["--port", &port_s, "--state-dir", state_dir]);
     // The gateway listens a moment before it writes its lock, so the first
     // sample may find it by title; the lock file wins once it exists.
-    exp.wait("found by its lock file", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "fx"), ("method", "lock_file")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    exp.wait_eq(
+        "found by its lock file",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "fx"), ("method", "lock_file")],
+        1.0,
+    );
     let s = exp.scrape();
     assert_eq!(s.get(names::PROCESS_UP.name(), G), Some(1.0));
     assert_eq!(
@@ -167,9 +145,7 @@ fn workers_threads_and_cpu() {
             (k.len() == 2).then_some(k)
         },
     );
-    exp.wait("children", |s| {
-        (s.get(names::PROCESS_CHILDREN.name(), G) == Some(2.0)).then_some(())
-    });
+    exp.wait_eq("children", names::PROCESS_CHILDREN.name(), G, 2.0);
     // Workers grow while they start; compare each sample with /proc read right after it.
     exp.wait("children rss close to the workers' VmRSS", |s| {
         let got = s.get(names::PROCESS_CHILDREN_RESIDENT_MEMORY_BYTES.name(), G)?;
@@ -220,9 +196,7 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
     let first = fx.pid();
     fx.cmd("exit?code=0");
     drop(fx);
-    exp.wait("down", |s| {
-        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq("down", names::PROCESS_UP.name(), G, 0.0);
 
     let fx2 = Fixture::start(&["--port", &port, "--state-dir", &state_dir]);
     assert_ne!(fx2.pid(), first);
@@ -276,9 +250,8 @@ fn found_by_title_without_a_lock_and_by_listen_socket_without_a_title() {
 
 #[test]
 fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
-    let state = TempDir::new("state");
-    let state_dir = state.path().to_str().unwrap().to_string();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", &state_dir, "--no-lock"]);
+    let (state, fx) = Fixture::with_state(&["--no-lock"]);
+    let state_dir = dir_str(state.path());
     // A lock naming a live pid with the wrong start time (pid reuse) must be ignored.
     let lock_dir = state.path().join("tmp/openclaw-0");
     std::fs::create_dir_all(&lock_dir).unwrap();
@@ -291,36 +264,26 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
         ),
     )
     .unwrap();
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let url = fx.url();
     let pid = fx.pid().to_string();
-    let mut args = vec![
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        &state_dir,
-        "--gateway.name",
-        "fx",
-    ];
-    args.extend_from_slice(FAST);
-    let exp = Exporter::start(&args);
-    exp.wait("found by title, not by the stale lock", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "fx"), ("method", "process_title")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(&url, state_dir).start();
+    exp.wait_eq(
+        "found by title, not by the stale lock",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "fx"), ("method", "process_title")],
+        1.0,
+    );
     drop(exp);
 
-    args.extend_from_slice(&["--gateway.pid", &pid]);
-    let exp = Exporter::start(&args);
-    exp.wait("found by pid", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "fx"), ("method", "pid")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(&url, state_dir)
+        .args(&["--gateway.pid", &pid])
+        .start();
+    exp.wait_eq(
+        "found by pid",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "fx"), ("method", "pid")],
+        1.0,
+    );
 }
 
 fn boot_time() -> f64 {

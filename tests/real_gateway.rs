@@ -1,4 +1,5 @@
 //! The exporter against the real OpenClaw gateway, the thing our users run.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -7,31 +8,26 @@ use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "real")];
 
+/// An exporter watching `gw` as gateway `real`, sampling every 250 ms.
+fn exporter(gw: &RealGateway) -> Exporter {
+    Harness::exporter()
+        .real(gw)
+        .every("connections", "250ms")
+        .every("memory", "250ms")
+        .start()
+}
+
 #[test]
 fn real_gateway_vitals_match_proc() {
     let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let gw = RealGateway::start(&[]);
-    let url = gw.url();
-    let state_dir = gw.state_dir();
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "real",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        state_dir.to_str().unwrap(),
-        "--collect.connections.interval",
-        "250ms",
-        "--collect.memory.interval",
-        "250ms",
-    ]);
-    exp.wait("real gateway found by its lock file", |s| {
-        (s.get(
-            names::DISCOVERY_METHOD.name(),
-            &[("gateway", "real"), ("method", "lock_file")],
-        ) == Some(1.0))
-        .then_some(())
-    });
+    let exp = exporter(&gw);
+    exp.wait_eq(
+        "real gateway found by its lock file",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "real"), ("method", "lock_file")],
+        1.0,
+    );
     let pid = gw.pid();
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -94,17 +90,13 @@ fn real_gateway_vitals_match_proc() {
     assert!(limit > 1e9);
 
     // A second process titled openclaw-gateway on the same state dir.
-    let dup = Fixture::start(&["--port", "0", "--state-dir", state_dir.to_str().unwrap()]);
-    exp.wait("two instances", |s| {
-        (s.get(names::INSTANCES.name(), G) == Some(2.0)).then_some(())
-    });
+    let dup = Fixture::start(&["--port", "0", "--state-dir", dir_str(&gw.state_dir())]);
+    exp.wait_eq("two instances", names::INSTANCES.name(), G, 2.0);
     drop(dup);
 
     // A crash: the exporter reports it down, the locks stay behind as stale.
     gw.proc.signal("KILL");
-    exp.wait("down after kill -9", |s| {
-        (s.get(names::PROCESS_UP.name(), G) == Some(0.0)).then_some(())
-    });
+    exp.wait_eq("down after kill -9", names::PROCESS_UP.name(), G, 0.0);
     exp.wait("stale locks after kill -9", |s| {
         (lock(s, "stale").unwrap_or(0.0) >= 1.0).then_some(())
     });
@@ -120,18 +112,7 @@ fn real_gateway_limit_diagnose_and_check() {
     let url = gw.url();
     let state_dir = gw.state_dir();
     let sd = state_dir.to_str().unwrap();
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "real",
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--collect.connections.interval",
-        "250ms",
-        "--collect.memory.interval",
-        "250ms",
-    ]);
+    let exp = exporter(&gw);
     let limit = exp.wait("limit from NODE_OPTIONS", |s| {
         s.get(
             names::MEMORY_LIMIT_BYTES.name(),

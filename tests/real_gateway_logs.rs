@@ -25,6 +25,7 @@
 //! 53 of the 68 startup lines here. The lines written afterwards, ~955 bytes
 //! every ~100 ms, make one more rotation: 5 in all, so the gateway deletes
 //! nothing (its 6th rotation would).
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -256,18 +257,13 @@ fn real_gateway_log_lines_are_counted_across_its_rotations() {
     setup.write_config(&config.to_string());
 
     // The exporter first, on the empty folder.
-    let exp = Exporter::start(&[
-        "--gateway.name",
-        "real",
-        "--gateway.url",
-        &setup.url(),
-        "--gateway.state-dir",
-        setup.state_dir().to_str().unwrap(),
-        "--gateway.log-path",
-        dir.to_str().unwrap(),
-        "--collect.logs.interval",
-        "200ms",
-    ]);
+    let exp = Harness::exporter()
+        .name("real")
+        .url(&setup.url())
+        .state_dir(setup.state_dir())
+        .log_path(dir)
+        .every("logs", "200ms")
+        .start();
     exp.wait("the log collector's first poll, on an empty folder", |s| {
         let polled = s.get(
             names::COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS.name(),

@@ -1,5 +1,6 @@
 //! The health probes against the real OpenClaw gateway: readiness and its
 //! event-loop figures, and the hang verdict following SIGSTOP and SIGCONT.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -39,18 +40,13 @@ fn process_age_seconds(pid: u32) -> f64 {
 /// An exporter for the real gateway at `url`, named "real", sending the
 /// token in `token_file`.
 fn exporter(url: &str, state_dir: &Path, token_file: &Path, flags: &[&str]) -> Exporter {
-    let mut args = vec![
-        "--gateway.name",
-        "real",
-        "--gateway.url",
-        url,
-        "--gateway.state-dir",
-        state_dir.to_str().unwrap(),
-        "--gateway.token-file",
-        token_file.to_str().unwrap(),
-    ];
-    args.extend_from_slice(flags);
-    Exporter::start(&args)
+    Harness::exporter()
+        .name("real")
+        .url(url)
+        .state_dir(state_dir)
+        .token_file(token_file)
+        .args(flags)
+        .start()
 }
 
 #[test]

@@ -40,14 +40,6 @@ fn diagnose(url: &str, state_dir: &str, json: bool) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// The gateway's /readyz: status and body, when it answers.
 fn readyz(addr: &str) -> Option<(u16, serde_json::Value)> {
     let (status, _, body) = http_get(addr, "/readyz", &[]).ok()?;
@@ -125,38 +117,17 @@ fn a_restart_is_starting_then_ok_and_fires_no_alert() {
 
     // The exporter with its default intervals, scraped every second by
     // Prometheus evaluating the shipped rules every second.
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        sd,
-        "--gateway.memory-limit",
-        "4GiB",
-    ]);
-    let prom_port = free_port();
+    let exp = Harness::exporter()
+        .url(&url)
+        .state_dir(sd)
+        .memory_limit("4GiB")
+        .start();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
         rules = repo().join("alerts/openclaw-gateway.rules.yml").display(),
         exp = exp.addr,
     );
-    std::fs::write(dir.path().join("prometheus.yml"), prom_cfg).unwrap();
-    let _prom = Proc {
-        child: Command::new(&prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    let prom_addr = format!("127.0.0.1:{prom_port}");
+    let (_prom, prom_addr) = start_prometheus(&prometheus, dir.path(), &prom_cfg);
     wait_for(
         Duration::from_secs(60),
         "Prometheus to scrape the exporter and load the rules",

@@ -1,6 +1,7 @@
 //! The exporter run as another user than the gateway, without CAP_SYS_PTRACE:
 //! `/proc/<pid>/fd` is unreadable. The series that need it are absent, a
 //! counter says why, the warning is logged once, and everything else works.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -30,10 +31,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
         eprintln!("skipped: needs root to run the fixture and the exporter as different users");
         return;
     }
-    let state = TempDir::new("state");
-    let sd = state.path().to_str().unwrap();
-    let fx = Fixture::start(&["--port", "0", "--state-dir", sd]);
-    let url = format!("http://127.0.0.1:{}", fx.port);
+    let (state, fx) = Fixture::with_state(&[]);
 
     // A copy of the binary that `nobody` can run wherever the checkout is.
     let bin_dir = TempDir::new("bin");
@@ -49,21 +47,11 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
         "--inh-caps=-all",
     ])
     .arg(&bin);
-    let exp = Exporter::start_command(
-        cmd,
-        &[
-            "--gateway.name",
-            "fx",
-            "--gateway.url",
-            &url,
-            "--gateway.state-dir",
-            sd,
-            "--collect.connections.interval",
-            "200ms",
-            "--collect.memory.interval",
-            "200ms",
-        ],
-    );
+    let exp = Harness::exporter_via(cmd)
+        .name("fx")
+        .fixture(&state, &fx)
+        .fast()
+        .start();
     let pid = fx.pid();
     assert_eq!(
         std::fs::metadata(format!("/proc/{}/status", exp.proc.pid()))
@@ -74,9 +62,7 @@ fn another_users_gateway_skips_the_fd_series_and_says_why() {
     );
 
     // Found, and what /proc/<pid>/stat gives is there.
-    exp.wait("gateway up", |s| {
-        (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then_some(())
-    });
+    exp.wait_eq("gateway up", names::PROCESS_UP.name(), G, 1.0);
     exp.wait("rss", |s| {
         s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), G)
     });

@@ -148,16 +148,7 @@ fn curl(url: &str, args: &[&str]) -> Got {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_head(head);
     Got {
         exit: out.status.code().unwrap_or(-1),
         status,
@@ -175,18 +166,12 @@ fn hash(password: &str) -> String {
 /// An exporter watching a gateway that does not exist (the web side does not
 /// care), with a web config.
 fn exporter(web_config: &Path, extra: &[&str]) -> Exporter {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--web.config.file",
-        web_config.to_str().unwrap(),
-        "--gateway.url",
-        &url,
-        "--gateway.state-dir",
-        "/nonexistent/ocgx-state",
-    ];
-    args.extend_from_slice(extra);
-    Exporter::start(&args)
+    Harness::exporter()
+        .args(&["--web.config.file", dir_str(web_config)])
+        .port(free_port())
+        .state_dir("/nonexistent/ocgx-state")
+        .args(extra)
+        .start()
 }
 
 fn write(path: &Path, text: &str) {
@@ -568,10 +553,7 @@ fn sighup_reloads_users_and_certificates_and_keeps_the_old_config_when_broken() 
 
 #[test]
 fn sighup_without_a_web_config_is_harmless() {
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &format!("http://127.0.0.1:{}", free_port()),
-    ]);
+    let exp = Harness::exporter().port(free_port()).start();
     exp.proc.signal("HUP");
     exp.wait_log("no --web.config.file to reload");
     let (status, _, _) = http_get(&exp.addr, "/-/healthy", &[]).unwrap();
@@ -709,12 +691,10 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn slow_and_idle_clients_are_cut_off() {
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &format!("http://127.0.0.1:{}", free_port()),
-        "--web.client-timeout",
-        "1s",
-    ]);
+    let exp = Harness::exporter()
+        .port(free_port())
+        .args(&["--web.client-timeout", "1s"])
+        .start();
     let addr: std::net::SocketAddr = exp.addr.parse().unwrap();
 
     // Idle: connects, sends nothing.
@@ -769,12 +749,10 @@ fn slow_and_idle_clients_are_cut_off() {
 
 #[test]
 fn a_client_that_stops_reading_is_cut_off() {
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &format!("http://127.0.0.1:{}", free_port()),
-        "--web.client-timeout",
-        "1s",
-    ]);
+    let exp = Harness::exporter()
+        .port(free_port())
+        .args(&["--web.client-timeout", "1s"])
+        .start();
     let addr: std::net::SocketAddr = exp.addr.parse().unwrap();
     // Pipeline far more responses than the socket buffers hold, read none.
     let mut s = TcpStream::connect(addr).unwrap();
@@ -842,12 +820,10 @@ fn tls_handshake_has_a_deadline() {
 
 #[test]
 fn connections_beyond_the_cap_wait_their_turn() {
-    let exp = Exporter::start(&[
-        "--gateway.url",
-        &format!("http://127.0.0.1:{}", free_port()),
-        "--web.max-connections",
-        "2",
-    ]);
+    let exp = Harness::exporter()
+        .port(free_port())
+        .args(&["--web.max-connections", "2"])
+        .start();
     let addr: std::net::SocketAddr = exp.addr.parse().unwrap();
     let request = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let answer = |s: &mut TcpStream, within: Duration| -> Option<String> {

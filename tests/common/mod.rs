@@ -1,13 +1,12 @@
 //! Shared test support: real processes (the fixture gateway, the real OpenClaw
 //! gateway, the exporter binary), a tiny HTTP client, a parser for the
-//! exposition, and ground truth read straight from /proc.
+//! exposition, and ground truth read straight from /proc (Linux only).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_openclaw-gateway-exporter");
@@ -16,29 +15,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A temp dir removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temp dir removed on drop, named `ocgx-<tag>-…` so a leftover tells
+/// which test made it.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ocgx-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ocgx-{tag}-"))
+            .tempdir()
+            .unwrap();
+        // tempfile makes it 0700; tests that run the exporter as another
+        // user (unprivileged.rs) need it readable, as a plain mkdir makes it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         TempDir(dir)
     }
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
@@ -84,16 +81,7 @@ pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Re
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let hdrs = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect::<Vec<_>>();
+    let (status, hdrs) = parse_head(head);
     let body = if hdrs
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
@@ -103,6 +91,22 @@ pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Re
         body.to_string()
     };
     Ok((status, hdrs, body))
+}
+
+/// The status (0 when there is none) and the headers (lowercase names) of
+/// an HTTP/1.1 response head.
+pub fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -202,6 +206,7 @@ impl Scrape {
 
 /// VmRSS of `pid` in bytes, from /proc/<pid>/status; `None` when the process
 /// is gone or a zombie (no VmRSS line).
+#[cfg(target_os = "linux")]
 fn try_vm_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -210,17 +215,20 @@ fn try_vm_rss(pid: u32) -> Option<u64> {
 }
 
 /// VmRSS of `pid`, a process that runs, in bytes.
+#[cfg(target_os = "linux")]
 pub fn vm_rss(pid: u32) -> u64 {
     try_vm_rss(pid).unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
 }
 
 /// VmRSS summed over `pids`, which may exit meanwhile: one that is gone, or
 /// a zombie, holds no memory and counts as zero, as it does for the exporter.
+#[cfg(target_os = "linux")]
 pub fn vm_rss_of_children(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|&p| try_vm_rss(p)).sum()
 }
 
 /// Entries in /proc/<pid>/fd.
+#[cfg(target_os = "linux")]
 pub fn fd_count(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -228,6 +236,7 @@ pub fn fd_count(pid: u32) -> u64 {
 }
 
 /// Soft "Max open files" of `pid`, from /proc/<pid>/limits.
+#[cfg(target_os = "linux")]
 pub fn max_open_files(pid: u32) -> u64 {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
@@ -243,6 +252,7 @@ pub fn max_open_files(pid: u32) -> u64 {
 }
 
 /// Field 22 of /proc/<pid>/stat.
+#[cfg(target_os = "linux")]
 pub fn start_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
@@ -250,6 +260,7 @@ pub fn start_ticks(pid: u32) -> u64 {
 }
 
 /// Direct children of `pid`, by scanning every process's parent.
+#[cfg(target_os = "linux")]
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -284,6 +295,7 @@ impl Proc {
             .status()
             .unwrap();
         assert!(ok.success(), "kill -{sig} {}", self.pid());
+        #[cfg(target_os = "linux")]
         if sig == "STOP" {
             // kill(2) returns before a thread running on another core has
             // stopped; until then it may still accept connections.
@@ -312,6 +324,43 @@ impl Drop for Proc {
     }
 }
 
+/// A gateway process listening on loopback: the fixture or the real one.
+pub trait Gateway {
+    fn process(&self) -> &Proc;
+    fn loopback_port(&self) -> u16;
+
+    fn pid(&self) -> u32 {
+        self.process().pid()
+    }
+
+    /// host:port.
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.loopback_port())
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+}
+
+impl Gateway for Fixture {
+    fn process(&self) -> &Proc {
+        &self.proc
+    }
+    fn loopback_port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Gateway for RealGateway {
+    fn process(&self) -> &Proc {
+        &self.proc
+    }
+    fn loopback_port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// The Node.js fixture gateway of tests/fixture/gateway.js.
 pub struct Fixture {
     pub proc: Proc,
@@ -319,11 +368,25 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// `node tests/fixture/gateway.js`, for a test to add args, environment
+    /// or a wrapper to before [`Fixture::spawn`].
+    pub fn command() -> Command {
+        let mut cmd = Command::new("node");
+        cmd.arg(repo().join("tests/fixture/gateway.js"));
+        cmd
+    }
+
     /// Start it with extra CLI args and wait for its "listening" line.
     pub fn start(args: &[&str]) -> Fixture {
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/fixture/gateway.js"))
-            .args(args)
+        let mut cmd = Fixture::command();
+        cmd.args(args);
+        Fixture::spawn(cmd)
+    }
+
+    /// Run `cmd` (the fixture, or a wrapper that runs it) and wait for its
+    /// "listening" line.
+    pub fn spawn(mut cmd: Command) -> Fixture {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -342,12 +405,19 @@ impl Fixture {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
+    /// Start it on a free port with its locks in `state_dir`, where the
+    /// exporter finds it, and `extra` CLI args.
+    pub fn start_in(state_dir: &TempDir, extra: &[&str]) -> Fixture {
+        let mut args = vec!["--port", "0", "--state-dir", dir_str(state_dir.path())];
+        args.extend_from_slice(extra);
+        Fixture::start(&args)
     }
 
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// [`Fixture::start_in`] a new state dir, returned with it.
+    pub fn with_state(extra: &[&str]) -> (TempDir, Fixture) {
+        let state = TempDir::new("state");
+        let fx = Fixture::start_in(&state, extra);
+        (state, fx)
     }
 
     /// Send a fault command, e.g. `alloc?mb=200`; returns its JSON answer.
@@ -355,6 +425,33 @@ impl Fixture {
         let (status, _, body) = http_get(&self.addr(), &format!("/__fixture/{cmd}"), &[]).unwrap();
         assert_eq!(status, 200, "fixture {cmd}: {body}");
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A fixture with a state dir and a log folder of its own, writing the
+/// day's file `openclaw-2026-11-24.log` there as the gateway does.
+pub struct LoggedFixture {
+    pub state: TempDir,
+    pub logs: TempDir,
+    /// The log file, in `logs`.
+    pub log: PathBuf,
+    pub fx: Fixture,
+}
+
+impl LoggedFixture {
+    pub fn start(extra: &[&str]) -> LoggedFixture {
+        let state = TempDir::new("state");
+        let logs = TempDir::new("logs");
+        let log = logs.path().join("openclaw-2026-11-24.log");
+        let mut args = vec!["--log-file", dir_str(&log)];
+        args.extend_from_slice(extra);
+        let fx = Fixture::start_in(&state, &args);
+        LoggedFixture {
+            state,
+            logs,
+            log,
+            fx,
+        }
     }
 }
 
@@ -452,6 +549,162 @@ impl Exporter {
     pub fn wait<T>(&self, what: &str, mut f: impl FnMut(&Scrape) -> Option<T>) -> T {
         wait_for(Duration::from_secs(30), what, || f(&self.scrape()))
     }
+
+    /// Scrape until the series `name` with `labels` reads `want`.
+    pub fn wait_eq(&self, what: &str, name: &str, labels: &[(&str, &str)], want: f64) {
+        self.wait(what, |s| (s.get(name, labels) == Some(want)).then_some(()))
+    }
+}
+
+/// A path as the `&str` a CLI arg wants.
+pub fn dir_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// The exporter's command line, built flag by flag, in the order given:
+/// `Harness::exporter().fixture(&state, &fx).name("fx").fast().start()`.
+pub struct Harness {
+    cmd: Command,
+    args: Vec<String>,
+}
+
+impl Harness {
+    /// The exporter binary.
+    pub fn exporter() -> Harness {
+        Harness::exporter_via(Command::new(EXPORTER))
+    }
+
+    /// The exporter run by `cmd` (a wrapper such as setpriv or strace).
+    pub fn exporter_via(cmd: Command) -> Harness {
+        Harness {
+            cmd,
+            args: Vec::new(),
+        }
+    }
+
+    /// One more arg, as is.
+    pub fn arg(mut self, arg: impl AsRef<str>) -> Harness {
+        self.args.push(arg.as_ref().to_string());
+        self
+    }
+
+    pub fn args(self, args: &[&str]) -> Harness {
+        args.iter().fold(self, |h, a| h.arg(a))
+    }
+
+    fn flag(self, flag: &str, value: impl AsRef<str>) -> Harness {
+        self.arg(flag).arg(value)
+    }
+
+    /// `--gateway.name`.
+    pub fn name(self, name: &str) -> Harness {
+        self.flag("--gateway.name", name)
+    }
+
+    /// `--gateway.url`.
+    pub fn url(self, url: &str) -> Harness {
+        self.flag("--gateway.url", url)
+    }
+
+    /// `--gateway.url` of a gateway on loopback `port`.
+    pub fn port(self, port: u16) -> Harness {
+        self.url(&format!("http://127.0.0.1:{port}"))
+    }
+
+    /// `--gateway.state-dir`.
+    pub fn state_dir(self, dir: impl AsRef<Path>) -> Harness {
+        self.flag("--gateway.state-dir", dir_str(dir.as_ref()))
+    }
+
+    /// The fixture's url and the state dir it was started in.
+    pub fn fixture(self, state_dir: &TempDir, fx: &Fixture) -> Harness {
+        self.url(&fx.url()).state_dir(state_dir.path())
+    }
+
+    /// A real gateway, as gateway `real`: its url and state dir.
+    pub fn real(self, gw: &RealGateway) -> Harness {
+        self.name("real").url(&gw.url()).state_dir(gw.state_dir())
+    }
+
+    /// `--gateway.log-path`.
+    pub fn log_path(self, path: impl AsRef<Path>) -> Harness {
+        self.flag("--gateway.log-path", dir_str(path.as_ref()))
+    }
+
+    /// `--gateway.token-file`.
+    pub fn token_file(self, path: impl AsRef<Path>) -> Harness {
+        self.flag("--gateway.token-file", dir_str(path.as_ref()))
+    }
+
+    /// `--gateway.memory-limit`.
+    pub fn memory_limit(self, limit: &str) -> Harness {
+        self.flag("--gateway.memory-limit", limit)
+    }
+
+    /// `--collect.<collector>.interval`.
+    pub fn every(self, collector: &str, interval: &str) -> Harness {
+        self.flag(&format!("--collect.{collector}.interval"), interval)
+    }
+
+    /// Process vitals and connections sampled every 200 ms.
+    pub fn fast(self) -> Harness {
+        self.every("connections", "200ms").every("memory", "200ms")
+    }
+
+    pub fn start(self) -> Exporter {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Exporter::start_command(self.cmd, &args)
+    }
+}
+
+/// What a finished command wrote: stdout, then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Start `cmd` (a Prometheus or an Alertmanager), passing on the warnings
+/// and errors it logs, tagged.
+pub fn spawn_logged(tag: &'static str, cmd: &mut Command) -> Proc {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("level=error") || line.contains("level=warn") {
+                eprintln!("[{tag}] {line}");
+            }
+        }
+    });
+    Proc { child }
+}
+
+/// Prometheus with `config` as its prometheus.yml, its files in `dir`, on
+/// a free port; returns it and its host:port.
+pub fn start_prometheus(prometheus: &Path, dir: &Path, config: &str) -> (Proc, String) {
+    let port = free_port();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let proc = spawn_logged(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+    );
+    (proc, format!("127.0.0.1:{port}"))
 }
 
 /// Fail loudly when a tool the suite needs is missing; `.ci/run` installs it.
@@ -556,18 +809,6 @@ impl RealGateway {
             }
         });
         gw
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn state_dir(&self) -> PathBuf {
