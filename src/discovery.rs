@@ -95,13 +95,13 @@ fn from_lock_files(spec: &GatewaySpec) -> Option<Identity> {
         .filter_map(|lock| {
             let id = alive(lock.pid as i32)?;
             match lock.start_time {
-                Some(t) if t == id.start_ticks => Some(id),
+                Some(t) if t == id.start => Some(id),
                 Some(_) => None,
                 // No start time to compare: trust only a process with our title.
                 None => (proc::comm(id.pid).as_deref() == Some(spec.comm())).then_some(id),
             }
         })
-        .max_by_key(|id| id.start_ticks)
+        .max_by_key(|id| id.start)
 }
 
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
@@ -117,7 +117,7 @@ fn by_title(spec: &GatewaySpec) -> Option<Identity> {
                 && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
         })
         .filter_map(alive)
-        .min_by_key(|id| id.start_ticks)
+        .min_by_key(|id| id.start)
 }
 
 /// Every process that holds a LISTEN socket on `port` in the exporter's own
@@ -139,7 +139,7 @@ pub fn listen_socket_owners(port: u16) -> Vec<Identity> {
 fn by_listen_socket(port: u16) -> Option<Identity> {
     listen_socket_owners(port)
         .into_iter()
-        .min_by_key(|id| id.start_ticks)
+        .min_by_key(|id| id.start)
 }
 
 /// The gateway process of one configured gateway, followed across samples.

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;
+pub mod platform;
 pub mod probe;
 pub mod proc;
 pub mod proc_net;

@@ -79,7 +79,7 @@ impl SelfProcess {
                 virtual_bytes: Some(v.virtual_bytes),
                 resident_bytes: Some(v.resident_bytes),
                 start_time_seconds: Some(v.start_time_seconds),
-                threads: Some(v.threads),
+                threads: v.threads,
             },
             Err(e) => {
                 self.log_once(what(&e), &e);

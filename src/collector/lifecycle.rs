@@ -168,7 +168,7 @@ pub fn locks(state_dir: &Path, comm: &str) -> Vec<LockInfo> {
                 Ok(lock) => {
                     let alive = proc::identity(lock.pid as i32).ok();
                     let owner = alive.filter(|id| match lock.start_time {
-                        Some(t) => t == id.start_ticks,
+                        Some(t) => t == id.start,
                         None => proc::comm(id.pid).as_deref() == Some(comm),
                     });
                     let state = if owner.is_some() {

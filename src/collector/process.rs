@@ -191,7 +191,7 @@ impl Collector for ProcessMetrics {
             "openclaw_gateway_process_threads",
             "Threads of the gateway process. Sampled every --collect.connections.interval.",
             None,
-            self.rows(|s| Some(s.vitals.threads as f64)),
+            self.rows(|s| s.vitals.threads.map(|t| t as f64)),
         )?;
         metrics::gauge(
             &mut enc,
