@@ -7,11 +7,11 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::config::GatewaySpec;
-use crate::proc::{self, Identity};
-use crate::{lockfile, tcp};
+use crate::lockfile;
+use crate::platform::{self, Identity, Pid, Platform};
 
 /// How the gateway process was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,32 +50,32 @@ pub struct Found {
 }
 
 /// Find the gateway process now.
-pub fn discover(spec: &GatewaySpec) -> Option<Found> {
+pub fn discover(p: &dyn Platform, spec: &GatewaySpec) -> Option<Found> {
     let found = |method| move |id| Found { id, method };
     spec.pid
-        .and_then(|pid| alive(pid as i32))
+        .and_then(|pid| alive(p, pid as Pid))
         .map(found(Method::Pid))
         .or_else(|| {
             spec.pid_file
                 .as_deref()
                 .and_then(read_pid_file)
-                .and_then(alive)
+                .and_then(|pid| alive(p, pid))
                 .map(found(Method::PidFile))
         })
-        .or_else(|| from_lock_files(spec).map(found(Method::LockFile)))
-        .or_else(|| by_title(spec).map(found(Method::ProcessTitle)))
-        .or_else(|| by_listen_socket(spec.port).map(found(Method::ListenSocket)))
+        .or_else(|| from_lock_files(p, spec).map(found(Method::LockFile)))
+        .or_else(|| by_title(p, spec).map(found(Method::ProcessTitle)))
+        .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
 }
 
-fn alive(pid: i32) -> Option<Identity> {
+fn alive(p: &dyn Platform, pid: Pid) -> Option<Identity> {
     if pid <= 0 {
         return None;
     }
-    proc::identity(pid).ok()
+    p.identity(pid).ok()
 }
 
 /// A pid file holds one decimal pid; anything else is ignored.
-fn read_pid_file(path: &Path) -> Option<i32> {
+fn read_pid_file(path: &Path) -> Option<Pid> {
     let mut text = String::new();
     lockfile::open_regular(path, true)
         .ok()?
@@ -87,18 +87,17 @@ fn read_pid_file(path: &Path) -> Option<i32> {
 
 /// A lock file names the gateway when its port matches and its pid is alive
 /// with the recorded start time (a reused pid has another start time).
-fn from_lock_files(spec: &GatewaySpec) -> Option<Identity> {
+fn from_lock_files(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
     lockfile::find(&spec.state_dir)
         .iter()
         .filter_map(|path| lockfile::read(path).ok())
         .filter(|lock| lock.port.is_none_or(|p| p == spec.port))
         .filter_map(|lock| {
-            let id = alive(lock.pid as i32)?;
+            let id = alive(p, lock.pid as Pid)?;
             match lock.start_time {
-                Some(t) if t == id.start => Some(id),
-                Some(_) => None,
+                Some(t) => p.lock_start_matches(t, &id).then_some(id),
                 // No start time to compare: trust only a process with our title.
-                None => (proc::comm(id.pid).as_deref() == Some(spec.comm())).then_some(id),
+                None => (p.title(id.pid).as_deref() == Some(spec.comm())).then_some(id),
             }
         })
         .max_by_key(|id| id.start)
@@ -107,37 +106,19 @@ fn from_lock_files(spec: &GatewaySpec) -> Option<Identity> {
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
 /// port. The listen table is read from the candidate's own network namespace,
 /// so a gateway in a container is found too.
-fn by_title(spec: &GatewaySpec) -> Option<Identity> {
-    proc::all_pids()
+fn by_title(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
+    p.pids()
         .into_iter()
-        .filter(|&pid| proc::comm(pid).as_deref() == Some(spec.comm()))
-        .filter(|&pid| {
-            let listen = tcp::listen_inodes(spec.port, Some(pid));
-            !listen.is_empty()
-                && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
-        })
-        .filter_map(alive)
+        .filter(|&pid| p.title(pid).as_deref() == Some(spec.comm()))
+        .filter(|&pid| p.holds_listener(pid, spec.port))
+        .filter_map(|pid| alive(p, pid))
         .min_by_key(|id| id.start)
 }
 
-/// Every process that holds a LISTEN socket on `port` in the exporter's own
-/// network namespace. The oldest holder is the one that created it.
-pub fn listen_socket_owners(port: u16) -> Vec<Identity> {
-    let listen = tcp::listen_inodes(port, None);
-    if listen.is_empty() {
-        return Vec::new();
-    }
-    proc::all_pids()
-        .into_iter()
-        .filter(|&pid| {
-            proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
-        })
-        .filter_map(alive)
-        .collect()
-}
-
-fn by_listen_socket(port: u16) -> Option<Identity> {
-    listen_socket_owners(port)
+/// Whoever holds a LISTEN socket on `port` in the exporter's own network
+/// namespace. The oldest holder is the one that created it.
+fn by_listen_socket(p: &dyn Platform, port: u16) -> Option<Identity> {
+    p.listen_owners(port, &[])
         .into_iter()
         .min_by_key(|id| id.start)
 }
@@ -147,6 +128,8 @@ fn by_listen_socket(port: u16) -> Option<Identity> {
 #[derive(Debug)]
 pub struct Target {
     pub spec: GatewaySpec,
+    /// How the OS is read for this gateway.
+    pub platform: Arc<dyn Platform>,
     state: Mutex<TargetState>,
 }
 
@@ -165,10 +148,10 @@ impl TargetState {
     /// Take what a discovery found, and log each change of state once, however
     /// many collectors resolve the same gateway: not found (with what was
     /// tried), found, lost, found again.
-    fn record(&mut self, spec: &GatewaySpec, found: Option<Found>) {
+    fn record(&mut self, p: &dyn Platform, spec: &GatewaySpec, found: Option<Found>) {
         let before = self.current;
         if let Some(f) = found {
-            if before.map(|b| b.id) != Some(f.id) && alive(f.id.pid) != Some(f.id) {
+            if before.map(|b| b.id) != Some(f.id) && alive(p, f.id.pid) != Some(f.id) {
                 // From a scan that began before this process exited: it is
                 // gone already, and would be logged found, then lost.
                 return;
@@ -241,17 +224,23 @@ fn log_not_found(spec: &GatewaySpec) {
 const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Target {
+    /// A target read through the default platform.
     pub fn new(spec: GatewaySpec) -> Target {
+        Target::with_platform(spec, platform::select(platform::Backend::default()))
+    }
+
+    pub fn with_platform(spec: GatewaySpec, platform: Arc<dyn Platform>) -> Target {
         Target {
             spec,
+            platform,
             state: Mutex::new(TargetState::default()),
         }
     }
 
     /// Discover the gateway now (blocking) and record what was found.
     pub fn resolve(&self) -> Option<Found> {
-        let found = discover(&self.spec);
-        self.lock().record(&self.spec, found);
+        let found = discover(&*self.platform, &self.spec);
+        self.lock().record(&*self.platform, &self.spec, found);
         found
     }
 
@@ -262,25 +251,25 @@ impl Target {
     /// socket) only in the [`SUCCESSOR_WINDOW`] after the process it knew has
     /// gone, so that a successor found that way is counted as a restart too.
     pub fn watch(&self) {
-        let spec = &self.spec;
+        let (p, spec) = (&*self.platform, &self.spec);
         let cheap = spec
             .pid
-            .and_then(|pid| alive(pid as i32))
+            .and_then(|pid| alive(p, pid as Pid))
             .map(|id| (id, Method::Pid))
             .or_else(|| {
                 let pid = spec.pid_file.as_deref().and_then(read_pid_file)?;
-                Some((alive(pid)?, Method::PidFile))
+                Some((alive(p, pid)?, Method::PidFile))
             })
-            .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
+            .or_else(|| from_lock_files(p, spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let before = self.current();
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
             match before {
-                Some(current) if alive(current.id.pid) == Some(current.id) => Some(current),
-                Some(_) => discover(spec),
-                None if self.recently_lost() => discover(spec),
+                Some(current) if alive(p, current.id.pid) == Some(current.id) => Some(current),
+                Some(_) => discover(p, spec),
+                None if self.recently_lost() => discover(p, spec),
                 None => None,
             }
         });
@@ -290,7 +279,7 @@ impl Target {
         if found.is_none() && st.current != before {
             return;
         }
-        st.record(&self.spec, found);
+        st.record(p, &self.spec, found);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {
@@ -367,8 +356,9 @@ mod tests {
             .arg("60")
             .spawn()
             .unwrap();
-        let other = proc::identity(child.id() as i32).unwrap();
-        let me = proc::identity(std::process::id() as i32).unwrap();
+        let p = platform::select(platform::Backend::default());
+        let other = p.identity(child.id() as Pid).unwrap();
+        let me = p.identity(std::process::id() as Pid).unwrap();
         let at = |id, method| Some(Found { id, method });
         let mut st = TargetState::default();
         let lines = logged(|| {
@@ -383,12 +373,12 @@ mod tests {
                 at(other, Method::LockFile),
                 at(me, Method::LockFile),
             ] {
-                st.record(&spec, found);
+                st.record(&*p, &spec, found);
             }
             // A scan that found a process which has exited since is dropped.
             let _ = child.kill();
             let _ = child.wait();
-            st.record(&spec, at(other, Method::LockFile));
+            st.record(&*p, &spec, at(other, Method::LockFile));
         });
         let (me, other) = (me.pid, other.pid);
         assert_eq!(

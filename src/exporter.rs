@@ -18,8 +18,8 @@ use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::{Collectors, Config};
 use crate::discovery::Target;
 use crate::metrics::Latest;
+use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
-use crate::proc::Host;
 use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -51,14 +51,19 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// The exporter on the default platform backend.
     pub fn new(config: &Config) -> Exporter {
-        let host = Host::read();
+        Exporter::with_platform(config, platform::select(platform::Backend::default()))
+    }
+
+    /// The exporter, reading the OS through `platform`.
+    pub fn with_platform(config: &Config, platform: Arc<dyn Platform>) -> Exporter {
         let readiness_poll = config.readiness_poll();
         let intervals = &config.intervals;
         let targets: Vec<Arc<Target>> = config
             .gateways
             .iter()
-            .map(|g| Arc::new(Target::new(g.clone())))
+            .map(|g| Arc::new(Target::with_platform(g.clone(), platform.clone())))
             .collect();
 
         // A collector that is off gets no slot, no job (so no thread and no
@@ -81,7 +86,7 @@ impl Exporter {
                     latest: Latest::new(),
                 });
                 jobs.push(job(
-                    Kind::Blocking(Box::new(ProcessSampler::new(process.clone(), host))),
+                    Kind::Blocking(Box::new(ProcessSampler::new(process.clone()))),
                     target,
                     intervals.connections,
                 ));
@@ -100,7 +105,7 @@ impl Exporter {
                     latest: Latest::new(),
                 });
                 jobs.push(job(
-                    Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
+                    Kind::Blocking(Box::new(MemorySampler::new(memory.clone()))),
                     target,
                     intervals.memory,
                 ));
@@ -230,7 +235,7 @@ impl Exporter {
                 ("revision".to_string(), REVISION.to_string()),
             ]),
         );
-        registry.register_collector(Box::new(SelfProcess::new()));
+        registry.register_collector(Box::new(SelfProcess::new(platform)));
         if on.process {
             registry.register_collector(Box::new(ProcessMetrics(process_slots)));
         }

@@ -13,7 +13,6 @@ use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
-use crate::proc;
 
 /// The most body a /healthz answer may have (the real one has 27 bytes).
 pub const BODY_CAP: usize = 64 * 1024;
@@ -135,10 +134,9 @@ pub fn alive_and_listening(target: &Target) -> bool {
     let Some(found) = target.current() else {
         return false;
     };
-    if proc::identity(found.id.pid).ok() != Some(found.id) {
-        return false;
-    }
-    !crate::tcp::listen_inodes(target.spec.port, Some(found.id.pid)).is_empty()
+    let p = &*target.platform;
+    p.identity(found.id.pid).ok() == Some(found.id)
+        && p.listening(target.spec.port, Some(found.id.pid))
 }
 
 /// Exposes the hang verdict of every gateway (the probe metrics themselves

@@ -22,7 +22,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use crate::metrics::{self, Latest};
-use crate::proc::ProcError;
+use crate::platform::ProcError;
 
 /// Why one sample failed. The collector reports `success 0` and tries again
 /// on its next tick.

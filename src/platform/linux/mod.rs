@@ -1,17 +1,21 @@
 //! The native Linux backend: procfs, netlink sock_diag, the `/proc/net/tcp`
 //! streamer and pidfd.
+#![cfg(target_os = "linux")]
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+pub mod cgroup;
+pub mod proc;
+pub mod proc_net;
+pub mod sock_diag;
+pub mod sockets;
 
 use super::{
     Caps, ExitWatch, FdTypes, FileId, Identity, ListenCounters, Owned, PartialErrors, Pid,
-    Platform, ProcError, SocketReader, Tally, Vitals,
+    Platform, ProcError, SocketReader, Vitals,
 };
-use crate::memory_limit::CgroupMounts;
-use crate::proc::{self, Host};
-use crate::sock_diag::{DiagError, SockDiag};
-use crate::{proc_net, tcp};
+use crate::tcp;
+use cgroup::CgroupMounts;
+use proc::Host;
+use sockets::Sockets;
 
 /// The `comm` the kernel shows for a process titled `title`: its first 15
 /// bytes (`TASK_COMM_LEN` less the NUL), cut back to a character boundary.
@@ -155,7 +159,7 @@ impl Platform for LinuxPlatform {
     }
 
     fn listen_owners(&self, port: u16, known: &[Identity]) -> Vec<Identity> {
-        listen_owners(port, known)
+        sockets::listen_owners(port, known)
     }
 
     fn host_listen_counters(&self) -> Result<ListenCounters, String> {
@@ -172,142 +176,13 @@ impl Platform for LinuxPlatform {
     fn cgroup_memory_limit(&self, pid: Pid) -> Option<u64> {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|c| crate::memory_limit::cgroup_limit(&c, &self.mounts))
+            .and_then(|c| cgroup::cgroup_limit(&c, &self.mounts))
     }
 
     fn host_memory_bytes(&self) -> Option<u64> {
         std::fs::read_to_string("/proc/meminfo")
             .ok()
-            .and_then(|m| crate::memory_limit::mem_total(&m))
-    }
-}
-
-/// Processes holding a LISTEN socket on `port`. The usual case (the gateway
-/// itself holds them all) costs one fd-table read; only a socket nobody known
-/// holds triggers a scan of every process.
-fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
-    let mut listen: HashSet<u64> = tcp::listen_inodes(port, None).into_iter().collect();
-    for id in known.iter().filter(|id| tcp::in_other_namespace(id.pid)) {
-        listen.extend(tcp::listen_inodes(port, Some(id.pid)));
-    }
-    if listen.is_empty() {
-        return Vec::new();
-    }
-    let mut owners = Vec::new();
-    let holds = |pid: i32, listen: &HashSet<u64>| {
-        proc::socket_inodes(pid)
-            .map(|own| {
-                listen
-                    .iter()
-                    .filter(|i| own.contains(i))
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
-    for id in known {
-        let held = holds(id.pid, &listen);
-        if !held.is_empty() {
-            owners.push(*id);
-            for i in held {
-                listen.remove(&i);
-            }
-        }
-    }
-    if listen.is_empty() {
-        return owners;
-    }
-    for pid in proc::all_pids() {
-        if owners.iter().any(|o| o.pid == pid) {
-            continue;
-        }
-        if !holds(pid, &listen).is_empty() {
-            if let Ok(id) = proc::identity(pid) {
-                owners.push(id);
-            }
-        }
-    }
-    owners
-}
-
-/// Counts through netlink sock_diag; a gateway in another network namespace
-/// than the exporter (a container), or a host without sock_diag, is read from
-/// `/proc/<pid>/net/tcp{,6}` instead.
-struct Sockets {
-    diag: Option<SockDiag>,
-    /// Set once sock_diag proved unavailable (no permission, not built in).
-    netlink_unavailable: bool,
-    own_netns: Option<PathBuf>,
-    notices: Vec<(&'static str, String)>,
-}
-
-impl Sockets {
-    fn new() -> Sockets {
-        Sockets {
-            diag: None,
-            netlink_unavailable: false,
-            own_netns: proc::own_net_namespace(),
-            notices: Vec::new(),
-        }
-    }
-
-    /// Whether `pid` runs in another network namespace than the exporter, or
-    /// that cannot be told: then only `/proc/<pid>/net` is sure to be its own.
-    fn other_netns(&self, pid: Pid) -> bool {
-        match (&self.own_netns, proc::net_namespace(pid)) {
-            (Some(own), Ok(theirs)) => *own != theirs,
-            _ => true,
-        }
-    }
-
-    fn netlink(&mut self) -> Option<&mut SockDiag> {
-        if self.diag.is_none() && !self.netlink_unavailable {
-            match SockDiag::open() {
-                Ok(d) => self.diag = Some(d),
-                Err(e) => self.netlink_failed(e),
-            }
-        }
-        self.diag.as_mut()
-    }
-
-    fn netlink_failed(&mut self, e: DiagError) {
-        self.diag = None;
-        if matches!(e, DiagError::Unavailable(_)) {
-            self.netlink_unavailable = true;
-        }
-        self.notices.push((
-            "netlink",
-            format!("{e}; reading /proc/<pid>/net/tcp instead"),
-        ));
-    }
-}
-
-impl SocketReader for Sockets {
-    fn count(
-        &mut self,
-        port: u16,
-        pid: Option<Pid>,
-        owned: Option<&Owned>,
-    ) -> Result<Tally, String> {
-        let owned = owned.map(|o| &o.inodes);
-        if !pid.is_some_and(|p| self.other_netns(p)) {
-            if let Some(diag) = self.netlink() {
-                match tcp::count_netlink(diag, port, owned) {
-                    Ok(t) => return Ok(t),
-                    Err(e) => self.netlink_failed(e),
-                }
-            }
-        }
-        let net_dir = match pid {
-            Some(p) => Path::new("/proc").join(p.to_string()).join("net"),
-            None => PathBuf::from("/proc/self/net"),
-        };
-        tcp::count_proc(&net_dir, port, owned)
-            .map_err(|e| format!("reading {}: {e}", net_dir.display()))
-    }
-
-    fn take_notices(&mut self) -> Vec<(&'static str, String)> {
-        std::mem::take(&mut self.notices)
+            .and_then(|m| cgroup::mem_total(&m))
     }
 }
 

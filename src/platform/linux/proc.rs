@@ -452,7 +452,7 @@ mod tests {
         );
         child.wait().unwrap();
         assert_eq!(sockets, socket_inodes(me).unwrap());
-        let inode = crate::proc_net::listen_inodes(
+        let inode = crate::platform::linux::proc_net::listen_inodes(
             std::path::Path::new("/proc/net"),
             l.local_addr().unwrap().port(),
         );

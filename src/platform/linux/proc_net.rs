@@ -232,7 +232,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let inodes = listen_inodes(Path::new("/proc/net"), port);
         assert_eq!(inodes.len(), 1);
-        let mine = crate::proc::socket_inodes(std::process::id() as i32).unwrap();
+        let mine = crate::platform::linux::proc::socket_inodes(std::process::id() as i32).unwrap();
         assert!(mine.contains(&inodes[0]));
     }
 }
