@@ -247,7 +247,7 @@ impl Target {
     /// A cheap check between full samples, so that restarts are counted even
     /// when the gateway crash-loops faster than the collector intervals: the
     /// explicit pid, pid file and lock files are read, and the current process
-    /// is checked for its start time. Scans all of `/proc` (title, LISTEN
+    /// is checked for its start time. Scans every process (title, LISTEN
     /// socket) only in the [`SUCCESSOR_WINDOW`] after the process it knew has
     /// gone, so that a successor found that way is counted as a restart too.
     pub fn watch(&self) {

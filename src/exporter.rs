@@ -179,7 +179,7 @@ impl Exporter {
                     hung: Latest::new(),
                 });
                 // The hang verdict judges the process the process collector
-                // finds; without it there is no verdict (and no /proc read
+                // finds; without it there is no verdict (and no process-table read
                 // for one): the streak never reaches u32::MAX probes.
                 let hang_after = if on.process {
                     config.probe.hang_after

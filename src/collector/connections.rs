@@ -23,6 +23,9 @@ use crate::tcp::{Source, Tally, STATES};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionsSample {
     pub tally: Tally,
+    /// Whether the platform reads the accept queue: without it the queue
+    /// length is absent, not zero.
+    pub listen_queue_known: bool,
     /// The gateway process's fds by type; `None` while it is not found or its
     /// fds cannot be read.
     pub fds: Option<FdTypes>,
@@ -143,12 +146,19 @@ impl Sampler for ConnectionsSampler {
         let result = self.count(pid, tree.as_ref().map(|(owned, _)| owned));
         match result {
             Ok(mut tally) => {
-                if pid.is_none() {
+                let caps = self.slot.target.platform.caps();
+                if !caps.outbound {
+                    tally.outbound = None;
+                } else if pid.is_none() {
                     // No gateway process: it has no outbound connections.
                     tally.outbound = Some(Default::default());
                 }
+                if !caps.listen_queue_capacity {
+                    tally.listen_queue_capacity = None;
+                }
                 self.slot.latest.set(Some(ConnectionsSample {
                     tally,
+                    listen_queue_known: caps.listen_queue_length,
                     fds: tree.and_then(|(_, types)| types),
                 }));
                 Ok(())
@@ -223,9 +233,7 @@ impl Collector for ConnectionsMetrics {
             "openclaw_gateway_listen_queue_length",
             &format!("Connections waiting in the accept queue of the LISTEN sockets on the gateway's port, summed over IPv4 and IPv6. {EVERY}"),
             None,
-            samples
-                .iter()
-                .map(|(gw, s)| ([("gateway", *gw)], s.tally.listen_queue_length as f64)),
+            samples.iter().filter(|(_, s)| s.listen_queue_known).map(|(gw, s)| ([("gateway", *gw)], s.tally.listen_queue_length as f64)),
         )?;
         metrics::gauge(
             &mut enc,

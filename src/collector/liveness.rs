@@ -74,7 +74,7 @@ impl LivenessSampler {
             0
         };
         let hung = self.streak >= self.hang_after && {
-            // Reads /proc; only needed while probes go unanswered.
+            // Reads the process table; only needed while probes go unanswered.
             let target = self.slot.target.clone();
             tokio::task::spawn_blocking(move || alive_and_listening(&target))
                 .await

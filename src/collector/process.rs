@@ -181,7 +181,7 @@ impl Collector for ProcessMetrics {
         metrics::gauge(
             &mut enc,
             "openclaw_gateway_process_max_fds",
-            "Soft limit on open file descriptors of the gateway process, from /proc/<pid>/limits on Linux. Sampled every --collect.connections.interval.",
+            "Soft limit on open file descriptors of the gateway process, from /proc/<pid>/limits. Sampled every --collect.connections.interval.",
             None,
             self.rows(|s| s.vitals.max_fds.map(|v| v as f64)),
         )?;
