@@ -349,6 +349,65 @@ mod tests {
         spec
     }
 
+    /// Discovery trusts a lock exactly when lifecycle calls it live and its
+    /// port is the gateway's: one rule for both (pid alive; the recorded
+    /// start time if any, else the gateway's title).
+    #[test]
+    fn discovery_and_lifecycle_agree_on_which_locks_are_live() {
+        let p = platform::select(platform::Backend::default());
+        let me = p.identity(std::process::id() as Pid).unwrap();
+        let comm = p.title(me.pid).unwrap();
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
+        };
+        let pid = me.pid;
+        let cases = [
+            (
+                format!(
+                    "{{\"pid\":{pid},\"port\":18789,\"startTime\":{}}}",
+                    me.start
+                ),
+                true,
+                true,
+            ),
+            (
+                format!(
+                    "{{\"pid\":{pid},\"port\":18789,\"startTime\":{}}}",
+                    me.start + 1
+                ),
+                false,
+                false,
+            ),
+            (format!("{{\"pid\":{pid},\"port\":18789}}"), true, true),
+            (
+                format!("{{\"pid\":{pid},\"port\":9,\"startTime\":{}}}", me.start),
+                true,
+                false,
+            ),
+            (format!("{{\"pid\":{dead},\"port\":18789}}"), false, false),
+            ("not json".to_string(), false, false),
+        ];
+        for (i, (lock, live, found)) in cases.into_iter().enumerate() {
+            let dir = std::env::temp_dir().join(format!("ocgx-agree-{}-{i}", std::process::id()));
+            let locks_dir = dir.join("tmp/openclaw-0");
+            std::fs::create_dir_all(&locks_dir).unwrap();
+            std::fs::write(locks_dir.join("gateway.x.lock"), &lock).unwrap();
+            let mut spec = spec();
+            spec.state_dir = dir.clone();
+            spec.process_title = comm.clone();
+            let classified = crate::collector::lifecycle::locks(&*p, &dir, spec.comm());
+            assert_eq!(
+                classified[0].state == crate::collector::lifecycle::LockState::Live,
+                live,
+                "{lock}"
+            );
+            assert_eq!(from_lock_files(&*p, &spec).is_some(), found, "{lock}");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
     #[test]
     fn each_change_of_state_is_logged_once() {
         let spec = spec();
