@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
 
 use crate::config::GatewaySpec;
 use crate::lockfile;
@@ -85,22 +86,91 @@ fn read_pid_file(path: &Path) -> Option<Pid> {
     text.trim().parse().ok()
 }
 
-/// A lock file names the gateway when its port matches and its pid is alive
-/// with the recorded start time (a reused pid has another start time).
+/// A live lock file on the gateway's port names it; the newest process wins.
 fn from_lock_files(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
-    lockfile::find(&spec.state_dir)
-        .iter()
-        .filter_map(|path| lockfile::read(path).ok())
-        .filter(|lock| lock.port.is_none_or(|p| p == spec.port))
-        .filter_map(|lock| {
-            let id = alive(p, lock.pid as Pid)?;
-            match lock.start_time {
-                Some(t) => p.lock_start_matches(t, &id).then_some(id),
-                // No start time to compare: trust only a process with our title.
-                None => (p.title(id.pid).as_deref() == Some(spec.comm())).then_some(id),
+    locks(p, &spec.state_dir, spec.comm())
+        .into_iter()
+        .filter(|lock| lock.port.is_none_or(|port| port == spec.port))
+        .filter_map(|lock| lock.owner)
+        .max_by_key(|id| id.start)
+}
+
+/// The state of one lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Its pid is alive with the recorded start time.
+    Live,
+    /// Its pid is dead, or alive with another start time (pid reuse).
+    Stale,
+    /// It cannot be read or parsed.
+    Invalid,
+}
+
+impl LockState {
+    pub const ALL: [LockState; 3] = [LockState::Live, LockState::Stale, LockState::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockState::Live => "live",
+            LockState::Stale => "stale",
+            LockState::Invalid => "invalid",
+        }
+    }
+}
+
+/// One lock file as found.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    pub path: std::path::PathBuf,
+    pub state: LockState,
+    pub pid: Option<u32>,
+    /// The port it records.
+    pub port: Option<u16>,
+    /// Unix time of the file's last modification (when it was written).
+    pub modified: Option<f64>,
+    /// The live process it names.
+    pub owner: Option<Identity>,
+}
+
+/// Classify every lock file in a state dir: live while its pid runs with the
+/// recorded start time. A lock without a start time to compare is live only
+/// while its pid has the gateway's title (`comm`): a reused pid is another
+/// program. Discovery and the lifecycle collector both judge locks so.
+pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
+    lockfile::find(state_dir)
+        .into_iter()
+        .map(|path| {
+            let modified = std::fs::symlink_metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64());
+            let (state, pid, port, owner) = match lockfile::read(&path) {
+                Err(_) => (LockState::Invalid, None, None, None),
+                Ok(lock) => {
+                    let running = alive(p, lock.pid as Pid);
+                    let owner = running.filter(|id| match lock.start_time {
+                        Some(t) => p.lock_start_matches(t, id),
+                        None => p.title(id.pid).as_deref() == Some(comm),
+                    });
+                    let state = if owner.is_some() {
+                        LockState::Live
+                    } else {
+                        LockState::Stale
+                    };
+                    (state, Some(lock.pid), lock.port, owner)
+                }
+            };
+            LockInfo {
+                path,
+                state,
+                pid,
+                port,
+                modified,
+                owner,
             }
         })
-        .max_by_key(|id| id.start)
+        .collect()
 }
 
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
@@ -397,12 +467,8 @@ mod tests {
             let mut spec = spec();
             spec.state_dir = dir.clone();
             spec.process_title = comm.clone();
-            let classified = crate::collector::lifecycle::locks(&*p, &dir, spec.comm());
-            assert_eq!(
-                classified[0].state == crate::collector::lifecycle::LockState::Live,
-                live,
-                "{lock}"
-            );
+            let classified = locks(&*p, &dir, spec.comm());
+            assert_eq!(classified[0].state == LockState::Live, live, "{lock}");
             assert_eq!(from_lock_files(&*p, &spec).is_some(), found, "{lock}");
             std::fs::remove_dir_all(dir).unwrap();
         }

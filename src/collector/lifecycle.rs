@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -118,79 +117,7 @@ impl Sampler for WatchSampler {
     }
 }
 
-/// The state of one lock file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
-    /// Its pid is alive with the recorded start time.
-    Live,
-    /// Its pid is dead, or alive with another start time (pid reuse).
-    Stale,
-    /// It cannot be read or parsed.
-    Invalid,
-}
-
-impl LockState {
-    pub const ALL: [LockState; 3] = [LockState::Live, LockState::Stale, LockState::Invalid];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockState::Live => "live",
-            LockState::Stale => "stale",
-            LockState::Invalid => "invalid",
-        }
-    }
-}
-
-/// One lock file as found.
-#[derive(Debug, Clone)]
-pub struct LockInfo {
-    pub path: std::path::PathBuf,
-    pub state: LockState,
-    pub pid: Option<u32>,
-    /// Unix time of the file's last modification (when it was written).
-    pub modified: Option<f64>,
-    /// The live process it names.
-    pub owner: Option<Identity>,
-}
-
-/// Classify every lock file in a state dir. A lock without a start time to
-/// compare is live only while its pid has the gateway's title (`comm`), as
-/// discovery trusts it: a reused pid is another program.
-pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
-    lockfile::find(state_dir)
-        .into_iter()
-        .map(|path| {
-            let modified = std::fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs_f64());
-            let (state, pid, owner) = match lockfile::read(&path) {
-                Err(_) => (LockState::Invalid, None, None),
-                Ok(lock) => {
-                    let alive = p.identity(lock.pid as Pid).ok();
-                    let owner = alive.filter(|id| match lock.start_time {
-                        Some(t) => p.lock_start_matches(t, id),
-                        None => p.title(id.pid).as_deref() == Some(comm),
-                    });
-                    let state = if owner.is_some() {
-                        LockState::Live
-                    } else {
-                        LockState::Stale
-                    };
-                    (state, Some(lock.pid), owner)
-                }
-            };
-            LockInfo {
-                path,
-                state,
-                pid,
-                modified,
-                owner,
-            }
-        })
-        .collect()
-}
+pub use crate::discovery::{locks, LockInfo, LockState};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LifecycleSample {
