@@ -201,6 +201,8 @@ pub struct Target {
     /// How the OS is read for this gateway.
     pub platform: Arc<dyn Platform>,
     state: Mutex<TargetState>,
+    /// Held through a full discovery: one at a time per gateway.
+    resolving: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -212,6 +214,8 @@ struct TargetState {
     lost_at: Option<std::time::Instant>,
     /// "Not found" was logged (once, until a process is first found).
     missing_logged: bool,
+    /// When the last full discovery ended.
+    resolved_at: Option<std::time::Instant>,
 }
 
 impl TargetState {
@@ -289,6 +293,11 @@ fn log_not_found(spec: &GatewaySpec) {
     );
 }
 
+/// How long a full discovery serves the other collectors of its gateway:
+/// well below the shortest collector interval the tests use (200 ms), so a
+/// collector never reuses its own previous tick.
+const SHARED_RESOLVE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long after the gateway process went away [`Target::watch`] keeps
 /// looking for its successor the full way (process titles, LISTEN sockets).
 const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -304,13 +313,32 @@ impl Target {
             spec,
             platform,
             state: Mutex::new(TargetState::default()),
+            resolving: Mutex::new(()),
         }
     }
 
-    /// Discover the gateway now (blocking) and record what was found.
+    /// Discover the gateway now (blocking) and record what was found. The
+    /// collectors of a gateway that tick together (process, connections and,
+    /// every third tick, memory) share one discovery: a resolve that waited
+    /// for another, or comes within [`SHARED_RESOLVE`] of it, takes what it
+    /// found while that process still runs.
     pub fn resolve(&self) -> Option<Found> {
-        let found = discover(&*self.platform, &self.spec);
-        self.lock().record(&*self.platform, &self.spec, found);
+        let p = &*self.platform;
+        let _one = self.resolving.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = {
+            let st = self.lock();
+            let recent = st.resolved_at.is_some_and(|t| t.elapsed() < SHARED_RESOLVE);
+            recent.then_some(st.current)
+        };
+        match shared {
+            Some(None) => return None,
+            Some(Some(f)) if alive(p, f.id.pid) == Some(f.id) => return Some(f),
+            _ => {}
+        }
+        let found = discover(p, &self.spec);
+        let mut st = self.lock();
+        st.record(p, &self.spec, found);
+        st.resolved_at = Some(std::time::Instant::now());
         found
     }
 
@@ -472,6 +500,27 @@ mod tests {
             assert_eq!(from_lock_files(&*p, &spec).is_some(), found, "{lock}");
             std::fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    /// A resolve right after the process exited sees it gone: collectors
+    /// that tick together may share a discovery, never a stale one.
+    #[test]
+    fn resolve_never_returns_a_process_that_exited() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let mut spec = spec();
+        spec.state_dir = "/nonexistent/ocgx-state".into();
+        spec.pid_file = None;
+        spec.pid = Some(child.id());
+        spec.port = 1;
+        let target = Target::new(spec.clone());
+        let first = target.resolve().expect("the child is found");
+        assert_eq!(target.resolve(), Some(first));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(target.resolve(), None);
     }
 
     #[test]
