@@ -15,6 +15,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+#[doc(hidden)]
+pub mod fake;
 pub mod file;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -26,7 +28,7 @@ pub use crate::tcp::Tally;
 pub type Pid = i32;
 
 /// A process as it was when it started: the pid alone can be reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     pub pid: Pid,
     /// When the process started, in the unit its platform keeps and the
@@ -201,6 +203,22 @@ pub struct Caps {
     pub exit_watch: bool,
     /// [`Platform::cgroup_memory_limit`].
     pub cgroup_memory_limit: bool,
+}
+
+impl Caps {
+    /// Every series.
+    pub const ALL: Caps = Caps {
+        threads: true,
+        open_fds: true,
+        max_fds: true,
+        fd_types: true,
+        outbound: true,
+        listen_queue_length: true,
+        listen_queue_capacity: true,
+        host_listen_counters: true,
+        exit_watch: true,
+        cgroup_memory_limit: true,
+    };
 }
 
 /// A process being watched for its exit.

@@ -78,18 +78,7 @@ impl Platform for LinuxPlatform {
     }
 
     fn caps(&self) -> Caps {
-        Caps {
-            threads: true,
-            open_fds: true,
-            max_fds: true,
-            fd_types: true,
-            outbound: true,
-            listen_queue_length: true,
-            listen_queue_capacity: true,
-            host_listen_counters: true,
-            exit_watch: true,
-            cgroup_memory_limit: true,
-        }
+        Caps::ALL
     }
 
     fn pids(&self) -> Vec<Pid> {
