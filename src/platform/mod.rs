@@ -309,10 +309,15 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
 
 /// The name the OS shows for a process with `title` ([`Platform::title`]).
 /// Linux keeps the first 15 bytes (`TASK_COMM_LEN`).
+#[cfg(target_os = "linux")]
 pub fn title_key(title: &str) -> &str {
-    #[cfg(target_os = "linux")]
-    return linux::comm_of_title(title);
-    #[cfg(not(target_os = "linux"))]
+    linux::comm_of_title(title)
+}
+
+/// The name the OS shows for a process with `title` ([`Platform::title`]):
+/// the whole title until a backend for this OS says otherwise.
+#[cfg(not(target_os = "linux"))]
+pub fn title_key(title: &str) -> &str {
     title
 }
 
