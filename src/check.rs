@@ -13,7 +13,7 @@ use crate::probe::{Prober, Reason};
 /// Judge one gateway: `Ok` with a one-line summary, or `Err` with the reason.
 pub async fn check(spec: &GatewaySpec, timeout: Duration) -> Result<String, String> {
     let target = Target::new(spec.clone());
-    // Blocking /proc reads, once: fine for a one-shot command.
+    // Blocking OS reads, once: fine for a one-shot command.
     let found = target.resolve();
     let Some(found) = found else {
         return Err(format!(

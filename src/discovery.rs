@@ -7,11 +7,12 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
 
 use crate::config::GatewaySpec;
-use crate::proc::{self, Identity};
-use crate::{lockfile, tcp};
+use crate::lockfile;
+use crate::platform::{self, Identity, Pid, Platform};
 
 /// How the gateway process was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,32 +51,32 @@ pub struct Found {
 }
 
 /// Find the gateway process now.
-pub fn discover(spec: &GatewaySpec) -> Option<Found> {
+pub fn discover(p: &dyn Platform, spec: &GatewaySpec) -> Option<Found> {
     let found = |method| move |id| Found { id, method };
     spec.pid
-        .and_then(|pid| alive(pid as i32))
+        .and_then(|pid| alive(p, pid as Pid))
         .map(found(Method::Pid))
         .or_else(|| {
             spec.pid_file
                 .as_deref()
                 .and_then(read_pid_file)
-                .and_then(alive)
+                .and_then(|pid| alive(p, pid))
                 .map(found(Method::PidFile))
         })
-        .or_else(|| from_lock_files(spec).map(found(Method::LockFile)))
-        .or_else(|| by_title(spec).map(found(Method::ProcessTitle)))
-        .or_else(|| by_listen_socket(spec.port).map(found(Method::ListenSocket)))
+        .or_else(|| from_lock_files(p, spec).map(found(Method::LockFile)))
+        .or_else(|| by_title(p, spec).map(found(Method::ProcessTitle)))
+        .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
 }
 
-fn alive(pid: i32) -> Option<Identity> {
+fn alive(p: &dyn Platform, pid: Pid) -> Option<Identity> {
     if pid <= 0 {
         return None;
     }
-    proc::identity(pid).ok()
+    p.identity(pid).ok()
 }
 
 /// A pid file holds one decimal pid; anything else is ignored.
-fn read_pid_file(path: &Path) -> Option<i32> {
+fn read_pid_file(path: &Path) -> Option<Pid> {
     let mut text = String::new();
     lockfile::open_regular(path, true)
         .ok()?
@@ -85,61 +86,111 @@ fn read_pid_file(path: &Path) -> Option<i32> {
     text.trim().parse().ok()
 }
 
-/// A lock file names the gateway when its port matches and its pid is alive
-/// with the recorded start time (a reused pid has another start time).
-fn from_lock_files(spec: &GatewaySpec) -> Option<Identity> {
-    lockfile::find(&spec.state_dir)
-        .iter()
-        .filter_map(|path| lockfile::read(path).ok())
-        .filter(|lock| lock.port.is_none_or(|p| p == spec.port))
-        .filter_map(|lock| {
-            let id = alive(lock.pid as i32)?;
-            match lock.start_time {
-                Some(t) if t == id.start_ticks => Some(id),
-                Some(_) => None,
-                // No start time to compare: trust only a process with our title.
-                None => (proc::comm(id.pid).as_deref() == Some(spec.comm())).then_some(id),
+/// A live lock file on the gateway's port names it; the newest process wins.
+fn from_lock_files(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
+    locks(p, &spec.state_dir, spec.comm())
+        .into_iter()
+        .filter(|lock| lock.port.is_none_or(|port| port == spec.port))
+        .filter_map(|lock| lock.owner)
+        .max_by_key(|id| id.start)
+}
+
+/// The state of one lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Its pid is alive with the recorded start time.
+    Live,
+    /// Its pid is dead, or alive with another start time (pid reuse).
+    Stale,
+    /// It cannot be read or parsed.
+    Invalid,
+}
+
+impl LockState {
+    pub const ALL: [LockState; 3] = [LockState::Live, LockState::Stale, LockState::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockState::Live => "live",
+            LockState::Stale => "stale",
+            LockState::Invalid => "invalid",
+        }
+    }
+}
+
+/// One lock file as found.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    pub path: std::path::PathBuf,
+    pub state: LockState,
+    pub pid: Option<u32>,
+    /// The port it records.
+    pub port: Option<u16>,
+    /// Unix time of the file's last modification (when it was written).
+    pub modified: Option<f64>,
+    /// The live process it names.
+    pub owner: Option<Identity>,
+}
+
+/// Classify every lock file in a state dir: live while its pid runs with the
+/// recorded start time. A lock without a start time to compare is live only
+/// while its pid has the gateway's title (`comm`): a reused pid is another
+/// program. Discovery and the lifecycle collector both judge locks so.
+pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
+    lockfile::find(state_dir)
+        .into_iter()
+        .map(|path| {
+            let modified = std::fs::symlink_metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64());
+            let (state, pid, port, owner) = match lockfile::read(&path) {
+                Err(_) => (LockState::Invalid, None, None, None),
+                Ok(lock) => {
+                    let running = alive(p, lock.pid as Pid);
+                    let owner = running.filter(|id| match lock.start_time {
+                        Some(t) => p.lock_start_matches(t, id),
+                        None => p.title(id.pid).as_deref() == Some(comm),
+                    });
+                    let state = if owner.is_some() {
+                        LockState::Live
+                    } else {
+                        LockState::Stale
+                    };
+                    (state, Some(lock.pid), lock.port, owner)
+                }
+            };
+            LockInfo {
+                path,
+                state,
+                pid,
+                port,
+                modified,
+                owner,
             }
         })
-        .max_by_key(|id| id.start_ticks)
+        .collect()
 }
 
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
 /// port. The listen table is read from the candidate's own network namespace,
 /// so a gateway in a container is found too.
-fn by_title(spec: &GatewaySpec) -> Option<Identity> {
-    proc::all_pids()
+fn by_title(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
+    p.pids()
         .into_iter()
-        .filter(|&pid| proc::comm(pid).as_deref() == Some(spec.comm()))
-        .filter(|&pid| {
-            let listen = tcp::listen_inodes(spec.port, Some(pid));
-            !listen.is_empty()
-                && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
-        })
-        .filter_map(alive)
-        .min_by_key(|id| id.start_ticks)
+        .filter(|&pid| p.title(pid).as_deref() == Some(spec.comm()))
+        .filter(|&pid| p.holds_listener(pid, spec.port))
+        .filter_map(|pid| alive(p, pid))
+        .min_by_key(|id| id.start)
 }
 
-/// Every process that holds a LISTEN socket on `port` in the exporter's own
-/// network namespace. The oldest holder is the one that created it.
-pub fn listen_socket_owners(port: u16) -> Vec<Identity> {
-    let listen = tcp::listen_inodes(port, None);
-    if listen.is_empty() {
-        return Vec::new();
-    }
-    proc::all_pids()
+/// Whoever holds a LISTEN socket on `port` in the exporter's own network
+/// namespace. The oldest holder is the one that created it.
+fn by_listen_socket(p: &dyn Platform, port: u16) -> Option<Identity> {
+    p.listen_owners(port, &[])
         .into_iter()
-        .filter(|&pid| {
-            proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
-        })
-        .filter_map(alive)
-        .collect()
-}
-
-fn by_listen_socket(port: u16) -> Option<Identity> {
-    listen_socket_owners(port)
-        .into_iter()
-        .min_by_key(|id| id.start_ticks)
+        .min_by_key(|id| id.start)
 }
 
 /// The gateway process of one configured gateway, followed across samples.
@@ -147,7 +198,11 @@ fn by_listen_socket(port: u16) -> Option<Identity> {
 #[derive(Debug)]
 pub struct Target {
     pub spec: GatewaySpec,
+    /// How the OS is read for this gateway.
+    pub platform: Arc<dyn Platform>,
     state: Mutex<TargetState>,
+    /// Held through a full discovery: one at a time per gateway.
+    resolving: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -159,16 +214,18 @@ struct TargetState {
     lost_at: Option<std::time::Instant>,
     /// "Not found" was logged (once, until a process is first found).
     missing_logged: bool,
+    /// When the last full discovery ended.
+    resolved_at: Option<std::time::Instant>,
 }
 
 impl TargetState {
     /// Take what a discovery found, and log each change of state once, however
     /// many collectors resolve the same gateway: not found (with what was
     /// tried), found, lost, found again.
-    fn record(&mut self, spec: &GatewaySpec, found: Option<Found>) {
+    fn record(&mut self, p: &dyn Platform, spec: &GatewaySpec, found: Option<Found>) {
         let before = self.current;
         if let Some(f) = found {
-            if before.map(|b| b.id) != Some(f.id) && alive(f.id.pid) != Some(f.id) {
+            if before.map(|b| b.id) != Some(f.id) && alive(p, f.id.pid) != Some(f.id) {
                 // From a scan that began before this process exited: it is
                 // gone already, and would be logged found, then lost.
                 return;
@@ -236,51 +293,81 @@ fn log_not_found(spec: &GatewaySpec) {
     );
 }
 
+/// How long a full discovery serves the other collectors of its gateway:
+/// well below the shortest collector interval the tests use (200 ms), so a
+/// collector never reuses its own previous tick.
+const SHARED_RESOLVE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long after the gateway process went away [`Target::watch`] keeps
 /// looking for its successor the full way (process titles, LISTEN sockets).
 const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Target {
+    /// A target read through the default platform.
     pub fn new(spec: GatewaySpec) -> Target {
+        Target::with_platform(spec, platform::select(platform::Backend::default()))
+    }
+
+    pub fn with_platform(spec: GatewaySpec, platform: Arc<dyn Platform>) -> Target {
         Target {
             spec,
+            platform,
             state: Mutex::new(TargetState::default()),
+            resolving: Mutex::new(()),
         }
     }
 
-    /// Discover the gateway now (blocking) and record what was found.
+    /// Discover the gateway now (blocking) and record what was found. The
+    /// collectors of a gateway that tick together (process, connections and,
+    /// every third tick, memory) share one discovery: a resolve that waited
+    /// for another, or comes within [`SHARED_RESOLVE`] of it, takes what it
+    /// found while that process still runs.
     pub fn resolve(&self) -> Option<Found> {
-        let found = discover(&self.spec);
-        self.lock().record(&self.spec, found);
+        let p = &*self.platform;
+        let _one = self.resolving.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = {
+            let st = self.lock();
+            let recent = st.resolved_at.is_some_and(|t| t.elapsed() < SHARED_RESOLVE);
+            recent.then_some(st.current)
+        };
+        match shared {
+            Some(None) => return None,
+            Some(Some(f)) if alive(p, f.id.pid) == Some(f.id) => return Some(f),
+            _ => {}
+        }
+        let found = discover(p, &self.spec);
+        let mut st = self.lock();
+        st.record(p, &self.spec, found);
+        st.resolved_at = Some(std::time::Instant::now());
         found
     }
 
     /// A cheap check between full samples, so that restarts are counted even
     /// when the gateway crash-loops faster than the collector intervals: the
     /// explicit pid, pid file and lock files are read, and the current process
-    /// is checked for its start time. Scans all of `/proc` (title, LISTEN
+    /// is checked for its start time. Scans every process (title, LISTEN
     /// socket) only in the [`SUCCESSOR_WINDOW`] after the process it knew has
     /// gone, so that a successor found that way is counted as a restart too.
     pub fn watch(&self) {
-        let spec = &self.spec;
+        let (p, spec) = (&*self.platform, &self.spec);
         let cheap = spec
             .pid
-            .and_then(|pid| alive(pid as i32))
+            .and_then(|pid| alive(p, pid as Pid))
             .map(|id| (id, Method::Pid))
             .or_else(|| {
                 let pid = spec.pid_file.as_deref().and_then(read_pid_file)?;
-                Some((alive(pid)?, Method::PidFile))
+                Some((alive(p, pid)?, Method::PidFile))
             })
-            .or_else(|| from_lock_files(spec).map(|id| (id, Method::LockFile)))
+            .or_else(|| from_lock_files(p, spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let before = self.current();
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
             match before {
-                Some(current) if alive(current.id.pid) == Some(current.id) => Some(current),
-                Some(_) => discover(spec),
-                None if self.recently_lost() => discover(spec),
+                Some(current) if alive(p, current.id.pid) == Some(current.id) => Some(current),
+                Some(_) => discover(p, spec),
+                None if self.recently_lost() => discover(p, spec),
                 None => None,
             }
         });
@@ -290,7 +377,7 @@ impl Target {
         if found.is_none() && st.current != before {
             return;
         }
-        st.record(&self.spec, found);
+        st.record(p, &self.spec, found);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {
@@ -360,6 +447,82 @@ mod tests {
         spec
     }
 
+    /// Discovery trusts a lock exactly when lifecycle calls it live and its
+    /// port is the gateway's: one rule for both (pid alive; the recorded
+    /// start time if any, else the gateway's title).
+    #[test]
+    fn discovery_and_lifecycle_agree_on_which_locks_are_live() {
+        let p = platform::select(platform::Backend::default());
+        let me = p.identity(std::process::id() as Pid).unwrap();
+        let comm = p.title(me.pid).unwrap();
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
+        };
+        let pid = me.pid;
+        let cases = [
+            (
+                format!(
+                    "{{\"pid\":{pid},\"port\":18789,\"startTime\":{}}}",
+                    me.start
+                ),
+                true,
+                true,
+            ),
+            (
+                format!(
+                    "{{\"pid\":{pid},\"port\":18789,\"startTime\":{}}}",
+                    me.start + 1
+                ),
+                false,
+                false,
+            ),
+            (format!("{{\"pid\":{pid},\"port\":18789}}"), true, true),
+            (
+                format!("{{\"pid\":{pid},\"port\":9,\"startTime\":{}}}", me.start),
+                true,
+                false,
+            ),
+            (format!("{{\"pid\":{dead},\"port\":18789}}"), false, false),
+            ("not json".to_string(), false, false),
+        ];
+        for (i, (lock, live, found)) in cases.into_iter().enumerate() {
+            let dir = std::env::temp_dir().join(format!("ocgx-agree-{}-{i}", std::process::id()));
+            let locks_dir = dir.join("tmp/openclaw-0");
+            std::fs::create_dir_all(&locks_dir).unwrap();
+            std::fs::write(locks_dir.join("gateway.x.lock"), &lock).unwrap();
+            let mut spec = spec();
+            spec.state_dir = dir.clone();
+            spec.process_title = comm.clone();
+            let classified = locks(&*p, &dir, spec.comm());
+            assert_eq!(classified[0].state == LockState::Live, live, "{lock}");
+            assert_eq!(from_lock_files(&*p, &spec).is_some(), found, "{lock}");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    /// A resolve right after the process exited sees it gone: collectors
+    /// that tick together may share a discovery, never a stale one.
+    #[test]
+    fn resolve_never_returns_a_process_that_exited() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let mut spec = spec();
+        spec.state_dir = "/nonexistent/ocgx-state".into();
+        spec.pid_file = None;
+        spec.pid = Some(child.id());
+        spec.port = 1;
+        let target = Target::new(spec.clone());
+        let first = target.resolve().expect("the child is found");
+        assert_eq!(target.resolve(), Some(first));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(target.resolve(), None);
+    }
+
     #[test]
     fn each_change_of_state_is_logged_once() {
         let spec = spec();
@@ -367,8 +530,9 @@ mod tests {
             .arg("60")
             .spawn()
             .unwrap();
-        let other = proc::identity(child.id() as i32).unwrap();
-        let me = proc::identity(std::process::id() as i32).unwrap();
+        let p = platform::select(platform::Backend::default());
+        let other = p.identity(child.id() as Pid).unwrap();
+        let me = p.identity(std::process::id() as Pid).unwrap();
         let at = |id, method| Some(Found { id, method });
         let mut st = TargetState::default();
         let lines = logged(|| {
@@ -383,12 +547,12 @@ mod tests {
                 at(other, Method::LockFile),
                 at(me, Method::LockFile),
             ] {
-                st.record(&spec, found);
+                st.record(&*p, &spec, found);
             }
             // A scan that found a process which has exited since is dropped.
             let _ = child.kill();
             let _ = child.wait();
-            st.record(&spec, at(other, Method::LockFile));
+            st.record(&*p, &spec, at(other, Method::LockFile));
         });
         let (me, other) = (me.pid, other.pid);
         assert_eq!(

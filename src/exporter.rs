@@ -7,7 +7,9 @@ use std::time::Duration;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::collector::connections::{ConnectionsMetrics, ConnectionsSampler, ConnectionsSlot};
+use crate::collector::connections::{
+    self, ConnectionsMetrics, ConnectionsSampler, ConnectionsSlot,
+};
 use crate::collector::lifecycle::{self, LifecycleMetrics, LifecycleSampler, WatchSampler};
 use crate::collector::liveness::{LivenessMetrics, LivenessSampler, LivenessSlot};
 use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
@@ -18,8 +20,8 @@ use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::{Collectors, Config};
 use crate::discovery::Target;
 use crate::metrics::Latest;
+use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
-use crate::proc::Host;
 use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -51,175 +53,36 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// The exporter on the default platform backend.
     pub fn new(config: &Config) -> Exporter {
-        let host = Host::read();
-        let readiness_poll = config.readiness_poll();
-        let intervals = &config.intervals;
+        Exporter::with_platform(config, platform::select(platform::Backend::default()))
+    }
+
+    /// The exporter, reading the OS through `platform`.
+    pub fn with_platform(config: &Config, platform: Arc<dyn Platform>) -> Exporter {
         let targets: Vec<Arc<Target>> = config
             .gateways
             .iter()
-            .map(|g| Arc::new(Target::new(g.clone())))
+            .map(|g| Arc::new(Target::with_platform(g.clone(), platform.clone())))
             .collect();
 
         // A collector that is off gets no slot, no job (so no thread and no
         // reads) and no series.
         let on = config.collectors;
-        let mut jobs = Vec::new();
-        let mut process_slots = Vec::new();
-        let mut memory_slots = Vec::new();
-        let mut lifecycle_slots = Vec::new();
-        let mut log_slots = Vec::new();
-        let mut liveness_slots = Vec::new();
-        let mut readiness_slots = Vec::new();
-        let mut probe_stats = Vec::new();
-        let mut connections_slots = Vec::new();
-        let host_net = Arc::new(Latest::new());
+        let mut list = registrations(on);
+        let mut w = Wiring {
+            config,
+            jobs: Vec::new(),
+            probe_stats: Vec::new(),
+            logs: Vec::new(),
+            host_net: Arc::new(Latest::new()),
+        };
         for target in &targets {
-            if on.process {
-                let process = Arc::new(ProcessSlot {
-                    target: target.clone(),
-                    latest: Latest::new(),
-                });
-                jobs.push(job(
-                    Kind::Blocking(Box::new(ProcessSampler::new(process.clone(), host))),
-                    target,
-                    intervals.connections,
-                ));
-                // The identity watch keeps the process collector's restart
-                // count right when the gateway crash-loops between samples.
-                jobs.push(job(
-                    Kind::Blocking(Box::new(WatchSampler::new(target.clone()))),
-                    target,
-                    lifecycle::WATCH_INTERVAL,
-                ));
-                process_slots.push(process);
-            }
-            if on.memory {
-                let memory = Arc::new(MemorySlot {
-                    target: target.clone(),
-                    latest: Latest::new(),
-                });
-                jobs.push(job(
-                    Kind::Blocking(Box::new(MemorySampler::new(memory.clone(), host))),
-                    target,
-                    intervals.memory,
-                ));
-                memory_slots.push(memory);
-            }
-            if on.connections {
-                let connections = Arc::new(ConnectionsSlot {
-                    target: target.clone(),
-                    latest: Latest::new(),
-                });
-                jobs.push(job(
-                    Kind::Blocking(Box::new(ConnectionsSampler::new(
-                        connections.clone(),
-                        host_net.clone(),
-                    ))),
-                    target,
-                    intervals.connections,
-                ));
-                connections_slots.push(connections);
-            }
-            if on.lifecycle {
-                let lifecycle = Arc::new(Latest::new());
-                jobs.push(job(
-                    Kind::Blocking(Box::new(LifecycleSampler::new(
-                        target.clone(),
-                        lifecycle.clone(),
-                    ))),
-                    target,
-                    intervals.connections,
-                ));
-                lifecycle_slots.push((target.spec.name.clone(), lifecycle));
-            }
-            log_slots.push(on.logs.then(|| {
-                let logs = Arc::new(LogSlot::new(
-                    target.spec.name.clone(),
-                    config.log_patterns.clone(),
-                ));
-                jobs.push(job(
-                    Kind::Blocking(Box::new(LogSampler::new(
-                        logs.clone(),
-                        target.spec.log_path.clone(),
-                    ))),
-                    target,
-                    intervals.logs,
-                ));
-                logs
-            }));
-
-            // A gateway whose client cannot be built is reported by both
-            // probe collectors failing on every tick. Liveness connects afresh
-            // every time: a kept connection would hide a listener that no
-            // longer accepts. Readiness, polled every second, reuses its
-            // connection while the poll is well inside Node's 5 s keep-alive.
-            let https = target.spec.url.starts_with("https:");
-            let unbuildable = |e: crate::probe::ClientError| {
-                tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
-                e.to_string()
-            };
-            let stats = |endpoint| {
-                Arc::new(ProbeStats::new(
-                    &target.spec.name,
-                    endpoint,
-                    intervals.errors,
-                ))
-            };
-            if on.liveness {
-                let prober = Prober::new(config.probe.timeout, https).map_err(unbuildable);
-                let liveness = Arc::new(LivenessSlot {
-                    target: target.clone(),
-                    stats: stats(Endpoint::Live),
-                    hung: Latest::new(),
-                });
-                // The hang verdict judges the process the process collector
-                // finds; without it there is no verdict (and no /proc read
-                // for one): the streak never reaches u32::MAX probes.
-                let hang_after = if on.process {
-                    config.probe.hang_after
-                } else {
-                    u32::MAX
-                };
-                jobs.push(job(
-                    Kind::Async(Box::new(LivenessSampler::new(
-                        liveness.clone(),
-                        prober,
-                        hang_after,
-                    ))),
-                    target,
-                    intervals.latency,
-                ));
-                probe_stats.push(liveness.stats.clone());
-                liveness_slots.push(liveness);
-            }
-            if on.readiness {
-                let ready_prober = if readiness_poll < READINESS_KEEP_ALIVE {
-                    Prober::keep_alive(config.probe.timeout, https, READINESS_KEEP_ALIVE)
-                } else {
-                    Prober::new(config.probe.timeout, https)
-                }
-                .map_err(unbuildable);
-                let readiness = Arc::new(ReadinessSlot::new(
-                    target.clone(),
-                    stats(Endpoint::Ready),
-                    intervals.event_loop,
-                    config.probe.event_loop_floor,
-                ));
-                jobs.push(job(
-                    Kind::Async(Box::new(ReadinessSampler::new(
-                        readiness.clone(),
-                        ready_prober,
-                        readiness_poll,
-                    ))),
-                    target,
-                    readiness_poll,
-                ));
-                probe_stats.push(readiness.stats.clone());
-                readiness_slots.push(readiness);
+            for collector in &mut list {
+                collector.gateway(&mut w, target);
             }
         }
-        let health: Vec<Arc<Health>> = jobs.iter().map(|j| j.health.clone()).collect();
+        let health: Vec<Arc<Health>> = w.jobs.iter().map(|j| j.health.clone()).collect();
 
         let mut registry = Registry::default();
         registry.register(
@@ -230,44 +93,23 @@ impl Exporter {
                 ("revision".to_string(), REVISION.to_string()),
             ]),
         );
-        registry.register_collector(Box::new(SelfProcess::new()));
-        if on.process {
-            registry.register_collector(Box::new(ProcessMetrics(process_slots)));
-        }
-        if on.memory {
-            registry.register_collector(Box::new(MemoryMetrics(memory_slots)));
-        }
-        if on.lifecycle {
-            registry.register_collector(Box::new(LifecycleMetrics(lifecycle_slots)));
-        }
-        if on.logs {
-            let slots = log_slots.iter().flatten().cloned().collect();
-            registry.register_collector(Box::new(LogMetrics(slots)));
-        }
-        if on.liveness || on.readiness {
-            registry.register_collector(Box::new(ProbeMetrics(probe_stats)));
-        }
-        if on.liveness && on.process {
-            registry.register_collector(Box::new(LivenessMetrics(liveness_slots)));
-        }
-        if on.readiness {
-            registry.register_collector(Box::new(ReadinessMetrics(readiness_slots)));
-        }
-        if on.connections {
-            registry.register_collector(Box::new(ConnectionsMetrics {
-                slots: connections_slots,
-                host: host_net,
-            }));
+        registry.register_collector(Box::new(SelfProcess::new(platform)));
+        for collector in list {
+            collector.register(&w, &mut registry);
         }
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
 
+        let logs = match on.logs {
+            true => w.logs.into_iter().map(Some).collect(),
+            false => targets.iter().map(|_| None).collect(),
+        };
         Exporter {
             registry: Arc::new(registry),
             targets,
-            logs: log_slots,
+            logs,
             health,
             collectors: on,
-            jobs,
+            jobs: w.jobs,
             one_shot: None,
         }
     }
@@ -385,5 +227,301 @@ fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
         sampler,
         health,
         interval,
+    }
+}
+
+/// The collectors that are on, in the order their series are exposed. Each
+/// makes its slot and jobs for every gateway, then registers one exposition
+/// over all of them.
+fn registrations(on: Collectors) -> Vec<Box<dyn Wire>> {
+    let list: [(bool, MakeWire); 8] = [
+        (on.process, |_| Box::<ProcessWire>::default()),
+        (on.memory, |_| Box::<MemoryWire>::default()),
+        (on.lifecycle, |_| Box::<LifecycleWire>::default()),
+        (on.logs, |_| Box::new(LogsWire)),
+        (on.liveness || on.readiness, |_| Box::new(ProbesWire)),
+        (on.liveness, |on| {
+            Box::new(LivenessWire {
+                slots: Vec::new(),
+                process_on: on.process,
+            })
+        }),
+        (on.readiness, |_| Box::<ReadinessWire>::default()),
+        (on.connections, |_| Box::<ConnectionsWire>::default()),
+    ];
+    list.into_iter()
+        .filter(|(wanted, _)| *wanted)
+        .map(|(_, make)| make(on))
+        .collect()
+}
+
+/// Makes one collector's wiring, knowing which others are on.
+type MakeWire = fn(Collectors) -> Box<dyn Wire>;
+
+/// What the collectors share while they are wired.
+struct Wiring<'a> {
+    config: &'a Config,
+    jobs: Vec<Job>,
+    /// Fed by both probe collectors, exposed once.
+    probe_stats: Vec<Arc<ProbeStats>>,
+    /// Per gateway, in the order of the targets, while the logs collector is on.
+    logs: Vec<Arc<LogSlot>>,
+    /// The host's listen counters: one slot for every gateway's sampler.
+    host_net: Arc<connections::HostSlot>,
+}
+
+impl Wiring<'_> {
+    fn job(&mut self, sampler: Kind, target: &Target, interval: Duration) {
+        self.jobs.push(job(sampler, target, interval));
+    }
+
+    /// The probe statistics of one endpoint of `target`, exposed by [`ProbesWire`].
+    fn stats(&mut self, target: &Target, endpoint: Endpoint) -> Arc<ProbeStats> {
+        let stats = Arc::new(ProbeStats::new(
+            &target.spec.name,
+            endpoint,
+            self.config.intervals.errors,
+        ));
+        self.probe_stats.push(stats.clone());
+        stats
+    }
+}
+
+/// One collector in the registration list.
+trait Wire {
+    /// Make the slot and jobs of one gateway.
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>);
+    /// Register the exposition over every gateway's slot.
+    fn register(self: Box<Self>, w: &Wiring, registry: &mut Registry);
+}
+
+#[derive(Default)]
+struct ProcessWire(Vec<Arc<ProcessSlot>>);
+
+impl Wire for ProcessWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        let process = Arc::new(ProcessSlot {
+            target: target.clone(),
+            latest: Latest::new(),
+        });
+        let interval = w.config.intervals.connections;
+        w.job(
+            Kind::Blocking(Box::new(ProcessSampler::new(process.clone()))),
+            target,
+            interval,
+        );
+        // The identity watch keeps the process collector's restart count
+        // right when the gateway crash-loops between samples.
+        w.job(
+            Kind::Blocking(Box::new(WatchSampler::new(target.clone()))),
+            target,
+            lifecycle::WATCH_INTERVAL,
+        );
+        self.0.push(process);
+    }
+
+    fn register(self: Box<Self>, _: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(ProcessMetrics(self.0)));
+    }
+}
+
+#[derive(Default)]
+struct MemoryWire(Vec<Arc<MemorySlot>>);
+
+impl Wire for MemoryWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        let memory = Arc::new(MemorySlot {
+            target: target.clone(),
+            latest: Latest::new(),
+        });
+        let interval = w.config.intervals.memory;
+        w.job(
+            Kind::Blocking(Box::new(MemorySampler::new(memory.clone()))),
+            target,
+            interval,
+        );
+        self.0.push(memory);
+    }
+
+    fn register(self: Box<Self>, _: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(MemoryMetrics(self.0)));
+    }
+}
+
+#[derive(Default)]
+struct LifecycleWire(Vec<(String, Arc<Latest<lifecycle::LifecycleSample>>)>);
+
+impl Wire for LifecycleWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        let lifecycle = Arc::new(Latest::new());
+        let interval = w.config.intervals.connections;
+        w.job(
+            Kind::Blocking(Box::new(LifecycleSampler::new(
+                target.clone(),
+                lifecycle.clone(),
+            ))),
+            target,
+            interval,
+        );
+        self.0.push((target.spec.name.clone(), lifecycle));
+    }
+
+    fn register(self: Box<Self>, _: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(LifecycleMetrics(self.0)));
+    }
+}
+
+struct LogsWire;
+
+impl Wire for LogsWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        let logs = Arc::new(LogSlot::new(
+            target.spec.name.clone(),
+            w.config.log_patterns.clone(),
+        ));
+        let interval = w.config.intervals.logs;
+        w.job(
+            Kind::Blocking(Box::new(LogSampler::new(
+                logs.clone(),
+                target.spec.log_path.clone(),
+            ))),
+            target,
+            interval,
+        );
+        w.logs.push(logs);
+    }
+
+    fn register(self: Box<Self>, w: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(LogMetrics(w.logs.clone())));
+    }
+}
+
+/// The probe metrics of both probe collectors.
+struct ProbesWire;
+
+impl Wire for ProbesWire {
+    fn gateway(&mut self, _: &mut Wiring, _: &Arc<Target>) {}
+
+    fn register(self: Box<Self>, w: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(ProbeMetrics(w.probe_stats.clone())));
+    }
+}
+
+/// A gateway whose client cannot be built is reported by both probe
+/// collectors failing on every tick.
+fn unbuildable(target: &Target) -> impl Fn(crate::probe::ClientError) -> String + '_ {
+    move |e| {
+        tracing::error!(gateway = %target.spec.name, error = %e, "cannot probe this gateway");
+        e.to_string()
+    }
+}
+
+struct LivenessWire {
+    slots: Vec<Arc<LivenessSlot>>,
+    /// The hang verdict judges the process the process collector finds.
+    process_on: bool,
+}
+
+impl Wire for LivenessWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        // Liveness connects afresh every time: a kept connection would hide a
+        // listener that no longer accepts.
+        let https = target.spec.url.starts_with("https:");
+        let prober = Prober::new(w.config.probe.timeout, https).map_err(unbuildable(target));
+        let liveness = Arc::new(LivenessSlot {
+            target: target.clone(),
+            stats: w.stats(target, Endpoint::Live),
+            hung: Latest::new(),
+        });
+        // Without the process collector there is no verdict (and no
+        // process-table read for one): the streak never reaches u32::MAX probes.
+        let hang_after = match self.process_on {
+            true => w.config.probe.hang_after,
+            false => u32::MAX,
+        };
+        let interval = w.config.intervals.latency;
+        w.job(
+            Kind::Async(Box::new(LivenessSampler::new(
+                liveness.clone(),
+                prober,
+                hang_after,
+            ))),
+            target,
+            interval,
+        );
+        self.slots.push(liveness);
+    }
+
+    fn register(self: Box<Self>, _: &Wiring, registry: &mut Registry) {
+        if self.process_on {
+            registry.register_collector(Box::new(LivenessMetrics(self.slots)));
+        }
+    }
+}
+
+#[derive(Default)]
+struct ReadinessWire(Vec<Arc<ReadinessSlot>>);
+
+impl Wire for ReadinessWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        // Readiness, polled every second, reuses its connection while the
+        // poll is well inside Node's 5 s keep-alive.
+        let https = target.spec.url.starts_with("https:");
+        let (timeout, poll) = (w.config.probe.timeout, w.config.readiness_poll());
+        let prober = if poll < READINESS_KEEP_ALIVE {
+            Prober::keep_alive(timeout, https, READINESS_KEEP_ALIVE)
+        } else {
+            Prober::new(timeout, https)
+        }
+        .map_err(unbuildable(target));
+        let readiness = Arc::new(ReadinessSlot::new(
+            target.clone(),
+            w.stats(target, Endpoint::Ready),
+            w.config.intervals.event_loop,
+            w.config.probe.event_loop_floor,
+        ));
+        w.job(
+            Kind::Async(Box::new(ReadinessSampler::new(
+                readiness.clone(),
+                prober,
+                poll,
+            ))),
+            target,
+            poll,
+        );
+        self.0.push(readiness);
+    }
+
+    fn register(self: Box<Self>, _: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(ReadinessMetrics(self.0)));
+    }
+}
+
+#[derive(Default)]
+struct ConnectionsWire(Vec<Arc<ConnectionsSlot>>);
+
+impl Wire for ConnectionsWire {
+    fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
+        let connections = Arc::new(ConnectionsSlot {
+            target: target.clone(),
+            latest: Latest::new(),
+        });
+        let interval = w.config.intervals.connections;
+        w.job(
+            Kind::Blocking(Box::new(ConnectionsSampler::new(
+                connections.clone(),
+                w.host_net.clone(),
+            ))),
+            target,
+            interval,
+        );
+        self.0.push(connections);
+    }
+
+    fn register(self: Box<Self>, w: &Wiring, registry: &mut Registry) {
+        registry.register_collector(Box::new(ConnectionsMetrics {
+            slots: self.0,
+            host: w.host_net.clone(),
+        }));
     }
 }

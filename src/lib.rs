@@ -17,12 +17,15 @@ pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;
 pub mod names;
+pub mod platform;
 pub mod probe;
-pub mod proc;
-pub mod proc_net;
 pub mod self_process;
-pub mod sock_diag;
 pub mod stamp;
 pub mod tcp;
 pub mod thresholds;
 pub mod web;
+
+// The old paths of the modules that moved to `platform::linux`, for tests and
+// benches.
+#[cfg(target_os = "linux")]
+pub use platform::linux::{proc, proc_net, sock_diag};

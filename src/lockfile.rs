@@ -81,25 +81,7 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
     })
 }
 
-/// Open a file for reading without ever blocking: a FIFO put where a lock,
-/// pid or token file belongs would block a plain `open` until a writer came. Refuses
-/// anything but a regular file, and a symlink unless `follow`.
-pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
-    use rustix::fs::OFlags;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut flags = OFlags::NONBLOCK;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(file)
-}
+pub use crate::platform::file::open_regular;
 
 /// Every `gateway.*.lock` under `<state_dir>/tmp/openclaw-*/`, sorted. The
 /// uid in the folder name is not assumed: the exporter may run as another user.

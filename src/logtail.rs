@@ -6,9 +6,9 @@
 //! is read to its end first), truncation (copytruncate), and a missing file.
 //! The first file seen at startup is read from its end: history is not counted.
 
+use crate::platform::{file, FileId};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A longer line is not a log line we can use; it is skipped and counted.
@@ -17,7 +17,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 struct Open {
     path: PathBuf,
     file: File,
-    inode: u64,
+    inode: FileId,
     offset: u64,
 }
 
@@ -26,7 +26,7 @@ impl Open {
     /// between looking and opening cannot mix up two files.
     fn new(path: PathBuf) -> Option<Open> {
         let file = File::open(&path).ok()?;
-        let inode = file.metadata().ok()?.ino();
+        let inode = file::id(&file.metadata().ok()?);
         Some(Open {
             path,
             file,
@@ -41,12 +41,12 @@ impl Open {
 /// been rotated, the files rotated after it (`.k-1` down to `.1` when ours is
 /// now `.k`), oldest first. None when ours is not among them (deleted, or
 /// another naming scheme): then there is no telling what came after it.
-fn rotated_since(live: &Path, inode: u64) -> Vec<Open> {
+fn rotated_since(live: &Path, inode: FileId) -> Vec<Open> {
     const MAX_ROTATED: u32 = 32;
     let Some(ours) = (1..=MAX_ROTATED).find(|&n| {
         rotated_path(live, n)
             .and_then(|p| std::fs::metadata(p).ok())
-            .is_some_and(|m| m.ino() == inode)
+            .is_some_and(|m| file::id(&m) == inode)
     }) else {
         return Vec::new();
     };
@@ -71,7 +71,7 @@ pub struct LogFollower {
     /// their start before the live file.
     backlog: std::collections::VecDeque<Open>,
     /// The file last closed because another took its place: its path and inode.
-    closed: Option<(PathBuf, u64)>,
+    closed: Option<(PathBuf, FileId)>,
     /// The last file opened. In a folder, a file whose name sorts before it
     /// (yesterday's, while today's is being rotated) is never followed again.
     newest: Option<PathBuf>,
@@ -140,7 +140,7 @@ impl LogFollower {
         let target_inode = target
             .as_deref()
             .and_then(|p| std::fs::metadata(p).ok())
-            .map(|m| m.ino());
+            .map(|m| file::id(&m));
 
         if let Some(open) = &mut self.open {
             let switched = target_inode != Some(open.inode);

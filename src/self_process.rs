@@ -1,20 +1,19 @@
 //! The exporter's own `process_*` metrics, named and described as the Go and
 //! Python Prometheus clients export them by default, so that dashboards made
-//! for any exporter work. Read at scrape time from `/proc/self` with the
-//! readers of [`crate::proc`]: one `stat`, the fd folder and the limits file.
-//! A read that fails is logged once and its series are skipped, as
-//! linkerd2-proxy's process metrics do.
-//!
-//! Linux only for now; another OS would add its own `read`.
+//! for any exporter work. Read at scrape time through the [`Platform`] (on
+//! Linux: one `stat`, the fd folder and the limits file of `/proc/self`).
+//! A read that fails, or that the platform does not have, is skipped, and a
+//! failure logged once, as linkerd2-proxy's process metrics do.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use crate::metrics::{self, Labels};
 use crate::names;
+use crate::platform::{PartialErrors, Pid, Platform, ProcError};
 
 /// What one scrape read; `None` where the read failed.
 #[derive(Debug, Default)]
@@ -30,23 +29,15 @@ struct Sample {
 
 #[derive(Debug)]
 pub struct SelfProcess {
-    #[cfg(target_os = "linux")]
-    host: crate::proc::Host,
+    platform: Arc<dyn Platform>,
     /// The reads whose failure was logged already.
     logged: Mutex<HashSet<String>>,
 }
 
-impl Default for SelfProcess {
-    fn default() -> Self {
-        SelfProcess::new()
-    }
-}
-
 impl SelfProcess {
-    pub fn new() -> SelfProcess {
+    pub fn new(platform: Arc<dyn Platform>) -> SelfProcess {
         SelfProcess {
-            #[cfg(target_os = "linux")]
-            host: crate::proc::Host::read(),
+            platform,
             logged: Mutex::new(HashSet::new()),
         }
     }
@@ -58,16 +49,15 @@ impl SelfProcess {
         }
     }
 
-    #[cfg(target_os = "linux")]
     fn read(&self) -> Sample {
-        use crate::proc::{self, PartialErrors, ProcError};
         let what = |e: &ProcError| match e {
             ProcError::Denied { what, .. } | ProcError::Other { what, .. } => *what,
             ProcError::Gone(_) => "stat",
         };
-        let pid = std::process::id() as i32;
+        let pid = std::process::id() as Pid;
         let mut errs = PartialErrors::default();
-        let vitals = proc::identity(pid).and_then(|id| proc::vitals(&self.host, id, &mut errs));
+        let p = &*self.platform;
+        let vitals = p.identity(pid).and_then(|id| p.vitals(id, &mut errs));
         for e in &errs.0 {
             self.log_once(what(e), e);
         }
@@ -79,19 +69,13 @@ impl SelfProcess {
                 virtual_bytes: Some(v.virtual_bytes),
                 resident_bytes: Some(v.resident_bytes),
                 start_time_seconds: Some(v.start_time_seconds),
-                threads: Some(v.threads),
+                threads: v.threads,
             },
             Err(e) => {
                 self.log_once(what(&e), &e);
                 Sample::default()
             }
         }
-    }
-
-    /// No reader for this OS yet: no series.
-    #[cfg(not(target_os = "linux"))]
-    fn read(&self) -> Sample {
-        Sample::default()
     }
 }
 
@@ -153,13 +137,14 @@ impl Collector for SelfProcess {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_this_process() {
-        let s = SelfProcess::new().read();
+        let p = crate::platform::select(crate::platform::Backend::default());
+        let s = SelfProcess::new(p).read();
         assert!(s.resident_bytes.unwrap() > 0);
         assert!(s.virtual_bytes.unwrap() >= s.resident_bytes.unwrap());
         assert!(s.open_fds.unwrap() >= 3);

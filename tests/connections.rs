@@ -432,12 +432,7 @@ fn a_gateway_that_is_down_has_inbound_counts_but_no_fds() {
     });
     fx.cmd("crash");
     drop(fx);
-    exp.wait_eq(
-        "down",
-        names::PROCESS_UP.name(),
-        &[("gateway", G)],
-        0.0,
-    );
+    exp.wait_eq("down", names::PROCESS_UP.name(), &[("gateway", G)], 0.0);
     exp.wait("no listener, no fds", |s| {
         (conns(s, G, "inbound", "listen") == Some(0.0)
             && s.get(

@@ -47,12 +47,7 @@ fn three_gateways_each_under_its_own_label() {
             let truth = vm_rss(fx.pid()) as f64;
             ((rss - truth).abs() <= truth * 0.05).then_some(())
         });
-        exp.wait_eq(
-            &format!("{name} ready"),
-            names::READY.name(),
-            &g(name),
-            1.0,
-        );
+        exp.wait_eq(&format!("{name} ready"), names::READY.name(), &g(name), 1.0);
     }
     // gw-2 hangs, gw-3 dies: gw-1 stays up and well.
     fixtures[1].proc.signal("STOP");

@@ -4,13 +4,11 @@
 //!
 //! Each sample finds the gateway process again, reads the socket fds of it and
 //! its descendants (its own sockets, for the outbound side), then counts the
-//! sockets through netlink sock_diag. A gateway in another network namespace
-//! than the exporter (a container), or a host without sock_diag, is read from
-//! `/proc/<pid>/net/tcp{,6}` instead; `openclaw_gateway_connections_source`
-//! says which. Rules: [`crate::tcp`].
+//! sockets through the platform's [`SocketReader`] (on Linux netlink
+//! sock_diag, or the `tcp{,6}` tables of the gateway's network namespace);
+//! `openclaw_gateway_connections_source` says which. Rules: [`crate::tcp`].
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -20,14 +18,15 @@ use super::{SampleError, Sampler, Skipped};
 use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::proc::{self, FdTypes, ProcError};
-use crate::proc_net::{self, ListenCounters};
-use crate::sock_diag::{DiagError, SockDiag};
-use crate::tcp::{self, Source, Tally, STATES};
+use crate::platform::{FdTypes, ListenCounters, Owned, Pid, ProcError, SocketReader};
+use crate::tcp::{Source, Tally, STATES};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionsSample {
     pub tally: Tally,
+    /// Whether the platform reads the accept queue: without it the queue
+    /// length is absent, not zero.
+    pub listen_queue_known: bool,
     /// The gateway process's fds by type; `None` while it is not found or its
     /// fds cannot be read.
     pub fds: Option<FdTypes>,
@@ -47,10 +46,7 @@ pub type HostSlot = Latest<ListenCounters>;
 pub struct ConnectionsSampler {
     slot: Arc<ConnectionsSlot>,
     host: Arc<HostSlot>,
-    diag: Option<SockDiag>,
-    /// Set once sock_diag proved unavailable (no permission, not built in).
-    netlink_unavailable: bool,
-    own_netns: Option<PathBuf>,
+    sockets: Box<dyn SocketReader>,
     /// Problems already logged, so each is logged once.
     logged: HashSet<String>,
     skipped: Skipped,
@@ -58,12 +54,11 @@ pub struct ConnectionsSampler {
 
 impl ConnectionsSampler {
     pub fn new(slot: Arc<ConnectionsSlot>, host: Arc<HostSlot>) -> Self {
+        let sockets = slot.target.platform.socket_reader();
         ConnectionsSampler {
             slot,
             host,
-            diag: None,
-            netlink_unavailable: false,
-            own_netns: proc::own_net_namespace(),
+            sockets,
             logged: HashSet::new(),
             skipped: Skipped::default(),
         }
@@ -75,19 +70,21 @@ impl ConnectionsSampler {
         }
     }
 
-    /// Count a skipped read of the gateway's `/proc`, and log it the first time.
+    /// Count a skipped read of the gateway process, and log it the first time.
     fn skip(&mut self, key: &str, e: &ProcError, message: &dyn std::fmt::Display) {
         self.skipped.add(e);
         self.log_once(key, message);
     }
 
-    /// The socket inodes of the gateway and its descendants, and the
-    /// gateway's own fds by type. `Err` when the gateway's fds are unreadable.
-    fn scan_tree(&mut self, pid: i32) -> Result<(HashSet<u64>, FdTypes), ProcError> {
-        let mut owned = HashSet::new();
-        let types = proc::scan_fds(pid, &mut owned)?;
-        for child in proc::descendants(pid) {
-            match proc::scan_fds(child, &mut owned) {
+    /// The sockets of the gateway and its descendants, and the gateway's own
+    /// fds by type where the platform has them. `Err` when the gateway's fds
+    /// are unreadable.
+    fn scan_tree(&mut self, pid: Pid) -> Result<(Owned, Option<FdTypes>), ProcError> {
+        let p = self.slot.target.platform.clone();
+        let mut owned = Owned::default();
+        let types = p.scan_fds(pid, &mut owned)?;
+        for child in p.descendants(pid) {
+            match p.scan_fds(child, &mut owned) {
                 Ok(_) | Err(ProcError::Gone(_)) => {}
                 Err(e) => self.skip(
                     "child-fds",
@@ -99,72 +96,24 @@ impl ConnectionsSampler {
         Ok((owned, types))
     }
 
-    /// Whether `pid` runs in another network namespace than the exporter, or
-    /// that cannot be told: then only `/proc/<pid>/net` is sure to be its own.
-    fn other_netns(&self, pid: i32) -> bool {
-        match (&self.own_netns, proc::net_namespace(pid)) {
-            (Some(own), Ok(theirs)) => *own != theirs,
-            _ => true,
-        }
-    }
-
-    fn netlink(&mut self) -> Option<&mut SockDiag> {
-        if self.diag.is_none() && !self.netlink_unavailable {
-            match SockDiag::open() {
-                Ok(d) => self.diag = Some(d),
-                Err(e) => self.netlink_failed(e),
-            }
-        }
-        self.diag.as_mut()
-    }
-
-    fn netlink_failed(&mut self, e: DiagError) {
-        self.diag = None;
-        if matches!(e, DiagError::Unavailable(_)) {
-            self.netlink_unavailable = true;
-        }
-        self.log_once(
-            "netlink",
-            &format_args!("{e}; reading /proc/<pid>/net/tcp instead"),
-        );
-    }
-
-    /// Count the sockets of the port, from netlink when it can see them.
-    fn count(
-        &mut self,
-        pid: Option<i32>,
-        owned: Option<&HashSet<u64>>,
-    ) -> Result<Tally, SampleError> {
+    /// Count the sockets of the port, and log once what the reader noticed
+    /// (a fallback taken).
+    fn count(&mut self, pid: Option<Pid>, owned: Option<&Owned>) -> Result<Tally, SampleError> {
         let port = self.slot.target.spec.port;
-        if !pid.is_some_and(|p| self.other_netns(p)) {
-            if let Some(diag) = self.netlink() {
-                match tcp::count_netlink(diag, port, owned) {
-                    Ok(t) => return Ok(t),
-                    Err(e) => self.netlink_failed(e),
-                }
-            }
+        let counted = self.sockets.count(port, pid, owned);
+        for (key, message) in self.sockets.take_notices() {
+            self.log_once(key, &message);
         }
-        let net_dir = match pid {
-            Some(p) => Path::new("/proc").join(p.to_string()).join("net"),
-            None => PathBuf::from("/proc/self/net"),
-        };
-        tcp::count_proc(&net_dir, port, owned)
-            .map_err(|e| SampleError::Failed(format!("reading {}: {e}", net_dir.display())))
+        counted.map_err(SampleError::Failed)
     }
 
     fn sample_host(&mut self) {
-        match std::fs::read_to_string("/proc/net/netstat") {
-            Ok(text) => match proc_net::parse_listen_counters(&text) {
-                Some(c) => self.host.set(c),
-                None => self.log_once(
-                    "netstat",
-                    &"/proc/net/netstat has no TcpExt ListenOverflows/ListenDrops; host listen counters are skipped",
-                ),
-            },
-            Err(e) => self.log_once(
-                "netstat",
-                &format_args!("cannot read /proc/net/netstat ({e}); host listen counters are skipped"),
-            ),
+        if !self.slot.target.platform.caps().host_listen_counters {
+            return;
+        }
+        match self.slot.target.platform.host_listen_counters() {
+            Ok(c) => self.host.set(c),
+            Err(message) => self.log_once("netstat", &message),
         }
     }
 }
@@ -198,13 +147,20 @@ impl Sampler for ConnectionsSampler {
         let result = self.count(pid, tree.as_ref().map(|(owned, _)| owned));
         match result {
             Ok(mut tally) => {
-                if pid.is_none() {
+                let caps = self.slot.target.platform.caps();
+                if !caps.outbound {
+                    tally.outbound = None;
+                } else if pid.is_none() {
                     // No gateway process: it has no outbound connections.
                     tally.outbound = Some(Default::default());
                 }
+                if !caps.listen_queue_capacity {
+                    tally.listen_queue_capacity = None;
+                }
                 self.slot.latest.set(Some(ConnectionsSample {
                     tally,
-                    fds: tree.map(|(_, types)| types),
+                    listen_queue_known: caps.listen_queue_length,
+                    fds: tree.and_then(|(_, types)| types),
                 }));
                 Ok(())
             }
@@ -276,9 +232,7 @@ impl Collector for ConnectionsMetrics {
             &mut enc,
             &names::LISTEN_QUEUE_LENGTH,
             &format!("Connections waiting in the accept queue of the LISTEN sockets on the gateway's port, summed over IPv4 and IPv6. {EVERY}"),
-            samples
-                .iter()
-                .map(|(gw, s)| ([("gateway", *gw)], s.tally.listen_queue_length as f64)),
+            samples.iter().filter(|(_, s)| s.listen_queue_known).map(|(gw, s)| ([("gateway", *gw)], s.tally.listen_queue_length as f64)),
         )?;
         metrics::gauge(
             &mut enc,

@@ -9,18 +9,17 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{unix_now, SampleError, Sampler};
 use crate::discovery::Target;
+use crate::lockfile;
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::proc::{self, Identity};
-use crate::stamp::{self, Stamp};
-use crate::{lockfile, tcp};
+use crate::platform::file::{self, Stamp};
+use crate::platform::{ExitWatch, FileId, Identity, Pid, Platform};
 
 /// How often the identity watch runs while it knows no live gateway process.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -42,12 +41,14 @@ pub struct WatchSampler {
     /// The files the last check read, with their metadata then.
     stamps: Vec<(PathBuf, Option<Stamp>)>,
     /// The process the last check found.
-    watched: Option<proc::Watched>,
+    watched: Option<Box<dyn ExitWatch>>,
 }
 
 /// The stamp of a lock folder, lock file or pid file, symlinks not followed.
 fn stamp(path: &Path) -> Option<Stamp> {
-    std::fs::symlink_metadata(path).ok().map(|m| stamp::of(&m))
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| file::stamp(&m))
 }
 
 impl WatchSampler {
@@ -100,7 +101,7 @@ impl Sampler for WatchSampler {
         self.watched = self
             .target
             .current()
-            .and_then(|f| proc::Watched::open(f.id));
+            .and_then(|f| self.target.platform.watch(f.id));
         Ok(())
     }
 
@@ -116,79 +117,7 @@ impl Sampler for WatchSampler {
     }
 }
 
-/// The state of one lock file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
-    /// Its pid is alive with the recorded start time.
-    Live,
-    /// Its pid is dead, or alive with another start time (pid reuse).
-    Stale,
-    /// It cannot be read or parsed.
-    Invalid,
-}
-
-impl LockState {
-    pub const ALL: [LockState; 3] = [LockState::Live, LockState::Stale, LockState::Invalid];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockState::Live => "live",
-            LockState::Stale => "stale",
-            LockState::Invalid => "invalid",
-        }
-    }
-}
-
-/// One lock file as found.
-#[derive(Debug, Clone)]
-pub struct LockInfo {
-    pub path: std::path::PathBuf,
-    pub state: LockState,
-    pub pid: Option<u32>,
-    /// Unix time of the file's last modification (when it was written).
-    pub modified: Option<f64>,
-    /// The live process it names.
-    pub owner: Option<Identity>,
-}
-
-/// Classify every lock file in a state dir. A lock without a start time to
-/// compare is live only while its pid has the gateway's title (`comm`), as
-/// discovery trusts it: a reused pid is another program.
-pub fn locks(state_dir: &Path, comm: &str) -> Vec<LockInfo> {
-    lockfile::find(state_dir)
-        .into_iter()
-        .map(|path| {
-            let modified = std::fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs_f64());
-            let (state, pid, owner) = match lockfile::read(&path) {
-                Err(_) => (LockState::Invalid, None, None),
-                Ok(lock) => {
-                    let alive = proc::identity(lock.pid as i32).ok();
-                    let owner = alive.filter(|id| match lock.start_time {
-                        Some(t) => t == id.start_ticks,
-                        None => proc::comm(id.pid).as_deref() == Some(comm),
-                    });
-                    let state = if owner.is_some() {
-                        LockState::Live
-                    } else {
-                        LockState::Stale
-                    };
-                    (state, Some(lock.pid), owner)
-                }
-            };
-            LockInfo {
-                path,
-                state,
-                pid,
-                modified,
-                owner,
-            }
-        })
-        .collect()
-}
+pub use crate::discovery::{locks, LockInfo, LockState};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LifecycleSample {
@@ -204,80 +133,32 @@ pub struct LifecycleSample {
     pub port_owner_mismatch: bool,
 }
 
-/// Processes holding a LISTEN socket on `port`. The usual case (the gateway
-/// itself holds them all) costs one fd-table read; only a socket nobody known
-/// holds triggers a scan of every process.
-fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
-    let mut listen: HashSet<u64> = tcp::listen_inodes(port, None).into_iter().collect();
-    for id in known.iter().filter(|id| tcp::in_other_namespace(id.pid)) {
-        listen.extend(tcp::listen_inodes(port, Some(id.pid)));
-    }
-    if listen.is_empty() {
-        return Vec::new();
-    }
-    let mut owners = Vec::new();
-    let holds = |pid: i32, listen: &HashSet<u64>| {
-        proc::socket_inodes(pid)
-            .map(|own| {
-                listen
-                    .iter()
-                    .filter(|i| own.contains(i))
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
-    for id in known {
-        let held = holds(id.pid, &listen);
-        if !held.is_empty() {
-            owners.push(*id);
-            for i in held {
-                listen.remove(&i);
-            }
-        }
-    }
-    if listen.is_empty() {
-        return owners;
-    }
-    for pid in proc::all_pids() {
-        if owners.iter().any(|o| o.pid == pid) {
-            continue;
-        }
-        if !holds(pid, &listen).is_empty() {
-            if let Ok(id) = proc::identity(pid) {
-                owners.push(id);
-            }
-        }
-    }
-    owners
-}
-
 /// Which processes have the gateway's title. A pid's `comm` is read when the
 /// pid first shows up, and every pid's again each [`TitleCache::REFRESH`]th
 /// sample, in case a pid was reused between two samples or a process renamed
 /// itself. This spares reading the `comm` of every process on each sample.
 #[derive(Debug, Default)]
 struct TitleCache {
-    titled: std::collections::HashMap<i32, bool>,
+    titled: std::collections::HashMap<Pid, bool>,
     samples: u32,
 }
 
 impl TitleCache {
     const REFRESH: u32 = 6;
 
-    fn titled(&mut self, comm: &str) -> Vec<i32> {
+    fn titled(&mut self, p: &dyn Platform, comm: &str) -> Vec<Pid> {
         if self.samples % Self::REFRESH == 0 {
             self.titled.clear();
         }
         self.samples = self.samples.wrapping_add(1);
-        let pids: HashSet<i32> = proc::all_pids().into_iter().collect();
+        let pids: HashSet<Pid> = p.pids().into_iter().collect();
         self.titled.retain(|pid, _| pids.contains(pid));
         for pid in pids {
             self.titled
                 .entry(pid)
-                .or_insert_with(|| proc::comm(pid).as_deref() == Some(comm));
+                .or_insert_with(|| p.title(pid).as_deref() == Some(comm));
         }
-        let mut out: Vec<i32> = self
+        let mut out: Vec<Pid> = self
             .titled
             .iter()
             .filter_map(|(&pid, &t)| t.then_some(pid))
@@ -288,18 +169,17 @@ impl TitleCache {
 }
 
 /// Does this process's environment point at `state_dir`?
-fn environ_state_dir(pid: i32, state_dir: &Path) -> bool {
-    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+fn environ_state_dir(p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
+    let Some(env) = p.environ(pid) else {
         return false;
     };
-    let var = |name: &[u8]| {
-        env.split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(name))
-            .map(|v| std::path::PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+    let var = |name: &str| {
+        env.iter()
+            .find_map(|(k, v)| (k == name).then(|| PathBuf::from(v)))
     };
-    match var(b"OPENCLAW_STATE_DIR=").filter(|d| !d.as_os_str().is_empty()) {
+    match var("OPENCLAW_STATE_DIR").filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => dir == state_dir,
-        None => var(b"HOME=").is_some_and(|home| home.join(".openclaw") == state_dir),
+        None => var("HOME").is_some_and(|home| home.join(".openclaw") == state_dir),
     }
 }
 
@@ -310,23 +190,24 @@ pub struct LifecycleSampler {
     /// This exporter's executable. Its name, `openclaw-gateway-exporter`,
     /// truncates to the gateway's `comm`, so a process that runs it (the
     /// server, a `check`) is never counted as an instance of the gateway.
-    own_exe: Option<(u64, u64)>,
+    own_exe: Option<FileId>,
 }
 
 impl LifecycleSampler {
     pub fn new(target: Arc<Target>, slot: Arc<Latest<LifecycleSample>>) -> Self {
+        let own_exe = target.platform.exe_id(std::process::id() as Pid);
         LifecycleSampler {
             target,
             slot,
             titles: TitleCache::default(),
-            own_exe: proc::exe_id(std::process::id() as i32),
+            own_exe,
         }
     }
 
     /// A process with the gateway's title that runs this exporter's binary.
-    fn is_exporter(&self, pid: i32) -> bool {
-        pid == std::process::id() as i32
-            || self.own_exe.is_some() && proc::exe_id(pid) == self.own_exe
+    fn is_exporter(&self, pid: Pid) -> bool {
+        pid == std::process::id() as Pid
+            || self.own_exe.is_some() && self.target.platform.exe_id(pid) == self.own_exe
     }
 }
 
@@ -336,8 +217,8 @@ impl Sampler for LifecycleSampler {
     }
 
     fn sample(&mut self) -> Result<(), SampleError> {
-        let spec = &self.target.spec;
-        let locks = locks(&spec.state_dir, spec.comm());
+        let (p, spec) = (&*self.target.platform, &self.target.spec);
+        let locks = locks(p, &spec.state_dir, spec.comm());
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -350,20 +231,20 @@ impl Sampler for LifecycleSampler {
         let lock_owners: Vec<Identity> = locks.iter().filter_map(|l| l.owner).collect();
         let mut known = lock_owners.clone();
         known.extend(self.target.current().map(|f| f.id));
-        let listeners = listen_owners(spec.port, &known);
+        let listeners = p.listen_owners(spec.port, &known);
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
-        for pid in self.titles.titled(spec.comm()) {
-            if environ_state_dir(pid, &spec.state_dir) && !self.is_exporter(pid) {
-                if let Ok(id) = proc::identity(pid) {
+        for pid in self.titles.titled(p, spec.comm()) {
+            if environ_state_dir(p, pid, &spec.state_dir) && !self.is_exporter(pid) {
+                if let Ok(id) = p.identity(pid) {
                     claimants.insert(id);
                 }
             }
         }
         // Workers inherit sockets and environment; they are not instances.
-        let descendants: HashSet<i32> = claimants
+        let descendants: HashSet<Pid> = claimants
             .iter()
-            .flat_map(|c| proc::descendants(c.pid))
+            .flat_map(|c| p.descendants(c.pid))
             .collect();
         let instances = claimants
             .iter()
@@ -376,7 +257,7 @@ impl Sampler for LifecycleSampler {
                 lock_owners.contains(l)
                     || lock_owners
                         .iter()
-                        .any(|o| proc::descendants(o.pid).contains(&l.pid))
+                        .any(|o| p.descendants(o.pid).contains(&l.pid))
             });
 
         self.slot.set(LifecycleSample {
@@ -463,9 +344,13 @@ mod tests {
             format!("{{\"pid\":{me},\"port\":18789}}\n  \n"),
         )
         .unwrap();
-        let mine = proc::comm(me as i32).unwrap();
+        let p = crate::platform::select(crate::platform::Backend::default());
+        let mine = p.title(me as Pid).unwrap();
         let states = |comm: &str| -> Vec<LockState> {
-            locks(&dir, comm).into_iter().map(|l| l.state).collect()
+            locks(&*p, &dir, comm)
+                .into_iter()
+                .map(|l| l.state)
+                .collect()
         };
         assert_eq!(states(&mine), [LockState::Live], "our own title");
         assert_eq!(

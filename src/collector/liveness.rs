@@ -14,7 +14,6 @@ use crate::discovery::Target;
 use crate::metrics::{self, Latest};
 use crate::names;
 use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
-use crate::proc;
 
 /// The most body a /healthz answer may have (the real one has 27 bytes).
 pub const BODY_CAP: usize = 64 * 1024;
@@ -76,7 +75,7 @@ impl LivenessSampler {
             0
         };
         let hung = self.streak >= self.hang_after && {
-            // Reads /proc; only needed while probes go unanswered.
+            // Reads the process table; only needed while probes go unanswered.
             let target = self.slot.target.clone();
             tokio::task::spawn_blocking(move || alive_and_listening(&target))
                 .await
@@ -136,10 +135,9 @@ pub fn alive_and_listening(target: &Target) -> bool {
     let Some(found) = target.current() else {
         return false;
     };
-    if proc::identity(found.id.pid).ok() != Some(found.id) {
-        return false;
-    }
-    !crate::tcp::listen_inodes(target.spec.port, Some(found.id.pid)).is_empty()
+    let p = &*target.platform;
+    p.identity(found.id.pid).ok() == Some(found.id)
+        && p.listening(target.spec.port, Some(found.id.pid))
 }
 
 /// Exposes the hang verdict of every gateway (the probe metrics themselves

@@ -8,10 +8,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{SampleError, Sampler};
 use crate::discovery::Target;
-use crate::memory_limit::{self, CgroupMounts, Limit};
+use crate::memory_limit::{self, Limit};
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::proc::{self, Host, Identity, ProcError};
+use crate::platform::{Identity, ProcError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemorySample {
@@ -41,17 +41,11 @@ impl MemorySlot {
 
 pub struct MemorySampler {
     slot: Arc<MemorySlot>,
-    host: Host,
-    mounts: CgroupMounts,
 }
 
 impl MemorySampler {
-    pub fn new(slot: Arc<MemorySlot>, host: Host) -> Self {
-        MemorySampler {
-            slot,
-            host,
-            mounts: CgroupMounts::read(),
-        }
+    pub fn new(slot: Arc<MemorySlot>) -> Self {
+        MemorySampler { slot }
     }
 }
 
@@ -65,12 +59,14 @@ impl Sampler for MemorySampler {
             return Ok(());
         };
         let pid = found.id.pid;
+        let p = &*self.slot.target.platform;
         let read = || -> Result<MemorySample, ProcError> {
-            let (resident_bytes, virtual_bytes) = proc::memory_bytes(&self.host, pid)?;
+            let (resident_bytes, virtual_bytes) = p.memory(pid)?;
             // A child that exits between listing and reading counts as zero.
-            let children_resident_bytes = proc::descendants(pid)
+            let children_resident_bytes = p
+                .descendants(pid)
                 .into_iter()
-                .filter_map(|c| proc::memory_bytes(&self.host, c).ok().map(|(rss, _)| rss))
+                .filter_map(|c| p.memory(c).ok().map(|(rss, _)| rss))
                 .sum();
             let configured = self.slot.target.spec.memory_limit;
             Ok(MemorySample {
@@ -78,7 +74,7 @@ impl Sampler for MemorySampler {
                 resident_bytes,
                 virtual_bytes,
                 children_resident_bytes,
-                limit: memory_limit::resolve(configured, pid, &self.mounts),
+                limit: memory_limit::resolve(p, configured, pid),
             })
         };
         match read() {

@@ -3,7 +3,7 @@
 //! reads those samples; it never waits on a gateway.
 //!
 //! One collector's failure never stops another: each runs on its own thread
-//! (blocking `/proc` readers) or its own task on the probes' thread (probes),
+//! (blocking OS readers) or its own task on the probes' thread (probes),
 //! and records its own success, duration and time of its last sample.
 
 pub mod connections;
@@ -22,7 +22,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::proc::ProcError;
+use crate::platform::ProcError;
 
 /// Why one sample failed. The collector reports `success 0` and tries again
 /// on its next tick.
@@ -32,8 +32,8 @@ pub enum SampleError {
     Failed(String),
 }
 
-/// Reads of the gateway's `/proc` entries that a sampler had to skip, by
-/// reason. The series those reads feed are absent; this says why, in
+/// Reads of the gateway process that a sampler had to skip, by reason. The
+/// series those reads feed are absent; this says why, in
 /// `openclaw_gateway_collector_skipped_reads_total`. A process that exits
 /// mid-sample is not a skipped read: it is down.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Skipped {
     }
 }
 
-/// One collector of one gateway. `sample` is blocking (it reads `/proc`) and
+/// One collector of one gateway. `sample` is blocking (it reads the OS) and
 /// runs on the collector's own thread; it stores what it read in its own slot.
 pub trait Sampler: Send + 'static {
     /// The `collector` label.
@@ -163,7 +163,7 @@ pub fn unix_now() -> f64 {
 /// next tick instead of piling up.
 ///
 /// A blocking sampler gets a thread of its own that sleeps between samples:
-/// its `/proc` reads never run on the async runtime, a read stuck on one
+/// its OS reads never run on the async runtime, a read stuck on one
 /// process stalls only that collector, and a tick costs one thread wake-up.
 /// (`spawn_blocking` on a timer costs three per tick: the runtime's timer, the
 /// pool thread and the runtime again, which is most of an idle exporter's

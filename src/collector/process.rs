@@ -15,7 +15,7 @@ use super::{SampleError, Sampler, Skipped};
 use crate::discovery::{Found, Method, Target};
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::proc::{self, Host, PartialErrors, ProcError, Vitals};
+use crate::platform::{PartialErrors, ProcError, Vitals};
 
 /// What the process collector last saw of one gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,17 +35,15 @@ pub struct ProcessSlot {
 
 pub struct ProcessSampler {
     slot: Arc<ProcessSlot>,
-    host: Host,
     /// Read errors already logged, so each is logged once.
     logged: HashSet<String>,
     skipped: Skipped,
 }
 
 impl ProcessSampler {
-    pub fn new(slot: Arc<ProcessSlot>, host: Host) -> Self {
+    pub fn new(slot: Arc<ProcessSlot>) -> Self {
         ProcessSampler {
             slot,
-            host,
             logged: HashSet::new(),
             skipped: Skipped::default(),
         }
@@ -82,12 +80,13 @@ impl Sampler for ProcessSampler {
             return Ok(());
         };
         let mut errs = PartialErrors::default();
-        match proc::vitals(&self.host, found.id, &mut errs) {
+        let p = self.slot.target.platform.clone();
+        match p.vitals(found.id, &mut errs) {
             Ok(vitals) => {
                 for e in &errs.0 {
                     self.log_once(e);
                 }
-                let children = proc::descendants(found.id.pid).len() as u64;
+                let children = p.descendants(found.id.pid).len() as u64;
                 self.slot.latest.set(Some(ProcessSample {
                     found,
                     vitals,
@@ -185,7 +184,7 @@ impl Collector for ProcessMetrics {
             &mut enc,
             &names::PROCESS_THREADS,
             "Threads of the gateway process. Sampled every --collect.connections.interval.",
-            self.rows(|s| Some(s.vitals.threads as f64)),
+            self.rows(|s| s.vitals.threads.map(|t| t as f64)),
         )?;
         metrics::gauge(
             &mut enc,

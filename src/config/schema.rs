@@ -199,14 +199,10 @@ pub struct GatewaySpec {
 }
 
 impl GatewaySpec {
-    /// The `comm` the kernel shows for a process with this title.
+    /// The name the OS shows for a process with this title (Linux: its
+    /// `comm`): [`crate::platform::title_key`].
     pub fn comm(&self) -> &str {
-        let t = &self.process_title;
-        let mut end = t.len().min(15);
-        while !t.is_char_boundary(end) {
-            end -= 1;
-        }
-        &t[..end]
+        crate::platform::title_key(&self.process_title)
     }
 }
 

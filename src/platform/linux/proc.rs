@@ -7,27 +7,7 @@ use std::collections::HashSet;
 
 use procfs::process::{LimitValue, Process};
 
-/// A process as it was when it started: the pid alone can be reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Identity {
-    pub pid: i32,
-    /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot.
-    pub start_ticks: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProcError {
-    #[error("process {0} does not exist")]
-    Gone(i32),
-    #[error("permission denied reading {what} of process {pid}")]
-    Denied { pid: i32, what: &'static str },
-    #[error("reading {what} of process {pid}: {reason}")]
-    Other {
-        pid: i32,
-        what: &'static str,
-        reason: String,
-    },
-}
+pub use crate::platform::{FdTypes, Identity, PartialErrors, ProcError, Vitals};
 
 fn classify(pid: i32, what: &'static str, e: procfs::ProcError) -> ProcError {
     match e {
@@ -57,7 +37,7 @@ pub fn identity(pid: i32) -> Result<Identity, ProcError> {
     }
     Ok(Identity {
         pid,
-        start_ticks: stat.starttime,
+        start: stat.starttime,
     })
 }
 
@@ -171,33 +151,6 @@ pub fn socket_inodes(pid: i32) -> Result<HashSet<u64>, ProcError> {
     Ok(inodes)
 }
 
-/// Open fds of one process by what they point to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FdTypes {
-    pub socket: u64,
-    pub pipe: u64,
-    /// Paths: regular files, devices, directories, memfds.
-    pub file: u64,
-    /// `anon_inode:[eventpoll]`, `anon_inode:[eventfd]`, timerfds, ...
-    pub anon_inode: u64,
-    pub other: u64,
-}
-
-impl FdTypes {
-    pub const NAMES: [&'static str; 5] = ["socket", "pipe", "file", "anon_inode", "other"];
-
-    /// Counts in the order of [`FdTypes::NAMES`].
-    pub fn values(&self) -> [u64; 5] {
-        [
-            self.socket,
-            self.pipe,
-            self.file,
-            self.anon_inode,
-            self.other,
-        ]
-    }
-}
-
 /// Read the link of every fd of `pid` once: count the fds by type and add the
 /// inodes of its sockets to `sockets`. An fd closed while it is read is
 /// skipped. This is one `readlinkat` per fd, the cost of the whole
@@ -258,15 +211,7 @@ pub fn own_net_namespace() -> Option<std::path::PathBuf> {
 }
 
 fn io_error(pid: i32, what: &'static str, e: std::io::Error) -> ProcError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => ProcError::Gone(pid),
-        std::io::ErrorKind::PermissionDenied => ProcError::Denied { pid, what },
-        _ => ProcError::Other {
-            pid,
-            what,
-            reason: e.to_string(),
-        },
-    }
+    ProcError::from_io(pid, what, e)
 }
 
 /// All descendants of `pid`, children first. Uses the kernel's per-thread
@@ -318,19 +263,6 @@ fn children_by_scan(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The vitals of one process. `None` fields could not be read (for example
-/// another user's fd table) and their series are skipped.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vitals {
-    pub resident_bytes: u64,
-    pub virtual_bytes: u64,
-    pub cpu_seconds: f64,
-    pub threads: u64,
-    pub start_time_seconds: f64,
-    pub open_fds: Option<u64>,
-    pub max_fds: Option<u64>,
-}
-
 /// Constants of this host, read once.
 #[derive(Debug, Clone, Copy)]
 pub struct Host {
@@ -349,17 +281,13 @@ impl Host {
     }
 }
 
-/// What failed, besides the process being gone, while reading vitals.
-#[derive(Debug, Default)]
-pub struct PartialErrors(pub Vec<ProcError>);
-
 /// Read the vitals of the process `id`. Fails only when the process is gone or
 /// no longer the same process; unreadable fds or limits are reported in `errs`.
 pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
     let pid = id.pid;
     let p = Process::new(pid).map_err(|e| classify(pid, "stat", e))?;
     let stat = p.stat().map_err(|e| classify(pid, "stat", e))?;
-    if stat.starttime != id.start_ticks {
+    if stat.starttime != id.start {
         return Err(ProcError::Gone(pid));
     }
     let open_fds = match p.fd_count() {
@@ -384,7 +312,7 @@ pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vit
         resident_bytes: stat.rss.saturating_mul(host.page_size),
         virtual_bytes: stat.vsize,
         cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
-        threads: stat.num_threads.max(0) as u64,
+        threads: Some(stat.num_threads.max(0) as u64),
         start_time_seconds: host.boot_time_seconds as f64 + stat.starttime as f64 / ticks,
         open_fds,
         max_fds,
@@ -415,7 +343,7 @@ mod tests {
         assert!(w.alive() && w.alive(), "re-read in place");
         // Another start time is another process: not opened.
         let other = Identity {
-            start_ticks: id.start_ticks + 1,
+            start: id.start + 1,
             ..id
         };
         assert!(Watched::open(other).is_none());
@@ -438,12 +366,12 @@ mod tests {
         let mut errs = PartialErrors::default();
         let v = vitals(&host, id, &mut errs).unwrap();
         assert!(errs.0.is_empty(), "{errs:?}");
-        assert!(v.resident_bytes > 0 && v.threads >= 1);
+        assert!(v.resident_bytes > 0 && v.threads >= Some(1));
         assert!(v.open_fds.unwrap() >= 3);
         // A different start time is a different process.
         let other = Identity {
             pid: me,
-            start_ticks: id.start_ticks + 1,
+            start: id.start + 1,
         };
         assert!(matches!(
             vitals(&host, other, &mut errs),
@@ -524,7 +452,7 @@ mod tests {
         );
         child.wait().unwrap();
         assert_eq!(sockets, socket_inodes(me).unwrap());
-        let inode = crate::proc_net::listen_inodes(
+        let inode = crate::platform::linux::proc_net::listen_inodes(
             std::path::Path::new("/proc/net"),
             l.local_addr().unwrap().port(),
         );

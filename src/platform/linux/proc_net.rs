@@ -111,15 +111,7 @@ pub fn for_each_socket(net_dir: &Path, mut f: impl FnMut(TcpRow)) -> std::io::Re
     Ok(())
 }
 
-/// The host's counts of connections dropped at a full accept queue, from
-/// `/proc/net/netstat` (TcpExt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenCounters {
-    /// `ListenOverflows`: the accept queue was full.
-    pub overflows: u64,
-    /// `ListenDrops`: any drop at a listener, overflows included.
-    pub drops: u64,
-}
+pub use crate::platform::ListenCounters;
 
 /// Parse `/proc/net/netstat`: pairs of lines, names then values, per prefix.
 pub fn parse_listen_counters(text: &str) -> Option<ListenCounters> {
@@ -240,7 +232,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let inodes = listen_inodes(Path::new("/proc/net"), port);
         assert_eq!(inodes.len(), 1);
-        let mine = crate::proc::socket_inodes(std::process::id() as i32).unwrap();
+        let mine = crate::platform::linux::proc::socket_inodes(std::process::id() as i32).unwrap();
         assert!(mine.contains(&inodes[0]));
     }
 }

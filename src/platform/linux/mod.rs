@@ -1,0 +1,189 @@
+//! The native Linux backend: procfs, netlink sock_diag, the `/proc/net/tcp`
+//! streamer and pidfd.
+#![cfg(target_os = "linux")]
+
+pub mod cgroup;
+pub mod proc;
+pub mod proc_net;
+pub mod sock_diag;
+pub mod sockets;
+
+use super::{
+    Caps, ExitWatch, FdTypes, FileId, Identity, ListenCounters, Owned, PartialErrors, Pid,
+    Platform, ProcError, SocketReader, Vitals,
+};
+use crate::tcp;
+use cgroup::CgroupMounts;
+use proc::Host;
+use sockets::Sockets;
+
+/// The `comm` the kernel shows for a process titled `title`: its first 15
+/// bytes (`TASK_COMM_LEN` less the NUL), cut back to a character boundary.
+pub fn comm_of_title(title: &str) -> &str {
+    let mut end = title.len().min(15);
+    while !title.is_char_boundary(end) {
+        end -= 1;
+    }
+    &title[..end]
+}
+
+#[derive(Debug)]
+pub struct LinuxPlatform {
+    host: Host,
+    mounts: CgroupMounts,
+}
+
+impl LinuxPlatform {
+    pub fn new() -> LinuxPlatform {
+        LinuxPlatform {
+            host: Host::read(),
+            mounts: CgroupMounts::read(),
+        }
+    }
+}
+
+impl Default for LinuxPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExitWatch for proc::Watched {
+    fn id(&self) -> Identity {
+        proc::Watched::id(self)
+    }
+    fn alive(&mut self) -> bool {
+        proc::Watched::alive(self)
+    }
+    fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        proc::Watched::wait_exit(self, timeout)
+    }
+}
+
+/// NUL-separated `/proc/<pid>/{cmdline,environ}` content, lossily decoded.
+fn nul_separated(pid: Pid, file: &str) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/{file}")).ok()?;
+    Some(
+        bytes
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+impl Platform for LinuxPlatform {
+    fn name(&self) -> &'static str {
+        "linux"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps::ALL
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        proc::all_pids()
+    }
+
+    fn identity(&self, pid: Pid) -> Result<Identity, ProcError> {
+        proc::identity(pid)
+    }
+
+    fn title(&self, pid: Pid) -> Option<String> {
+        proc::comm(pid)
+    }
+
+    fn cmdline(&self, pid: Pid) -> Option<Vec<String>> {
+        nul_separated(pid, "cmdline")
+    }
+
+    fn environ(&self, pid: Pid) -> Option<Vec<(String, String)>> {
+        let vars = nul_separated(pid, "environ")?;
+        Some(
+            vars.into_iter()
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    fn exe_id(&self, pid: Pid) -> Option<FileId> {
+        proc::exe_id(pid).map(|(dev, ino)| FileId { dev, ino })
+    }
+
+    fn descendants(&self, pid: Pid) -> Vec<Pid> {
+        proc::descendants(pid)
+    }
+
+    fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
+        proc::vitals(&self.host, id, errs)
+    }
+
+    fn memory(&self, pid: Pid) -> Result<(u64, u64), ProcError> {
+        proc::memory_bytes(&self.host, pid)
+    }
+
+    fn watch(&self, id: Identity) -> Option<Box<dyn ExitWatch>> {
+        proc::Watched::open(id).map(|w| Box::new(w) as Box<dyn ExitWatch>)
+    }
+
+    fn socket_reader(&self) -> Box<dyn SocketReader> {
+        Box::new(Sockets::new())
+    }
+
+    fn scan_fds(&self, pid: Pid, owned: &mut Owned) -> Result<Option<FdTypes>, ProcError> {
+        proc::scan_fds(pid, &mut owned.inodes).map(Some)
+    }
+
+    fn listening(&self, port: u16, pid: Option<Pid>) -> bool {
+        !tcp::listen_inodes(port, pid).is_empty()
+    }
+
+    fn holds_listener(&self, pid: Pid, port: u16) -> bool {
+        let listen = tcp::listen_inodes(port, Some(pid));
+        !listen.is_empty()
+            && proc::socket_inodes(pid).is_ok_and(|own| listen.iter().any(|i| own.contains(i)))
+    }
+
+    fn listen_owners(&self, port: u16, known: &[Identity]) -> Vec<Identity> {
+        sockets::listen_owners(port, known)
+    }
+
+    fn host_listen_counters(&self) -> Result<ListenCounters, String> {
+        match std::fs::read_to_string("/proc/net/netstat") {
+            Ok(text) => proc_net::parse_listen_counters(&text).ok_or_else(|| {
+                "/proc/net/netstat has no TcpExt ListenOverflows/ListenDrops; host listen counters are skipped".to_string()
+            }),
+            Err(e) => Err(format!(
+                "cannot read /proc/net/netstat ({e}); host listen counters are skipped"
+            )),
+        }
+    }
+
+    fn cgroup_memory_limit(&self, pid: Pid) -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|c| cgroup::cgroup_limit(&c, &self.mounts))
+    }
+
+    fn host_memory_bytes(&self) -> Option<u64> {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| cgroup::mem_total(&m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_keeps_15_bytes_on_a_char_boundary() {
+        assert_eq!(comm_of_title("openclaw-gateway"), "openclaw-gatewa");
+        assert_eq!(comm_of_title("short"), "short");
+        // 14 ASCII bytes, then a two-byte character across the 15th byte.
+        assert_eq!(comm_of_title("abcdefghijklmné"), "abcdefghijklmn");
+    }
+}

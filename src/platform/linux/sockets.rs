@@ -1,0 +1,320 @@
+//! Sockets on Linux: netlink sock_diag, with the `/proc/<pid>/net/tcp{,6}`
+//! streamer for a gateway in another network namespace or a host without
+//! sock_diag. The counting rules are [`crate::tcp`]'s.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::proc;
+use super::proc_net;
+use super::sock_diag::{self, DiagError, Filter, SockDiag};
+use crate::platform::{Identity, Owned, Pid, SocketReader};
+use crate::tcp::{Socket, Source, Tally, LISTEN};
+
+/// Count through netlink. `owned` is `None` when only inbound can be counted;
+/// the kernel then copies out only the port's sockets. Otherwise it also
+/// copies the other sockets that may be the gateway's, in the same walk of its
+/// table.
+pub fn count_netlink(
+    diag: &mut SockDiag,
+    port: u16,
+    owned: Option<&HashSet<u64>>,
+) -> Result<Tally, DiagError> {
+    let filter = match owned {
+        // The port's sockets, and every other that may be the gateway's: not
+        // a local client of the port, nor (where the kernel can tell) a
+        // TIME_WAIT or SYN_RECV mini socket, which no process owns.
+        Some(_) if diag.filters_cgroups() => {
+            Filter::local_port(port).or(!Filter::loopback_peer_port(port).or(Filter::no_owner()))
+        }
+        Some(_) => !Filter::loopback_peer_port(port),
+        None => Filter::local_port(port),
+    };
+    let empty = HashSet::new();
+    let owned_set = owned.unwrap_or(&empty);
+    let mut tally = Tally::new(Source::Netlink, port, owned.is_some());
+    diag.dump(sock_diag::ALL_STATES, &filter, |s| {
+        tally.add(
+            &Socket {
+                state: s.state,
+                local_port: s.local_port,
+                remote_port: s.remote_port,
+                // The filter already dropped loopback clients of the port.
+                remote_loopback: false,
+                rqueue: s.rqueue,
+                wqueue: s.wqueue,
+                inode: s.inode,
+            },
+            owned_set,
+        )
+    })?;
+    Ok(tally)
+}
+
+/// Count from the `tcp` and `tcp6` tables of a network namespace's `net`
+/// folder (`/proc/<pid>/net`).
+pub fn count_proc(
+    net_dir: &Path,
+    port: u16,
+    owned: Option<&HashSet<u64>>,
+) -> std::io::Result<Tally> {
+    let empty = HashSet::new();
+    let owned_set = owned.unwrap_or(&empty);
+    let mut tally = Tally::new(Source::Proc, port, owned.is_some());
+    proc_net::for_each_socket(net_dir, |row| {
+        tally.add(
+            &Socket {
+                state: row.state,
+                local_port: row.local_port,
+                remote_port: row.remote_port,
+                remote_loopback: row.remote_loopback,
+                rqueue: row.rx_queue,
+                wqueue: 0,
+                inode: row.inode,
+            },
+            owned_set,
+        )
+    })?;
+    Ok(tally)
+}
+
+/// Whether `pid` lives in another network namespace than the exporter (a
+/// container): its sockets are then only in `/proc/<pid>/net`.
+pub fn in_other_namespace(pid: i32) -> bool {
+    match (
+        crate::proc::net_namespace(pid),
+        crate::proc::own_net_namespace(),
+    ) {
+        (Ok(theirs), Some(ours)) => theirs != ours,
+        _ => false,
+    }
+}
+
+/// Inodes of the sockets that LISTEN on `port`, IPv4 and IPv6, in the network
+/// namespace of `pid` (the exporter's own for `None`). Netlink with the port
+/// filter in the kernel where it can: reading `/proc/net/tcp` makes the kernel
+/// print every socket of the host, milliseconds at a few thousand.
+pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
+    if let Some(pid) = pid.filter(|&p| in_other_namespace(p)) {
+        let net = Path::new("/proc").join(pid.to_string()).join("net");
+        return proc_net::listen_inodes(&net, port);
+    }
+    let mut inodes = Vec::new();
+    let from_netlink = SockDiag::open().and_then(|mut diag| {
+        diag.dump(1 << LISTEN, &Filter::local_port(port), |s| {
+            if s.state == LISTEN && s.local_port == port {
+                inodes.push(s.inode);
+            }
+        })
+    });
+    match from_netlink {
+        Ok(()) => inodes,
+        Err(_) => proc_net::listen_inodes(Path::new("/proc/net"), port),
+    }
+}
+
+/// Processes holding a LISTEN socket on `port`. The usual case (the gateway
+/// itself holds them all) costs one fd-table read; only a socket nobody known
+/// holds triggers a scan of every process.
+pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
+    let mut listen: HashSet<u64> = listen_inodes(port, None).into_iter().collect();
+    for id in known.iter().filter(|id| in_other_namespace(id.pid)) {
+        listen.extend(listen_inodes(port, Some(id.pid)));
+    }
+    if listen.is_empty() {
+        return Vec::new();
+    }
+    let mut owners = Vec::new();
+    let holds = |pid: i32, listen: &HashSet<u64>| {
+        proc::socket_inodes(pid)
+            .map(|own| {
+                listen
+                    .iter()
+                    .filter(|i| own.contains(i))
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    for id in known {
+        let held = holds(id.pid, &listen);
+        if !held.is_empty() {
+            owners.push(*id);
+            for i in held {
+                listen.remove(&i);
+            }
+        }
+    }
+    if listen.is_empty() {
+        return owners;
+    }
+    for pid in proc::all_pids() {
+        if owners.iter().any(|o| o.pid == pid) {
+            continue;
+        }
+        if !holds(pid, &listen).is_empty() {
+            if let Ok(id) = proc::identity(pid) {
+                owners.push(id);
+            }
+        }
+    }
+    owners
+}
+
+/// Counts through netlink sock_diag; a gateway in another network namespace
+/// than the exporter (a container), or a host without sock_diag, is read from
+/// `/proc/<pid>/net/tcp{,6}` instead.
+pub(super) struct Sockets {
+    diag: Option<SockDiag>,
+    /// Set once sock_diag proved unavailable (no permission, not built in).
+    netlink_unavailable: bool,
+    own_netns: Option<PathBuf>,
+    notices: Vec<(&'static str, String)>,
+}
+
+impl Sockets {
+    pub(super) fn new() -> Sockets {
+        Sockets {
+            diag: None,
+            netlink_unavailable: false,
+            own_netns: proc::own_net_namespace(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// Whether `pid` runs in another network namespace than the exporter, or
+    /// that cannot be told: then only `/proc/<pid>/net` is sure to be its own.
+    fn other_netns(&self, pid: Pid) -> bool {
+        match (&self.own_netns, proc::net_namespace(pid)) {
+            (Some(own), Ok(theirs)) => *own != theirs,
+            _ => true,
+        }
+    }
+
+    fn netlink(&mut self) -> Option<&mut SockDiag> {
+        if self.diag.is_none() && !self.netlink_unavailable {
+            match SockDiag::open() {
+                Ok(d) => self.diag = Some(d),
+                Err(e) => self.netlink_failed(e),
+            }
+        }
+        self.diag.as_mut()
+    }
+
+    fn netlink_failed(&mut self, e: DiagError) {
+        self.diag = None;
+        if matches!(e, DiagError::Unavailable(_)) {
+            self.netlink_unavailable = true;
+        }
+        self.notices.push((
+            "netlink",
+            format!("{e}; reading /proc/<pid>/net/tcp instead"),
+        ));
+    }
+}
+
+impl SocketReader for Sockets {
+    fn count(
+        &mut self,
+        port: u16,
+        pid: Option<Pid>,
+        owned: Option<&Owned>,
+    ) -> Result<Tally, String> {
+        let owned = owned.map(|o| &o.inodes);
+        if !pid.is_some_and(|p| self.other_netns(p)) {
+            if let Some(diag) = self.netlink() {
+                match count_netlink(diag, port, owned) {
+                    Ok(t) => return Ok(t),
+                    Err(e) => self.netlink_failed(e),
+                }
+            }
+        }
+        let net_dir = match pid {
+            Some(p) => Path::new("/proc").join(p.to_string()).join("net"),
+            None => PathBuf::from("/proc/self/net"),
+        };
+        count_proc(&net_dir, port, owned).map_err(|e| format!("reading {}: {e}", net_dir.display()))
+    }
+
+    fn take_notices(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.notices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    /// The netlink and /proc readers agree on the same live sockets, v4 and v6.
+    #[test]
+    fn netlink_and_proc_agree() {
+        let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l4.local_addr().unwrap().port();
+        let l6 = TcpListener::bind(("::1", port)).ok();
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            held.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
+            held.push(l4.accept().unwrap().0);
+        }
+        if let Some(l6) = &l6 {
+            for _ in 0..3 {
+                held.push(TcpStream::connect(("::1", port)).unwrap());
+                held.push(l6.accept().unwrap().0);
+            }
+        }
+        // A client whose own port is the gateway's port (127.0.0.2:port ->
+        // 127.0.0.1:port): its local port is the port, so it is inbound.
+        let odd = {
+            use rustix::net::{AddressFamily, SocketType};
+            let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+            let from: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+            rustix::net::bind(&fd, &from).unwrap();
+            rustix::net::connect(&fd, &l4.local_addr().unwrap()).unwrap();
+            TcpStream::from(fd)
+        };
+        held.push(l4.accept().unwrap().0);
+        held.push(odd);
+        // Outbound: our own connection to another listener.
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        held.push(TcpStream::connect(other.local_addr().unwrap()).unwrap());
+        held.push(other.accept().unwrap().0);
+        // Clients that closed first leave TIME_WAIT on their side; servers
+        // that close first leave it on the port.
+        for _ in 0..2 {
+            let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (s, _) = l4.accept().unwrap();
+            drop(s);
+            drop(c);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+
+        // Owned: the sockets of this test (tests in other threads have theirs).
+        let ino = |fd: std::os::fd::BorrowedFd| rustix::fs::fstat(fd).unwrap().st_ino;
+        use std::os::fd::AsFd;
+        let mut owned: HashSet<u64> = held.iter().map(|s| ino(s.as_fd())).collect();
+        owned.extend([ino(l4.as_fd()), ino(other.as_fd())]);
+        owned.extend(l6.iter().map(|l| ino(l.as_fd())));
+        let mut diag = SockDiag::open().unwrap();
+        let nl = count_netlink(&mut diag, port, Some(&owned)).unwrap();
+        let pr = count_proc(Path::new("/proc/self/net"), port, Some(&owned)).unwrap();
+        let v6 = if l6.is_some() { 3 } else { 0 };
+        assert_eq!(nl.inbound.get("established"), Some(5 + v6 + 2));
+        assert_eq!(nl.inbound.get("time_wait"), Some(2));
+        assert_eq!(nl.inbound.get("listen"), Some(1 + u64::from(l6.is_some())));
+        // Our clients of our own port are ours but not outbound. Both ends of
+        // the connection to the other listener are, and that listener.
+        assert_eq!(nl.outbound.unwrap().get("established"), Some(2));
+        assert_eq!(nl.outbound.unwrap().get("listen"), Some(1));
+        assert_eq!(nl.inbound, pr.inbound);
+        assert_eq!(nl.outbound, pr.outbound);
+        assert_eq!(nl.listen_queue_length, pr.listen_queue_length);
+        assert!(nl.listen_queue_capacity.unwrap() >= 128);
+        assert_eq!(pr.listen_queue_capacity, None);
+
+        // Without owned sockets, only the port's sockets are asked for.
+        let inbound_only = count_netlink(&mut diag, port, None).unwrap();
+        assert_eq!(inbound_only.inbound, nl.inbound);
+        assert_eq!(inbound_only.outbound, None);
+    }
+}
