@@ -11,6 +11,7 @@ use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
 use openclaw_gateway_exporter::logging;
+use openclaw_gateway_exporter::platform;
 use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
@@ -137,6 +138,17 @@ struct Cli {
         value_enum
     )]
     log_format: logging::Format,
+
+    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd)
+    /// or portable (sysinfo and the TCP table, what macOS and Windows run).
+    /// Hidden: for tests and comparisons (DEVELOPERS.md).
+    #[arg(
+        global = true,
+        long = "platform.backend",
+        default_value = "native",
+        hide = true
+    )]
+    platform_backend: platform::Backend,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +188,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Diagnose { json }) = cli.command {
-        let mut exporter = Exporter::new(&config);
+        let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
         let report = openclaw_gateway_exporter::diagnose::run(&mut exporter);
         if json {
             match serde_json::to_string_pretty(&report) {
@@ -456,7 +468,7 @@ fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
 }
 
 async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
-    let mut exporter = Exporter::new(&config);
+    let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
     exporter.spawn();
     tokio::spawn(async {
         let mut every = tokio::time::interval(malloc::TRIM_EVERY);
