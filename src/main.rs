@@ -145,6 +145,7 @@ struct Cli {
     #[arg(
         global = true,
         long = "platform.backend",
+        env = "OPENCLAW_EXPORTER_PLATFORM_BACKEND",
         default_value = "native",
         hide = true
     )]

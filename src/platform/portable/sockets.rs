@@ -75,8 +75,25 @@ impl SocketReader for TableReader {
     }
 }
 
-#[cfg(any(target_os = "linux", windows))]
+/// The stack of the thread that reads the table: netstat2's netlink reader
+/// holds 8 KiB buffers by value and overflows the collectors' 256 KiB in a
+/// debug build (512 KiB measured enough).
+const TABLE_STACK: usize = 1 << 20;
+
+/// The OS's TCP table, read on a thread of its own (its stack, and a panic
+/// inside netstat2 becomes an error).
 fn table() -> Result<Vec<Row>, String> {
+    std::thread::Builder::new()
+        .name("tcp-table".to_string())
+        .stack_size(TABLE_STACK)
+        .spawn(read_table)
+        .map_err(|e| format!("cannot start the TCP table reader: {e}"))?
+        .join()
+        .map_err(|_| "the TCP table reader panicked".to_string())?
+}
+
+#[cfg(any(target_os = "linux", windows))]
+fn read_table() -> Result<Vec<Row>, String> {
     use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo};
     let af = AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6;
     let sockets = netstat2::get_sockets_info(af, ProtocolFlags::TCP)
@@ -103,7 +120,7 @@ fn table() -> Result<Vec<Row>, String> {
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]
-fn table() -> Result<Vec<Row>, String> {
+fn read_table() -> Result<Vec<Row>, String> {
     Err("the TCP table is not implemented on this platform yet (netstat2 does not build for it); connections are not counted".to_string())
 }
 
@@ -216,10 +233,21 @@ mod tests {
         assert_eq!(state(N::DeleteTcb), None);
     }
 
-    /// A listener of this test process is in the table with its pid.
+    /// A listener of this test process is in the table with its pid, read
+    /// from a thread with a collector's stack.
     #[cfg(target_os = "linux")]
     #[test]
     fn own_listener_in_the_table() {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(own_listener)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    fn own_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let me = std::process::id() as Pid;
