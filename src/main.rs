@@ -205,7 +205,7 @@ fn main() -> ExitCode {
         return ExitCode::from(report.exit_code());
     }
     if let Some(Command::Check) = cli.command {
-        return run_check(&config);
+        return run_check(&config, platform::select(cli.platform_backend));
     }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
@@ -436,10 +436,15 @@ mod collector_flags {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn run_check(config: &config::Config) -> ExitCode {
+async fn run_check(
+    config: &config::Config,
+    platform: std::sync::Arc<dyn platform::Platform>,
+) -> ExitCode {
     let mut healthy = true;
     for g in &config.gateways {
-        match openclaw_gateway_exporter::check::check(g, config.probe.timeout).await {
+        match openclaw_gateway_exporter::check::check(g, config.probe.timeout, platform.clone())
+            .await
+        {
             Ok(line) => println!("ok {}: {line}", g.name),
             Err(reason) => {
                 healthy = false;
