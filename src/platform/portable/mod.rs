@@ -452,6 +452,35 @@ mod tests {
         );
     }
 
+    /// The test process itself on any OS (Windows: under Wine too): what
+    /// sysinfo and the TCP table show of it.
+    #[test]
+    fn own_process_on_any_os() {
+        let p = PortablePlatform::new();
+        let pid = std::process::id() as Pid;
+        let id = p.identity(pid).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(id.start <= now && now - id.start < 3600, "{id:?}");
+        assert!(p.pids().contains(&pid));
+        assert!(!p.title(pid).unwrap().is_empty());
+        assert!(!p.cmdline(pid).unwrap().is_empty());
+        let v = p.vitals(id, &mut PartialErrors::default()).unwrap();
+        assert!(v.resident_bytes > 0 && v.cpu_seconds >= 0.0);
+        assert_eq!(v.start_time_seconds, id.start as f64);
+        let mut owned = Owned::default();
+        assert_eq!(p.scan_fds(pid, &mut owned).unwrap(), None);
+        assert!(owned.pids.contains(&pid));
+        assert!(matches!(p.identity(-1), Err(ProcError::Gone(-1))));
+        // Listening shows in the table; its owner is not asserted: Wine's
+        // sockets belong to wineserver (pid 0).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(p.listening(port, None), sockets::OWNERS);
+    }
+
     /// The exporter's own test process, read through sysinfo, against
     /// `/proc/self`.
     #[cfg(target_os = "linux")]

@@ -146,6 +146,7 @@ fn state(s: netstat2::TcpState) -> Option<TcpState> {
 }
 
 /// Loopback, an IPv4-mapped one included.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 fn is_loopback(a: std::net::IpAddr) -> bool {
     match a {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
