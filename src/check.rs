@@ -3,16 +3,22 @@
 //! process is found, its port LISTENs, and `GET /healthz` answers 2xx with a
 //! live body within the probe timeout.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::collector::liveness;
 use crate::config::GatewaySpec;
 use crate::discovery::Target;
+use crate::platform::Platform;
 use crate::probe::{Prober, Reason};
 
 /// Judge one gateway: `Ok` with a one-line summary, or `Err` with the reason.
-pub async fn check(spec: &GatewaySpec, timeout: Duration) -> Result<String, String> {
-    let target = Target::new(spec.clone());
+pub async fn check(
+    spec: &GatewaySpec,
+    timeout: Duration,
+    platform: Arc<dyn Platform>,
+) -> Result<String, String> {
+    let target = Target::with_platform(spec.clone(), platform);
     // Blocking OS reads, once: fine for a one-shot command.
     let found = target.resolve();
     let Some(found) = found else {

@@ -14,6 +14,7 @@ use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
 use openclaw_gateway_exporter::http::{self, AppState};
 use openclaw_gateway_exporter::logging;
+use openclaw_gateway_exporter::platform;
 use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 #[allow(unsafe_code)]
@@ -144,6 +145,18 @@ struct Cli {
         value_enum
     )]
     log_format: logging::Format,
+
+    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd)
+    /// or portable (sysinfo and the TCP table, what macOS and Windows run).
+    /// Hidden: for tests and comparisons (DEVELOPERS.md).
+    #[arg(
+        global = true,
+        long = "platform.backend",
+        env = "OPENCLAW_EXPORTER_PLATFORM_BACKEND",
+        default_value = "native",
+        hide = true
+    )]
+    platform_backend: platform::Backend,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +196,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Diagnose { json }) = cli.command {
-        let mut exporter = Exporter::new(&config);
+        let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
         let report = openclaw_gateway_exporter::diagnose::run(&mut exporter);
         if json {
             match serde_json::to_string_pretty(&report) {
@@ -199,7 +212,7 @@ fn main() -> ExitCode {
         return ExitCode::from(report.exit_code());
     }
     if let Some(Command::Check) = cli.command {
-        return run_check(&config);
+        return run_check(&config, platform::select(cli.platform_backend));
     }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
@@ -430,10 +443,15 @@ mod collector_flags {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn run_check(config: &config::Config) -> ExitCode {
+async fn run_check(
+    config: &config::Config,
+    platform: std::sync::Arc<dyn platform::Platform>,
+) -> ExitCode {
     let mut healthy = true;
     for g in &config.gateways {
-        match openclaw_gateway_exporter::check::check(g, config.probe.timeout).await {
+        match openclaw_gateway_exporter::check::check(g, config.probe.timeout, platform.clone())
+            .await
+        {
             Ok(line) => println!("ok {}: {line}", g.name),
             Err(reason) => {
                 healthy = false;
@@ -463,7 +481,7 @@ fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
 }
 
 async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
-    let mut exporter = Exporter::new(&config);
+    let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
     exporter.spawn();
     tokio::spawn(async {
         let mut every = tokio::time::interval(alloc_tuning::TRIM_EVERY);

@@ -78,15 +78,18 @@ pub struct Socket {
 pub enum Source {
     Netlink,
     Proc,
+    /// The OS's TCP table with owner pids (the portable backend).
+    TcpTable,
 }
 
 impl Source {
-    pub const ALL: [Source; 2] = [Source::Netlink, Source::Proc];
+    pub const ALL: [Source; 3] = [Source::Netlink, Source::Proc, Source::TcpTable];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Netlink => "netlink",
             Source::Proc => "proc",
+            Source::TcpTable => "tcp_table",
         }
     }
 }
@@ -119,6 +122,12 @@ impl Tally {
 
     /// Count one socket by the rules of the module doc.
     pub fn add(&mut self, s: &Socket, owned: &HashSet<u64>) {
+        self.add_owned(s, s.inode != 0 && owned.contains(&s.inode));
+    }
+
+    /// Count one socket, `owned` when the gateway tree holds it (by inode,
+    /// or by owner pid where the socket table names it).
+    pub fn add_owned(&mut self, s: &Socket, owned: bool) {
         if s.local_port == self.port {
             self.inbound.add(s.state);
             if s.state == LISTEN {
@@ -130,7 +139,7 @@ impl Tally {
             return;
         }
         let to_own_port = s.remote_loopback && s.remote_port == self.port;
-        if s.inode != 0 && !to_own_port && owned.contains(&s.inode) {
+        if owned && !to_own_port {
             if let Some(out) = &mut self.outbound {
                 out.add(s.state);
             }

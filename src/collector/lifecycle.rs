@@ -147,7 +147,7 @@ impl TitleCache {
     const REFRESH: u32 = 6;
 
     fn titled(&mut self, p: &dyn Platform, comm: &str) -> Vec<Pid> {
-        if self.samples % Self::REFRESH == 0 {
+        if self.samples.is_multiple_of(Self::REFRESH) {
             self.titled.clear();
         }
         self.samples = self.samples.wrapping_add(1);

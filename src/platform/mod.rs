@@ -20,6 +20,7 @@ pub mod fake;
 pub mod file;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod portable;
 
 pub use crate::memory_limit::Limit;
 pub use crate::tcp::Tally;
@@ -327,6 +328,22 @@ pub enum Backend {
     /// The platform's own: procfs, sock_diag and pidfd on Linux.
     #[default]
     Native,
+    /// sysinfo and the OS's TCP table: what macOS and Windows run, and on
+    /// Linux `--platform.backend=portable`.
+    Portable,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "native" => Ok(Backend::Native),
+            "portable" => Ok(Backend::Portable),
+            _ => Err(format!(
+                "unknown platform backend {s:?}: native or portable"
+            )),
+        }
+    }
 }
 
 /// The backend to run.
@@ -334,5 +351,9 @@ pub fn select(backend: Backend) -> Arc<dyn Platform> {
     match backend {
         #[cfg(target_os = "linux")]
         Backend::Native => Arc::new(linux::LinuxPlatform::new()),
+        // Until macOS and Windows have their own, the portable one is theirs.
+        #[cfg(not(target_os = "linux"))]
+        Backend::Native => Arc::new(portable::PortablePlatform::new()),
+        Backend::Portable => Arc::new(portable::PortablePlatform::new()),
     }
 }
