@@ -30,7 +30,10 @@ pub async fn check(
         ));
     };
     let pid = found.id.pid;
-    if !liveness::alive_and_listening(&target) {
+    // Where the platform cannot see who listens (Caps::listeners), the
+    // /healthz answer alone says whether the port accepts; no HUNG verdict.
+    let sees_listeners = target.platform.caps().listeners;
+    if sees_listeners && !liveness::alive_and_listening(&target) {
         return Err(format!(
             "pid {pid} is alive but nothing listens on port {}",
             spec.port
@@ -48,7 +51,7 @@ pub async fn check(
             spec.port,
             elapsed.as_secs_f64() * 1000.0
         )),
-        Err(f) if matches!(f.reason, Reason::Timeout | Reason::ConnectRefused) => Err(format!(
+        Err(f) if sees_listeners && matches!(f.reason, Reason::Timeout | Reason::ConnectRefused) => Err(format!(
             "HUNG: pid {pid} is alive and port {} LISTENs, but GET /healthz failed ({}) after {:.1} s",
             spec.port,
             f.reason.as_str(),

@@ -129,8 +129,9 @@ pub struct LifecycleSample {
     pub oldest_stale_modified: Option<f64>,
     /// Gateway processes that claim this gateway.
     pub instances: u64,
-    /// The LISTEN socket belongs to a process other than the lock's.
-    pub port_owner_mismatch: bool,
+    /// The LISTEN socket belongs to a process other than the lock's; `None`
+    /// where the platform cannot tell who listens (`Caps::listeners`).
+    pub port_owner_mismatch: Option<bool>,
 }
 
 /// Which processes have the gateway's title. A pid's `comm` is read when the
@@ -251,14 +252,16 @@ impl Sampler for LifecycleSampler {
             .filter(|c| !descendants.contains(&c.pid))
             .count() as u64;
 
-        let port_owner_mismatch = !lock_owners.is_empty()
-            && !listeners.is_empty()
-            && !listeners.iter().any(|l| {
-                lock_owners.contains(l)
-                    || lock_owners
-                        .iter()
-                        .any(|o| p.descendants(o.pid).contains(&l.pid))
-            });
+        let port_owner_mismatch = p.caps().listeners.then(|| {
+            !lock_owners.is_empty()
+                && !listeners.is_empty()
+                && !listeners.iter().any(|l| {
+                    lock_owners.contains(l)
+                        || lock_owners
+                            .iter()
+                            .any(|o| p.descendants(o.pid).contains(&l.pid))
+                })
+        });
 
         self.slot.set(LifecycleSample {
             live: count(LockState::Live),
@@ -321,7 +324,7 @@ impl Collector for LifecycleMetrics {
             &mut enc,
             &names::PORT_OWNER_MISMATCH,
             "1 when the LISTEN socket on the gateway's port belongs to a process other than the one its lock file names. Sampled every --collect.connections.interval.",
-            rows(|s, _| Some(if s.port_owner_mismatch { 1.0 } else { 0.0 })),
+            rows(|s, _| s.port_owner_mismatch.map(|m| if m { 1.0 } else { 0.0 })),
         )
     }
 }

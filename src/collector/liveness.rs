@@ -147,13 +147,19 @@ pub struct LivenessMetrics(pub Vec<Arc<LivenessSlot>>);
 
 impl Collector for LivenessMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let rows = self.0.iter().map(|slot| {
-            let hung = slot.hung.get().unwrap_or(false);
-            (
-                [("gateway", slot.target.spec.name.as_str())],
-                if hung { 1.0 } else { 0.0 },
-            )
-        });
+        // Where the platform cannot tell who listens (Caps::listeners), the
+        // verdict is absent: "alive and listening" cannot be judged.
+        let rows = self
+            .0
+            .iter()
+            .filter(|slot| slot.target.platform.caps().listeners)
+            .map(|slot| {
+                let hung = slot.hung.get().unwrap_or(false);
+                (
+                    [("gateway", slot.target.spec.name.as_str())],
+                    if hung { 1.0 } else { 0.0 },
+                )
+            });
         metrics::gauge(
             &mut enc,
             &names::HUNG,

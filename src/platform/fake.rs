@@ -181,10 +181,8 @@ mod tests {
         out
     }
 
-    /// A series the platform cannot read is absent, never zero: here the
-    /// threads and the fd limit of a platform without them.
-    #[test]
-    fn what_the_platform_lacks_is_absent_not_zero() {
+    /// The gateway's process on its port, with one worker.
+    fn gateway_and_worker() -> Vec<FakeProcess> {
         let gateway = FakeProcess {
             id: Identity {
                 pid: 4242,
@@ -211,18 +209,30 @@ mod tests {
             parent: Some(4242),
             ..Default::default()
         };
-        let caps = Caps {
-            threads: false,
-            max_fds: false,
-            ..Caps::ALL
-        };
-        let fake: Arc<dyn Platform> = Arc::new(FakePlatform::new(caps, vec![gateway, worker]));
+        vec![gateway, worker]
+    }
+
+    /// The default gateway, watched through `fake`.
+    fn target(caps: Caps) -> Arc<Target> {
+        let fake: Arc<dyn Platform> = Arc::new(FakePlatform::new(caps, gateway_and_worker()));
         let mut spec = crate::config::build(crate::config::Intervals::default(), vec![])
             .unwrap()
             .gateways
             .remove(0);
         spec.state_dir = "/nonexistent/ocgx-fake".into();
-        let target = Arc::new(Target::with_platform(spec, fake));
+        Arc::new(Target::with_platform(spec, fake))
+    }
+
+    /// A series the platform cannot read is absent, never zero: here the
+    /// threads and the fd limit of a platform without them.
+    #[test]
+    fn what_the_platform_lacks_is_absent_not_zero() {
+        let caps = Caps {
+            threads: false,
+            max_fds: false,
+            ..Caps::ALL
+        };
+        let target = target(caps);
         let slot = Arc::new(ProcessSlot {
             target,
             latest: Latest::new(),
@@ -244,5 +254,49 @@ mod tests {
         ));
         assert!(!has("openclaw_gateway_process_threads"), "{text}");
         assert!(!has("openclaw_gateway_process_max_fds"), "{text}");
+    }
+
+    /// A platform that cannot tell who listens on a port (macOS until its
+    /// socket source) cannot judge "alive and listening": the hang verdict
+    /// and the port-owner check are absent there, and present where it can.
+    #[test]
+    fn without_a_listener_lookup_hung_and_port_owner_are_absent() {
+        use crate::collector::lifecycle::{LifecycleMetrics, LifecycleSampler};
+        use crate::collector::liveness::{LivenessMetrics, LivenessSlot};
+        use crate::probe::{Endpoint, ProbeStats};
+        for listeners in [true, false] {
+            let target = target(Caps {
+                listeners,
+                ..Caps::ALL
+            });
+            let name = target.spec.name.clone();
+            target.resolve();
+            let liveness = Arc::new(LivenessSlot {
+                target: target.clone(),
+                stats: Arc::new(ProbeStats::new(
+                    &name,
+                    Endpoint::Live,
+                    std::time::Duration::from_secs(60),
+                )),
+                hung: Latest::new(),
+            });
+            liveness.hung.set(false);
+            let lifecycle = Arc::new(Latest::new());
+            LifecycleSampler::new(target.clone(), lifecycle.clone())
+                .sample()
+                .unwrap();
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register_collector(Box::new(LivenessMetrics(vec![liveness])));
+            registry.register_collector(Box::new(LifecycleMetrics(vec![(name, lifecycle)])));
+            let text = exposition(&registry);
+            let has = |n: &str| text.lines().any(|l| l.starts_with(&format!("{n}{{")));
+            assert_eq!(has("openclaw_gateway_hung"), listeners, "{text}");
+            assert_eq!(
+                has("openclaw_gateway_port_owner_mismatch"),
+                listeners,
+                "{text}"
+            );
+            assert!(has("openclaw_gateway_instances"), "{text}");
+        }
     }
 }

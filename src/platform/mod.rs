@@ -204,6 +204,10 @@ pub struct Caps {
     pub exit_watch: bool,
     /// [`Platform::cgroup_memory_limit`].
     pub cgroup_memory_limit: bool,
+    /// Which process LISTENs on a port ([`Platform::listening`],
+    /// [`Platform::listen_owners`]). Without it the hang verdict and the
+    /// port-owner check are absent, not 0.
+    pub listeners: bool,
 }
 
 impl Caps {
@@ -219,6 +223,7 @@ impl Caps {
         host_listen_counters: true,
         exit_watch: true,
         cgroup_memory_limit: true,
+        listeners: true,
     };
 }
 

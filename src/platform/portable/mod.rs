@@ -214,6 +214,7 @@ impl Platform for PortablePlatform {
             host_listen_counters: false,
             exit_watch: false,
             cgroup_memory_limit: false,
+            listeners: sockets::OWNERS,
         }
     }
 
