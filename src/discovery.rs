@@ -308,6 +308,11 @@ const SHARED_RESOLVE: std::time::Duration = std::time::Duration::from_millis(100
 /// looking for its successor the full way (process titles, LISTEN sockets).
 const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How old a process table [`Target::watch`] looks for a successor in: a
+/// crash-looping gateway found by its title is followed as closely as the
+/// watch ticks, not only once per connections interval.
+const SUCCESSOR_SCAN_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Target {
     /// A target read through the default platform.
     pub fn new(spec: GatewaySpec) -> Target {
@@ -376,13 +381,17 @@ impl Target {
             .or_else(|| from_lock_files(p, spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let before = self.current();
+        let successor = || {
+            self.view.snapshot_within(SUCCESSOR_SCAN_AGE);
+            discover(&self.view, spec)
+        };
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
             match before {
                 Some(current) if alive(p, current.id.pid) == Some(current.id) => Some(current),
-                Some(_) => discover(&self.view, spec),
-                None if self.recently_lost() => discover(&self.view, spec),
+                Some(_) => successor(),
+                None if self.recently_lost() => successor(),
                 None => None,
             }
         });

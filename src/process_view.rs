@@ -6,7 +6,9 @@
 //! the exporter, lists the pids at most once per `max_age` (half the
 //! connections interval) however many gateways read it: the samplers of all
 //! gateways tick on the same grid, so the first one of a round takes the
-//! snapshot and the others read it.
+//! snapshot and the others read it. Only the search for the successor of a
+//! gateway that just went away asks for a younger one (at most one a second,
+//! for a few seconds).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -100,12 +102,14 @@ impl ProcessView {
     /// The process table, listed now unless a snapshot younger than
     /// `max_age` exists. Readers that come while it is listed wait for it.
     pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot_within(self.max_age)
+    }
+
+    /// The process table, at most `age` old (and at most `max_age`).
+    pub fn snapshot_within(&self, age: Duration) -> Arc<Snapshot> {
+        let age = age.min(self.max_age);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = st
-            .current
-            .as_ref()
-            .filter(|s| s.taken.elapsed() < self.max_age)
-        {
+        if let Some(s) = st.current.as_ref().filter(|s| s.taken.elapsed() < age) {
             return s.clone();
         }
         let snap = Arc::new(st.list(&*self.platform));
@@ -178,6 +182,9 @@ mod tests {
         assert_eq!(home[0].1, "/home/10");
         fake.processes.lock().unwrap()[0].environ.clear();
         assert_eq!(b.environ(&*fake, 10), Some(home));
+        // A reader that wants a younger one gets a new listing.
+        assert!(!Arc::ptr_eq(&a, &view.snapshot_within(Duration::ZERO)));
+        assert_eq!(fake.pids_calls(), 2);
     }
 
     /// A gateway starts as `node` and renames itself: the next snapshot
