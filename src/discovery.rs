@@ -13,6 +13,7 @@ use std::time::UNIX_EPOCH;
 use crate::config::GatewaySpec;
 use crate::lockfile;
 use crate::platform::{self, Identity, Pid, Platform};
+use crate::process_view::ProcessView;
 
 /// How the gateway process was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,8 +51,10 @@ pub struct Found {
     pub method: Method,
 }
 
-/// Find the gateway process now.
-pub fn discover(p: &dyn Platform, spec: &GatewaySpec) -> Option<Found> {
+/// Find the gateway process now. The process titles come from `view`, at
+/// most its `max_age` old.
+pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
+    let p = &**view.platform();
     let found = |method| move |id| Found { id, method };
     spec.pid
         .and_then(|pid| alive(p, pid as Pid))
@@ -64,7 +67,7 @@ pub fn discover(p: &dyn Platform, spec: &GatewaySpec) -> Option<Found> {
                 .map(found(Method::PidFile))
         })
         .or_else(|| from_lock_files(p, spec).map(found(Method::LockFile)))
-        .or_else(|| by_title(p, spec).map(found(Method::ProcessTitle)))
+        .or_else(|| by_title(view, spec).map(found(Method::ProcessTitle)))
         .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
 }
 
@@ -176,10 +179,11 @@ pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
 /// port. The listen table is read from the candidate's own network namespace,
 /// so a gateway in a container is found too.
-fn by_title(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
-    p.pids()
+fn by_title(view: &ProcessView, spec: &GatewaySpec) -> Option<Identity> {
+    let p = &**view.platform();
+    view.snapshot()
+        .titled(spec.comm())
         .into_iter()
-        .filter(|&pid| p.title(pid).as_deref() == Some(spec.comm()))
         .filter(|&pid| p.holds_listener(pid, spec.port))
         .filter_map(|pid| alive(p, pid))
         .min_by_key(|id| id.start)
@@ -200,6 +204,8 @@ pub struct Target {
     pub spec: GatewaySpec,
     /// How the OS is read for this gateway.
     pub platform: Arc<dyn Platform>,
+    /// The process table, shared with every other gateway of the exporter.
+    pub view: Arc<ProcessView>,
     state: Mutex<TargetState>,
     /// Held through a full discovery: one at a time per gateway.
     resolving: Mutex<()>,
@@ -302,16 +308,30 @@ const SHARED_RESOLVE: std::time::Duration = std::time::Duration::from_millis(100
 /// looking for its successor the full way (process titles, LISTEN sockets).
 const SUCCESSOR_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How old a process table [`Target::watch`] looks for a successor in: a
+/// crash-looping gateway found by its title is followed as closely as the
+/// watch ticks, not only once per connections interval.
+const SUCCESSOR_SCAN_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Target {
     /// A target read through the default platform.
     pub fn new(spec: GatewaySpec) -> Target {
         Target::with_platform(spec, platform::select(platform::Backend::default()))
     }
 
+    /// A target with a process view of its own.
     pub fn with_platform(spec: GatewaySpec, platform: Arc<dyn Platform>) -> Target {
+        let view = ProcessView::new(platform, ProcessView::DEFAULT_MAX_AGE);
+        Target::with_view(spec, Arc::new(view))
+    }
+
+    /// A target reading the process table through `view`, which other
+    /// targets share.
+    pub fn with_view(spec: GatewaySpec, view: Arc<ProcessView>) -> Target {
         Target {
             spec,
-            platform,
+            platform: view.platform().clone(),
+            view,
             state: Mutex::new(TargetState::default()),
             resolving: Mutex::new(()),
         }
@@ -335,7 +355,7 @@ impl Target {
             Some(Some(f)) if alive(p, f.id.pid) == Some(f.id) => return Some(f),
             _ => {}
         }
-        let found = discover(p, &self.spec);
+        let found = discover(&self.view, &self.spec);
         let mut st = self.lock();
         st.record(p, &self.spec, found);
         st.resolved_at = Some(std::time::Instant::now());
@@ -361,13 +381,17 @@ impl Target {
             .or_else(|| from_lock_files(p, spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let before = self.current();
+        let successor = || {
+            self.view.snapshot_within(SUCCESSOR_SCAN_AGE);
+            discover(&self.view, spec)
+        };
         let found = cheap.or_else(|| {
             // Keep what a full discovery found while it is the same process;
             // when it has gone, look for its successor the full way, for a while.
             match before {
                 Some(current) if alive(p, current.id.pid) == Some(current.id) => Some(current),
-                Some(_) => discover(p, spec),
-                None if self.recently_lost() => discover(p, spec),
+                Some(_) => successor(),
+                None if self.recently_lost() => successor(),
                 None => None,
             }
         });

@@ -22,6 +22,7 @@ use crate::discovery::Target;
 use crate::metrics::Latest;
 use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
+use crate::process_view::ProcessView;
 use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -60,10 +61,16 @@ impl Exporter {
 
     /// The exporter, reading the OS through `platform`.
     pub fn with_platform(config: &Config, platform: Arc<dyn Platform>) -> Exporter {
+        // One process table for every gateway, listed at most once per
+        // round of the collectors that tick every connections interval.
+        let view = Arc::new(ProcessView::new(
+            platform.clone(),
+            config.intervals.connections / 2,
+        ));
         let targets: Vec<Arc<Target>> = config
             .gateways
             .iter()
-            .map(|g| Arc::new(Target::with_platform(g.clone(), platform.clone())))
+            .map(|g| Arc::new(Target::with_view(g.clone(), view.clone())))
             .collect();
 
         // A collector that is off gets no slot, no job (so no thread and no

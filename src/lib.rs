@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod platform;
 pub mod probe;
+pub mod process_view;
 pub mod self_process;
 pub mod stamp;
 pub mod tcp;

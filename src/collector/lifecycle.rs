@@ -20,6 +20,7 @@ use crate::metrics::{self, Latest};
 use crate::names;
 use crate::platform::file::{self, Stamp};
 use crate::platform::{ExitWatch, FileId, Identity, Pid, Platform};
+use crate::process_view::Snapshot;
 
 /// How often the identity watch runs while it knows no live gateway process.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -134,44 +135,9 @@ pub struct LifecycleSample {
     pub port_owner_mismatch: Option<bool>,
 }
 
-/// Which processes have the gateway's title. A pid's `comm` is read when the
-/// pid first shows up, and every pid's again each [`TitleCache::REFRESH`]th
-/// sample, in case a pid was reused between two samples or a process renamed
-/// itself. This spares reading the `comm` of every process on each sample.
-#[derive(Debug, Default)]
-struct TitleCache {
-    titled: std::collections::HashMap<Pid, bool>,
-    samples: u32,
-}
-
-impl TitleCache {
-    const REFRESH: u32 = 6;
-
-    fn titled(&mut self, p: &dyn Platform, comm: &str) -> Vec<Pid> {
-        if self.samples.is_multiple_of(Self::REFRESH) {
-            self.titled.clear();
-        }
-        self.samples = self.samples.wrapping_add(1);
-        let pids: HashSet<Pid> = p.pids().into_iter().collect();
-        self.titled.retain(|pid, _| pids.contains(pid));
-        for pid in pids {
-            self.titled
-                .entry(pid)
-                .or_insert_with(|| p.title(pid).as_deref() == Some(comm));
-        }
-        let mut out: Vec<Pid> = self
-            .titled
-            .iter()
-            .filter_map(|(&pid, &t)| t.then_some(pid))
-            .collect();
-        out.sort_unstable();
-        out
-    }
-}
-
 /// Does this process's environment point at `state_dir`?
-fn environ_state_dir(p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
-    let Some(env) = p.environ(pid) else {
+fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
+    let Some(env) = view.environ(p, pid) else {
         return false;
     };
     let var = |name: &str| {
@@ -187,7 +153,6 @@ fn environ_state_dir(p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
 pub struct LifecycleSampler {
     target: Arc<Target>,
     slot: Arc<Latest<LifecycleSample>>,
-    titles: TitleCache,
     /// This exporter's executable. Its name, `openclaw-gateway-exporter`,
     /// truncates to the gateway's `comm`, so a process that runs it (the
     /// server, a `check`) is never counted as an instance of the gateway.
@@ -200,7 +165,6 @@ impl LifecycleSampler {
         LifecycleSampler {
             target,
             slot,
-            titles: TitleCache::default(),
             own_exe,
         }
     }
@@ -228,15 +192,17 @@ impl Sampler for LifecycleSampler {
             .min_by(f64::total_cmp);
 
         // The lock owners, then whoever else listens on the port, then any
-        // process with the gateway's title whose environment names this state dir.
+        // process with the gateway's title whose environment names this state
+        // dir, from the process table every gateway shares.
         let lock_owners: Vec<Identity> = locks.iter().filter_map(|l| l.owner).collect();
         let mut known = lock_owners.clone();
         known.extend(self.target.current().map(|f| f.id));
         let listeners = p.listen_owners(spec.port, &known);
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
-        for pid in self.titles.titled(p, spec.comm()) {
-            if environ_state_dir(p, pid, &spec.state_dir) && !self.is_exporter(pid) {
+        let view = self.target.view.snapshot();
+        for pid in view.titled(spec.comm()) {
+            if environ_state_dir(&view, p, pid, &spec.state_dir) && !self.is_exporter(pid) {
                 if let Ok(id) = p.identity(pid) {
                     claimants.insert(id);
                 }

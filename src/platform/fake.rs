@@ -2,6 +2,7 @@
 //! collector tests that need no real process (as node_exporter's fixtures).
 //! Only what a test scripts exists; everything else is absent.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::{
@@ -27,6 +28,8 @@ pub struct FakeProcess {
 pub struct FakePlatform {
     pub caps: Caps,
     pub processes: Mutex<Vec<FakeProcess>>,
+    /// Times the whole process table was listed ([`Platform::pids`]).
+    pids_calls: AtomicUsize,
 }
 
 impl FakePlatform {
@@ -34,7 +37,13 @@ impl FakePlatform {
         FakePlatform {
             caps,
             processes: Mutex::new(processes),
+            pids_calls: AtomicUsize::new(0),
         }
+    }
+
+    /// Times the whole process table was listed so far.
+    pub fn pids_calls(&self) -> usize {
+        self.pids_calls.load(Ordering::Relaxed)
     }
 
     fn with<T>(&self, pid: Pid, f: impl FnOnce(&FakeProcess) -> T) -> Option<T> {
@@ -90,6 +99,7 @@ impl Platform for FakePlatform {
         self.caps
     }
     fn pids(&self) -> Vec<Pid> {
+        self.pids_calls.fetch_add(1, Ordering::Relaxed);
         let table = self.processes.lock().unwrap_or_else(|e| e.into_inner());
         table.iter().map(|p| p.id.pid).collect()
     }

@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use procfs::process::{MountInfos, Process};
+use procfs::{Current, FromBufRead, Meminfo, ProcessCGroups};
+
 /// v1 writes "no limit" as a page-rounded i64::MAX; anything this large is none.
 const UNLIMITED_FLOOR: u64 = 1 << 60;
 
@@ -18,29 +21,30 @@ pub struct CgroupMounts {
 }
 
 impl CgroupMounts {
+    /// The exporter's own mounts.
     pub fn read() -> CgroupMounts {
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|t| CgroupMounts::parse(&t))
+        Process::myself()
+            .and_then(|me| me.mountinfo())
+            .map(|m| CgroupMounts::of(&m))
             .unwrap_or_default()
     }
 
-    /// Parse mountinfo lines: `id parent dev root mountpoint opts... - fstype src superopts`.
+    /// Parse `/proc/<pid>/mountinfo` content (procfs's parser); none when it
+    /// does not parse.
     pub fn parse(mountinfo: &str) -> CgroupMounts {
+        MountInfos::from_buf_read(mountinfo.as_bytes())
+            .map(|m| CgroupMounts::of(&m))
+            .unwrap_or_default()
+    }
+
+    fn of(mounts: &MountInfos) -> CgroupMounts {
         let mut m = CgroupMounts::default();
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
-            let (root, point) = (pre[3].to_string(), PathBuf::from(pre[4]));
-            match post[0] {
-                "cgroup2" if m.v2.is_none() => m.v2 = Some((point, root)),
-                "cgroup" if post[2].split(',').any(|o| o == "memory") => {
-                    m.v1_memory.get_or_insert((point, root));
+        for mount in mounts {
+            let at = || (mount.mount_point.clone(), mount.root.clone());
+            match mount.fs_type.as_str() {
+                "cgroup2" if m.v2.is_none() => m.v2 = Some(at()),
+                "cgroup" if mount.super_options.contains_key("memory") => {
+                    m.v1_memory.get_or_insert_with(at);
                 }
                 _ => {}
             }
@@ -80,21 +84,31 @@ fn smallest_up_to(mut dir: PathBuf, top: &Path, file: &str) -> Option<u64> {
     }
 }
 
-/// The memory limit of the cgroup that `/proc/<pid>/cgroup` content names.
+/// The memory limit of the control group `pid` runs in.
+pub fn pid_limit(pid: i32, mounts: &CgroupMounts) -> Option<u64> {
+    let groups = Process::new(pid).and_then(|p| p.cgroups()).ok()?;
+    limit_of(&groups, mounts)
+}
+
+/// The memory limit of the cgroup that `/proc/<pid>/cgroup` content names
+/// (procfs's parser); none when it does not parse.
 pub fn cgroup_limit(proc_cgroup: &str, mounts: &CgroupMounts) -> Option<u64> {
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if controllers.is_empty() {
+    limit_of(
+        &ProcessCGroups::from_buf_read(proc_cgroup.as_bytes()).ok()?,
+        mounts,
+    )
+}
+
+fn limit_of(groups: &ProcessCGroups, mounts: &CgroupMounts) -> Option<u64> {
+    for group in groups {
+        let path = group.pathname.as_str();
+        if group.controllers.is_empty() {
             if let Some(m) = &mounts.v2 {
                 if let Some(v) = smallest_up_to(on_mount(m, path), &m.0, "memory.max") {
                     return Some(v);
                 }
             }
-        } else if controllers.split(',').any(|c| c == "memory") {
+        } else if group.controllers.iter().any(|c| c == "memory") {
             if let Some(m) = &mounts.v1_memory {
                 if let Some(v) = smallest_up_to(on_mount(m, path), &m.0, "memory.limit_in_bytes") {
                     return Some(v);
@@ -105,11 +119,9 @@ pub fn cgroup_limit(proc_cgroup: &str, mounts: &CgroupMounts) -> Option<u64> {
     None
 }
 
-/// Host memory from `/proc/meminfo` content.
-pub fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// The host's memory: `MemTotal` of `/proc/meminfo`.
+pub fn mem_total() -> Option<u64> {
+    Meminfo::current().ok().map(|m| m.mem_total)
 }
 
 #[cfg(test)]

@@ -61,6 +61,9 @@ impl ExitWatch for proc::Watched {
 }
 
 /// NUL-separated `/proc/<pid>/{cmdline,environ}` content, lossily decoded.
+/// Kept by hand: procfs's `cmdline` fails on bytes that are not UTF-8, and its
+/// `environ` is a map (order lost; a repeated name keeps its last value, where
+/// getenv and [`Platform::environ`]'s callers take the first).
 fn nul_separated(pid: Pid, file: &str) -> Option<Vec<String>> {
     let bytes = std::fs::read(format!("/proc/{pid}/{file}")).ok()?;
     Some(
@@ -163,15 +166,11 @@ impl Platform for LinuxPlatform {
     }
 
     fn cgroup_memory_limit(&self, pid: Pid) -> Option<u64> {
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|c| cgroup::cgroup_limit(&c, &self.mounts))
+        cgroup::pid_limit(pid, &self.mounts)
     }
 
     fn host_memory_bytes(&self) -> Option<u64> {
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| cgroup::mem_total(&m))
+        cgroup::mem_total()
     }
 }
 

@@ -115,13 +115,15 @@ pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-/// `/proc/<pid>/comm`, without the newline.
+/// `/proc/<pid>/comm`, without the newline: one read (procfs has it only in
+/// the whole `stat`).
 pub fn comm(pid: i32) -> Option<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(s.trim_end_matches('\n').to_string())
 }
 
-/// The numeric pids under `/proc`.
+/// The numeric pids under `/proc`. By hand: one `readdir`, where procfs's
+/// `all_processes` opens every process's directory, on the process view's path.
 pub fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -234,16 +236,17 @@ pub fn descendants(pid: i32) -> Vec<i32> {
 
 /// Children from `/proc/<pid>/task/*/children`; `None` when the kernel lacks it.
 fn children_of(pid: i32) -> Option<Vec<i32>> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let tasks = Process::new(pid).and_then(|p| p.tasks()).ok()?;
     let mut kids = Vec::new();
     for task in tasks.flatten() {
-        match std::fs::read_to_string(task.path().join("children")) {
-            Ok(s) => kids.extend(s.split_whitespace().filter_map(|k| k.parse::<i32>().ok())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // The task exited, or the kernel has no children file at all.
-                if !std::path::Path::new("/proc/self/task").exists() {
-                    return None;
-                }
+        match task.children() {
+            Ok(k) => kids.extend(k.into_iter().filter_map(|k| i32::try_from(k).ok())),
+            // The task exited, or the kernel has no children files at all
+            // (CONFIG_PROC_CHILDREN).
+            Err(procfs::ProcError::NotFound(_))
+                if !std::path::Path::new("/proc/thread-self/children").exists() =>
+            {
+                return None
             }
             Err(_) => {}
         }

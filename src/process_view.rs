@@ -1,0 +1,259 @@
+//! One view of the process table, shared by every gateway and collector.
+//!
+//! Discovery (a process with the gateway's title) and the lifecycle
+//! collector (instances: titled processes whose environment names the state
+//! dir) both need every pid and its title. One [`ProcessView`], made once by
+//! the exporter, lists the pids at most once per `max_age` (half the
+//! connections interval) however many gateways read it: the samplers of all
+//! gateways tick on the same grid, so the first one of a round takes the
+//! snapshot and the others read it. Only the search for the successor of a
+//! gateway that just went away asks for a younger one (at most one a second,
+//! for a few seconds).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::platform::{Pid, Platform};
+
+/// A process's environment, as [`Platform::environ`] reads it.
+pub type Environ = Arc<Vec<(String, String)>>;
+
+/// The process table as it was when [`ProcessView::snapshot`] listed it.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub taken: Instant,
+    /// Every pid, ascending, with the title the OS shows for it.
+    titles: Vec<(Pid, Option<String>)>,
+    /// Environments read so far from this snapshot, by pid.
+    environs: Mutex<HashMap<Pid, Option<Environ>>>,
+}
+
+impl Snapshot {
+    /// Every pid, ascending.
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.titles.iter().map(|(pid, _)| *pid)
+    }
+
+    /// The pids whose title is `key` ([`crate::platform::title_key`]), ascending.
+    pub fn titled(&self, key: &str) -> Vec<Pid> {
+        self.titles
+            .iter()
+            .filter(|(_, t)| t.as_deref() == Some(key))
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// The environment of `pid`, read once per snapshot however many
+    /// gateways ask.
+    pub fn environ(&self, p: &dyn Platform, pid: Pid) -> Option<Environ> {
+        let mut environs = self.environs.lock().unwrap_or_else(|e| e.into_inner());
+        environs
+            .entry(pid)
+            .or_insert_with(|| p.environ(pid).map(Arc::new))
+            .clone()
+    }
+}
+
+/// The process table, listed at most once per `max_age` for every reader.
+#[derive(Debug)]
+pub struct ProcessView {
+    platform: Arc<dyn Platform>,
+    max_age: Duration,
+    state: Mutex<ViewState>,
+}
+
+#[derive(Debug, Default)]
+struct ViewState {
+    current: Option<Arc<Snapshot>>,
+    /// Each pid's title and when the pid was first listed.
+    titles: HashMap<Pid, (Option<String>, Instant)>,
+    snapshots: u32,
+}
+
+impl ProcessView {
+    /// How long a snapshot serves when no interval says otherwise (the
+    /// one-shot commands).
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_millis(500);
+
+    /// Titles are read again each `REFRESH`th snapshot, in case a pid was
+    /// reused between two snapshots: a snapshot costs a listing of the pids
+    /// and the titles of new ones, not the title of every process.
+    const REFRESH: u32 = 6;
+
+    /// A process renames itself early (the gateway turns from `node` into
+    /// `openclaw-gateway` while it starts): the title of a pid first listed
+    /// less than this long ago is read again on every snapshot, so a new
+    /// gateway is seen under its title one snapshot after it takes it.
+    const YOUNG: Duration = Duration::from_secs(60);
+
+    pub fn new(platform: Arc<dyn Platform>, max_age: Duration) -> ProcessView {
+        ProcessView {
+            platform,
+            max_age,
+            state: Mutex::new(ViewState::default()),
+        }
+    }
+
+    pub fn platform(&self) -> &Arc<dyn Platform> {
+        &self.platform
+    }
+
+    /// The process table, listed now unless a snapshot younger than
+    /// `max_age` exists. Readers that come while it is listed wait for it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot_within(self.max_age)
+    }
+
+    /// The process table, at most `age` old (and at most `max_age`).
+    pub fn snapshot_within(&self, age: Duration) -> Arc<Snapshot> {
+        let age = age.min(self.max_age);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = st.current.as_ref().filter(|s| s.taken.elapsed() < age) {
+            return s.clone();
+        }
+        let snap = Arc::new(st.list(&*self.platform));
+        st.current = Some(snap.clone());
+        snap
+    }
+}
+
+impl ViewState {
+    fn list(&mut self, p: &dyn Platform) -> Snapshot {
+        let now = Instant::now();
+        let refresh = self.snapshots.is_multiple_of(ProcessView::REFRESH);
+        self.snapshots = self.snapshots.wrapping_add(1);
+        let mut pids = p.pids();
+        pids.sort_unstable();
+        pids.dedup();
+        let mut titles = HashMap::with_capacity(pids.len());
+        let mut listed = Vec::with_capacity(pids.len());
+        for pid in pids {
+            let (title, first) = match self.titles.remove(&pid) {
+                Some((title, first)) if !refresh && now - first >= ProcessView::YOUNG => {
+                    (title, first)
+                }
+                Some((_, first)) => (p.title(pid), first),
+                None => (p.title(pid), now),
+            };
+            listed.push((pid, title.clone()));
+            titles.insert(pid, (title, first));
+        }
+        // Pids no longer listed are dropped with the old map.
+        self.titles = titles;
+        Snapshot {
+            taken: now,
+            titles: listed,
+            environs: Mutex::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::fake::{FakePlatform, FakeProcess};
+    use crate::platform::{Caps, Identity};
+
+    fn process(pid: Pid, title: &str) -> FakeProcess {
+        FakeProcess {
+            id: Identity { pid, start: 1 },
+            title: title.into(),
+            environ: vec![("HOME".into(), format!("/home/{pid}"))],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn readers_within_max_age_share_one_listing() {
+        let fake = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![process(10, "node"), process(11, "openclaw-gatewa")],
+        ));
+        let view = ProcessView::new(fake.clone(), Duration::from_secs(60));
+        let a = view.snapshot();
+        let b = view.snapshot();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(fake.pids_calls(), 1);
+        assert_eq!(a.titled("openclaw-gatewa"), [11]);
+        assert_eq!(a.pids().collect::<Vec<_>>(), [10, 11]);
+        // The environment is read once per snapshot.
+        let home = a.environ(&*fake, 10).unwrap();
+        assert_eq!(home[0].1, "/home/10");
+        fake.processes.lock().unwrap()[0].environ.clear();
+        assert_eq!(b.environ(&*fake, 10), Some(home));
+        // A reader that wants a younger one gets a new listing.
+        assert!(!Arc::ptr_eq(&a, &view.snapshot_within(Duration::ZERO)));
+        assert_eq!(fake.pids_calls(), 2);
+    }
+
+    /// A gateway starts as `node` and renames itself: the next snapshot
+    /// shows its new title, and a new pid is listed at once.
+    #[test]
+    fn a_renamed_or_new_process_shows_in_the_next_snapshot() {
+        let fake = Arc::new(FakePlatform::new(Caps::ALL, vec![process(10, "node")]));
+        let view = ProcessView::new(fake.clone(), Duration::ZERO);
+        assert!(view.snapshot().titled("openclaw-gatewa").is_empty());
+        fake.processes.lock().unwrap()[0].title = "openclaw-gatewa".into();
+        fake.processes
+            .lock()
+            .unwrap()
+            .push(process(12, "openclaw-gatewa"));
+        assert_eq!(view.snapshot().titled("openclaw-gatewa"), [10, 12]);
+        assert_eq!(fake.pids_calls(), 2);
+    }
+
+    /// Three gateways in one exporter: their process, identity and lifecycle
+    /// collectors find each gateway by its title and count its instances
+    /// from one listing of the process table per round, not one per gateway.
+    #[test]
+    fn three_gateways_list_the_process_table_once_per_round() {
+        let mut config = crate::config::build(crate::config::Intervals::default(), vec![]).unwrap();
+        config.intervals.connections = Duration::from_millis(200);
+        let one = config.gateways.remove(0);
+        let mut table = Vec::new();
+        for i in 0..3u16 {
+            let mut spec = one.clone();
+            spec.name = format!("gw{i}");
+            spec.port = 18790 + i;
+            spec.pid_file = None;
+            spec.state_dir = format!("/nonexistent/ocgx-view/{i}").into();
+            let pid = 100 + Pid::from(i);
+            table.push(FakeProcess {
+                id: Identity { pid, start: 1 },
+                title: spec.comm().into(),
+                environ: vec![(
+                    "OPENCLAW_STATE_DIR".into(),
+                    spec.state_dir.display().to_string(),
+                )],
+                listens: vec![spec.port],
+                ..Default::default()
+            });
+            config.gateways.push(spec);
+        }
+        table.push(process(99, "node"));
+        let fake = Arc::new(FakePlatform::new(Caps::ALL, table));
+        let mut exporter = crate::exporter::Exporter::with_platform(&config, fake.clone());
+        let blocking = |c: &str| ["process", "identity", "lifecycle"].contains(&c);
+        exporter.sample_collectors(blocking);
+        assert_eq!(fake.pids_calls(), 1, "one listing for three gateways");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &exporter.registry).unwrap();
+        for i in 0..3 {
+            let gw = format!("gateway=\"gw{i}\"");
+            for line in [
+                format!("openclaw_gateway_instances{{{gw}}} 1"),
+                format!("openclaw_gateway_discovery_method{{{gw},method=\"process_title\"}} 1"),
+            ] {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&line)),
+                    "{line} in {text}"
+                );
+            }
+        }
+        // The next round (past half the connections interval) lists it again, once.
+        std::thread::sleep(Duration::from_millis(120));
+        exporter.sample_collectors(blocking);
+        assert_eq!(fake.pids_calls(), 2, "one listing per round");
+    }
+}
