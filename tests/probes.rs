@@ -660,9 +660,11 @@ fn liveness_connects_afresh_readiness_keeps_its_connection_and_the_token_goes_on
 
     // Enough requests to judge: on a loaded machine the waits above can
     // end with fewer (11 seen once); the probes keep coming every 200 ms.
-    wait_for(Duration::from_secs(30), "12 requests at the recording server", || {
-        (seen.lock().unwrap().len() >= 12).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "12 requests at the recording server",
+        || (seen.lock().unwrap().len() >= 12).then_some(()),
+    );
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 12, "{seen:?}");
     assert!(
