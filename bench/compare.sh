@@ -47,7 +47,7 @@ while [ "$#" -gt 0 ]; do
     --idle) IDLE="$2"; shift ;;
     --wrk) WRK_SECONDS="$2"; shift ;;
     --base) BASE="$2"; shift ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "compare: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
