@@ -5,12 +5,16 @@
 #   - process-exporter matching the gateway (comm "openclaw-gatewa"),
 #   - blackbox_exporter probing the gateway's /healthz (module http_2xx).
 #
-#   bench/compare.sh [--real] [--idle SECONDS] [--wrk SECONDS]
+#   bench/compare.sh [--real] [--idle SECONDS] [--wrk SECONDS] [--base REV]
 #
 #   --real     the real OpenClaw gateway (tests/support/run-openclaw.sh) instead
 #              of the fixture (tests/fixture/gateway.js)
 #   --idle S   idle period for the CPU measurement (default 300)
 #   --wrk S    wrk duration per exporter (default 10)
+#   --base REV an earlier revision of ours to measure in the same run (default
+#              500c814, the head before the platform refactor of issue 14);
+#              its release binary is built once in a temporary git worktree
+#              into target/bench-base/ and reused while it exists
 #
 # For each exporter: CPU seconds per hour at default intervals (utime+stime
 # from /proc/<pid>/stat over the idle period, one Prometheus-like scrape every
@@ -19,9 +23,13 @@
 # one scrape at a time), then wrk -t2 -c8 (max requests/s, and p99 under that
 # saturation), then VmRSS. Ours runs twice: with its defaults, and with
 # --probe.readiness-interval=5s (readiness on the event-loop interval, as the
-# peers' 15 s scrape would see it, instead of the 1 s poll).
-# Prints one Markdown table, a line against the issue's targets, and ours
-# (defaults) by thread: where its idle CPU goes.
+# peers' 15 s scrape would see it, instead of the 1 s poll). Two more rows of
+# ours, with defaults: the --base revision ("ours @ REV") and this head over
+# the portable platform backend (hidden --platform.backend=portable, "ours,
+# portable"); plain "ours" is this head's native backend.
+# Prints one Markdown table, a line against the issue's targets, a line
+# comparing this head's native backend with the base revision, and ours by
+# thread (defaults, base and portable): where the idle CPU goes.
 # Needs node, wrk, curl, python3 and the Debian packages
 # prometheus-node-exporter, prometheus-process-exporter and
 # prometheus-blackbox-exporter. Loopback only; everything is stopped on exit.
@@ -32,12 +40,14 @@ cd "$(dirname "$0")/.."
 REAL=0
 IDLE=300
 WRK_SECONDS=10
+BASE=500c814
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --real) REAL=1 ;;
     --idle) IDLE="$2"; shift ;;
     --wrk) WRK_SECONDS="$2"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --base) BASE="$2"; shift ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "compare: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -53,6 +63,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ocgx-compare.XXXXXX")"
 PIDS=()            # every process started here (gateway: its process group)
 GATEWAY_PGID=""
+BASE_WORKTREE=""   # the temporary git worktree of --base, while it builds
 
 log() { printf '[compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -64,6 +75,7 @@ cleanup() {
   [ -n "$GATEWAY_PGID" ] && kill -TERM -- "-$GATEWAY_PGID" 2>/dev/null || true
   sleep 0.5
   [ -n "$GATEWAY_PGID" ] && kill -KILL -- "-$GATEWAY_PGID" 2>/dev/null || true
+  [ -n "$BASE_WORKTREE" ] && git worktree remove --force "$BASE_WORKTREE" 2>/dev/null || true
   if [ "$rc" -ne 0 ] || [ "${COMPARE_KEEP:-0}" = 1 ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -104,6 +116,24 @@ for tool in node wrk curl python3 "$NODE_EXPORTER" "$PROCESS_EXPORTER" "$BLACKBO
 done
 cargo build --release --locked --quiet  # a no-op when the binary is current
 
+# The base revision's binary, built in its own worktree and target directory.
+BASE_SHA="$(git rev-parse --verify --quiet "$BASE^{commit}")" ||
+  { echo "compare: --base $BASE is not a revision here" >&2; exit 2; }
+BASE_LABEL="$(git rev-parse --short "$BASE_SHA")"
+BASE_BIN="target/bench-base/openclaw-gateway-exporter-$BASE_SHA"
+if [ ! -x "$BASE_BIN" ]; then
+  log "building $BASE_LABEL's release binary in a temporary worktree (target/bench-base/)"
+  mkdir -p target/bench-base
+  BASE_WORKTREE="$WORK/base-src"
+  git worktree add --detach --quiet "$BASE_WORKTREE" "$BASE_SHA"
+  CARGO_TARGET_DIR="$PWD/target/bench-base" bash -c 'cd "$1" && cargo build --release --locked --quiet' \
+    _ "$BASE_WORKTREE"
+  cp target/bench-base/release/openclaw-gateway-exporter "$BASE_BIN.tmp"
+  mv "$BASE_BIN.tmp" "$BASE_BIN"
+  git worktree remove --force "$BASE_WORKTREE"
+  BASE_WORKTREE=""
+fi
+
 GATEWAY_PORT="$(free_port)"
 if [ "$REAL" = 1 ]; then
   GATEWAY_KIND="real OpenClaw gateway ($(sed -n 's/^OPENCLAW_VERSION="${OPENCLAW_VERSION:-\(.*\)}"$/\1/p' tests/support/run-openclaw.sh))"
@@ -136,14 +166,18 @@ start() { # start NAME SCRAPE_PATH COMMAND...: start an exporter, remember its p
   URL[$name]="http://127.0.0.1:$port$path"
 }
 
-P_OURS="$(free_port)"; P_NODE="$(free_port)"; P_PROC="$(free_port)"; P_BB="$(free_port)"
+P_NODE="$(free_port)"; P_PROC="$(free_port)"; P_BB="$(free_port)"
 
-start ours /metrics "$P_OURS" "$BIN" --web.listen-address="127.0.0.1:$P_OURS" \
-  --gateway.url="http://127.0.0.1:$GATEWAY_PORT" --gateway.state-dir="$STATE_DIR" "${LOG_ARGS[@]}"
-P_OURS5="$(free_port)"
-start ours-ready5s /metrics "$P_OURS5" "$BIN" --web.listen-address="127.0.0.1:$P_OURS5" \
-  --gateway.url="http://127.0.0.1:$GATEWAY_PORT" --gateway.state-dir="$STATE_DIR" "${LOG_ARGS[@]}" \
-  --probe.readiness-interval=5s
+start_ours() { # start_ours NAME BINARY [FLAG...]: ours on its own port, watching the gateway
+  local name="$1" bin="$2" port; shift 2
+  port="$(free_port)"
+  start "$name" /metrics "$port" "$bin" --web.listen-address="127.0.0.1:$port" \
+    --gateway.url="http://127.0.0.1:$GATEWAY_PORT" --gateway.state-dir="$STATE_DIR" "${LOG_ARGS[@]}" "$@"
+}
+start_ours ours "$BIN"
+start_ours ours-base "$BASE_BIN"
+start_ours ours-portable "$BIN" --platform.backend=portable
+start_ours ours-ready5s "$BIN" --probe.readiness-interval=5s
 
 start node_exporter /metrics "$P_NODE" "$NODE_EXPORTER" \
   --web.listen-address="127.0.0.1:$P_NODE" --collector.tcpstat
@@ -168,14 +202,17 @@ EOF
 start blackbox_exporter "/probe?target=http://127.0.0.1:$GATEWAY_PORT/healthz&module=http_2xx" "$P_BB" \
   "$BLACKBOX_EXPORTER" --web.listen-address="127.0.0.1:$P_BB" --config.file="$WORK/blackbox.yml"
 
-NAMES=(ours ours-ready5s node_exporter process-exporter blackbox_exporter)
-for n in "${NAMES[@]}"; do wait_http "${URL[$n]}" 20; done
+OURS=(ours ours-base ours-portable ours-ready5s)
+NAMES=("${OURS[@]}" node_exporter process-exporter blackbox_exporter)
+for n in "${NAMES[@]}"; do
+  wait_http "${URL[$n]}" 20 || { log "$n did not start: $(tail -n 3 "$WORK/$n.log")"; exit 1; }
+done
 # Check each one sees the gateway before measuring anything.
 sees() { # sees NAME REGEX: NAME's scrape has a line matching REGEX
   curl -fsS --max-time 10 "${URL[$1]}" >"$WORK/check-$1.txt" && grep -qE "$2" "$WORK/check-$1.txt"
 }
-for n in ours ours-ready5s; do
-  sees "$n" '^openclaw_gateway_process_up\{.*\} 1' || { log "our exporter does not see the gateway"; exit 1; }
+for n in "${OURS[@]}"; do
+  sees "$n" '^openclaw_gateway_process_up\{.*\} 1' || { log "$n does not see the gateway"; exit 1; }
 done
 sees process-exporter 'namedprocess_namegroup_num_procs\{groupname="openclaw-gatewa"\} [1-9]' ||
   { log "process-exporter does not match the gateway"; exit 1; }
@@ -187,14 +224,14 @@ sleep 5 # every collector of ours has sampled at least once
 log "idle CPU: ${IDLE}s with a scrape of each exporter every ${SCRAPE_INTERVAL}s"
 declare -A CPU0 CPU_H RSS P50 P99 P99_SAT RPS
 for n in "${NAMES[@]}"; do CPU0[$n]="$(cpu_ticks "${PID[$n]}")"; done
-thread_cpu "${PID[ours]}" >"$WORK/threads0.txt"
+for n in ours ours-base ours-portable; do thread_cpu "${PID[$n]}" >"$WORK/threads0-$n.txt"; done
 t0="$(date +%s.%N)"
 for ((s = 0; s < IDLE; s += SCRAPE_INTERVAL)); do
   for n in "${NAMES[@]}"; do curl -fsS --max-time 10 -o /dev/null "${URL[$n]}"; done
   sleep "$(( s + SCRAPE_INTERVAL <= IDLE ? SCRAPE_INTERVAL : IDLE - s ))"
 done
 t1="$(date +%s.%N)"
-thread_cpu "${PID[ours]}" >"$WORK/threads1.txt"
+for n in ours ours-base ours-portable; do thread_cpu "${PID[$n]}" >"$WORK/threads1-$n.txt"; done
 for n in "${NAMES[@]}"; do
   CPU_H[$n]="$(python3 -c "print(($(cpu_ticks "${PID[$n]}") - ${CPU0[$n]}) / $CLK_TCK * 3600 / ($t1 - $t0))")"
 done
@@ -229,11 +266,11 @@ done
 for n in "${NAMES[@]}"; do
   echo "$n ${P50[$n]} ${P99[$n]} ${P99_SAT[$n]} ${RPS[$n]} ${RSS[$n]} ${CPU_H[$n]}"
 done >"$WORK/results.txt"
-python3 - "$WORK/results.txt" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" "$WORK/threads0.txt" "$WORK/threads1.txt" "$(python3 -c "print($t1 - $t0)")" <<'EOF'
+python3 - "$WORK" "$GATEWAY_KIND" "$IDLE" "$WRK_SECONDS" "$(python3 -c "print($t1 - $t0)")" "$BASE_LABEL" <<'EOF'
 import sys
-results, kind, idle, wrk_s, threads0, threads1, seconds = sys.argv[1:]
+work, kind, idle, wrk_s, seconds, base = sys.argv[1:]
 rows = {}
-for line in open(results):
+for line in open(f"{work}/results.txt"):
     n, p50, p99, p99s, rps, rss, cpu = line.split()
     rows[n] = dict(p50=float(p50), p99=float(p99), p99s=float(p99s), rps=float(rps),
                    rss=int(rss) / 1024, cpu=float(cpu))
@@ -244,16 +281,18 @@ rows["peers sum"] = dict(p50=sum(p["p50"] for p in peers), p99=sum(p["p99"] for 
                          p99s=sum(p["p99s"] for p in peers),
                          rps=1 / sum(1 / p["rps"] for p in peers),
                          rss=sum(p["rss"] for p in peers), cpu=sum(p["cpu"] for p in peers))
+labels = {"ours-base": f"ours @ {base}", "ours-portable": "ours, portable",
+          "ours-ready5s": "ours, readiness every 5 s"}
 def ms(v): return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
 print(f"Against the {kind}; per exporter wrk -t1 -c1 -d{wrk_s}s (latency) and wrk -t2 -c8 "
       f"-d{wrk_s}s (max req/s, p99 under it); CPU over {idle} s idle with a scrape every 15 s, "
-      f"scaled to an hour.\n")
+      f"scaled to an hour. \"ours\" is this head with its native backend.\n")
 print("| exporter | /metrics p50 | /metrics p99 | max req/s (8 conns) | p99 at max req/s | RSS after wrk | CPU s/hour at default intervals |")
 print("|---|---|---|---|---|---|---|")
-for n in ("ours", "ours-ready5s", "node_exporter", "process-exporter", "blackbox_exporter", "peers sum"):
+for n in ("ours", "ours-base", "ours-portable", "ours-ready5s", "node_exporter", "process-exporter",
+          "blackbox_exporter", "peers sum"):
     r = rows[n]
-    label = {"ours-ready5s": "ours, readiness every 5 s"}.get(n, n)
-    print(f"| {label} | {ms(r['p50'])} | {ms(r['p99'])} | {r['rps']:,.0f} | {ms(r['p99s'])} | "
+    print(f"| {labels.get(n, n)} | {ms(r['p50'])} | {ms(r['p99'])} | {r['rps']:,.0f} | {ms(r['p99s'])} | "
           f"{r['rss']:.1f} MB | {r['cpu']:.2f} |")
 o, o5, s = rows["ours"], rows["ours-ready5s"], rows["peers sum"]
 def mark(ok): return "met" if ok else "NOT met"
@@ -268,20 +307,40 @@ print(f"Targets: /metrics p99 ≤ 1 ms: {ms(o['p99'])} ({mark(o['p99'] <= 1)}); 
 
 # Where ours spends its idle CPU: its threads are named after their collector
 # (the probes share one), schedstat nanoseconds over the same idle period.
+# A thread that exited during it is missing here (the main table counts it).
 def by_thread(path):
     out = {}
     for line in open(path):
         name, ns = line.split()
         out[name] = out.get(name, 0) + int(ns)
     return out
-before, after = by_thread(threads0), by_thread(threads1)
-per_hour = {n: (after[n] - before.get(n, 0)) / 1e9 * 3600 / float(seconds) for n in after}
+threads = {}
+for n in ("ours", "ours-base", "ours-portable"):
+    before, after = by_thread(f"{work}/threads0-{n}.txt"), by_thread(f"{work}/threads1-{n}.txt")
+    threads[n] = {t: (after[t] - before.get(t, 0)) / 1e9 * 3600 / float(seconds) for t in after}
+
+# This head's native backend against the base revision, both with defaults,
+# as head / base: above 1 is heavier or slower, except for req/s.
+b = rows["ours-base"]
+def vs(key, fmt):
+    r = o[key] / b[key] if b[key] > 0 else float("inf")
+    return f"{fmt(o[key])} vs {fmt(b[key])} ({r:.2f}×)"
+tick = 0.01 * 3600 / float(seconds)  # one 10 ms clock tick over the idle period, per hour
 print()
-print("Ours (defaults) by thread, CPU s/hour over the same idle period:\n")
-print("| thread | CPU s/hour |")
-print("|---|---|")
+print(f"Native at this head vs {base}, same run (head vs base, head / base): "
+      f"CPU s/hour {vs('cpu', lambda v: f'{v:.2f}')} (±{tick:.2f} a tick; by thread "
+      f"{sum(threads['ours'].values()):.2f} vs {sum(threads['ours-base'].values()):.2f}); "
+      f"RSS {vs('rss', lambda v: f'{v:.1f} MB')}; p50 {vs('p50', ms)}; p99 {vs('p99', ms)}; "
+      f"max req/s {vs('rps', lambda v: f'{v:,.0f}')}.")
+
+print()
+print("Ours by thread (defaults), CPU s/hour over the same idle period:\n")
+print(f"| thread | ours | ours @ {base} | ours, portable |")
+print("|---|---|---|---|")
 label = {"tokio": "server (runtime workers)", "openclaw": "main"}
-for n, v in sorted(per_hour.items(), key=lambda kv: -kv[1]):
-    print(f"| {label.get(n, n)} | {v:.2f} |")
-print(f"| all | {sum(per_hour.values()):.2f} |")
+names = sorted(set().union(*threads.values()), key=lambda t: -threads["ours"].get(t, 0))
+def cell(n, t): return f"{threads[n][t]:.2f}" if t in threads[n] else "-"
+for t in names:
+    print(f"| {label.get(t, t)} | {cell('ours', t)} | {cell('ours-base', t)} | {cell('ours-portable', t)} |")
+print("| all | " + " | ".join(f"{sum(threads[n].values()):.2f}" for n in threads) + " |")
 EOF
