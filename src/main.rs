@@ -43,7 +43,7 @@ struct Cli {
         default_value = "/metrics"
     )]
     telemetry_path: String,
-    /// Web config file: TLS, basic auth and response headers, in the Prometheus exporter-toolkit format. Reloaded on SIGHUP.
+    /// Web config file: TLS, basic auth and response headers, in the Prometheus exporter-toolkit format. Reloaded on SIGHUP (Unix; on Windows, a restart).
     #[arg(
         global = true,
         long = "web.config.file",
