@@ -356,34 +356,6 @@ fn diagnose_and_check_work_with_collectors_off() {
 
 // ---------------------------------------------------------------- process_*
 
-/// Fields of /proc/<pid>/stat after the command name, numbered as in proc(5).
-fn stat_field(pid: u32, n: usize) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after
-        .split_whitespace()
-        .nth(n - 3)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-fn boot_time() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let line = stat.lines().find(|l| l.starts_with("btime ")).unwrap();
-    line[6..].trim().parse().unwrap()
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / clock_ticks()
-}
-
 #[test]
 fn own_process_metrics_agree_with_proc() {
     let (state, fx) = Fixture::with_state(&[]);
@@ -428,7 +400,7 @@ fn own_process_metrics_agree_with_proc() {
         get(&s, names::EXPORTER_PROCESS_MAX_FDS.name()),
         max_open_files(pid) as f64
     );
-    let start = boot_time() + start_ticks(pid) as f64 / clock_ticks();
+    let start = start_time_seconds(pid);
     let scraped = get(&s, names::EXPORTER_PROCESS_START_TIME_SECONDS.name());
     assert!((scraped - start).abs() <= 1.0, "{scraped} vs {start}");
     let threads = get(&s, names::EXPORTER_PROCESS_THREADS.name());

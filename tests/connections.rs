@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::time::Duration;
@@ -247,17 +247,7 @@ fn inbound_established_moves_by_n_on_ipv4_and_ipv6_and_time_wait_follows() {
 fn the_gateways_outbound_connections_are_counted() {
     let (_state, fx, exp) = watched(&["--children", "1"]);
     // Local "dependencies" the fixture calls, IPv4 and IPv6; they accept and hold.
-    let deps: Vec<TcpListener> = ["127.0.0.1:0", "[::1]:0"]
-        .iter()
-        .map(|a| TcpListener::bind(a).unwrap())
-        .collect();
-    let accepted: Vec<_> = deps
-        .iter()
-        .map(|l| {
-            let l = l.try_clone().unwrap();
-            std::thread::spawn(move || (0..).map_while(|_| l.accept().ok()).collect::<Vec<_>>())
-        })
-        .collect();
+    let (deps, accepted) = holding_listeners();
     let p4 = deps[0].local_addr().unwrap().port();
     let p6 = deps[1].local_addr().unwrap().port();
     let a = fx.cmd(&format!("outbound?port={p4}&n=7&host=127.0.0.1"));

@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 use common::*;
 
@@ -72,28 +72,6 @@ fn wait_conns(exp: &Exporter, gw: &str, direction: &str, state: &str, want: f64)
     });
 }
 
-/// Unix time `pid` started, from /proc.
-fn proc_start_time(pid: u32) -> f64 {
-    let btime: f64 = std::fs::read_to_string("/proc/stat")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    btime + start_ticks(pid) as f64 / 100.0
-}
-
-/// utime + stime of `pid` in seconds, from /proc/<pid>/stat (USER_HZ 100).
-fn proc_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
 fn proc_threads(pid: u32) -> f64 {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -130,7 +108,7 @@ fn fixture_found_by_lock_with_vitals_of_proc_and_absent_series() {
     let start = s
         .get("openclaw_gateway_process_start_time_seconds", g)
         .unwrap();
-    let truth = proc_start_time(pid);
+    let truth = start_time_seconds(pid);
     assert!(
         (start - truth).abs() <= 1.0,
         "start {start} vs /proc {truth}"
@@ -164,10 +142,10 @@ fn fixture_found_by_lock_with_vitals_of_proc_and_absent_series() {
         let truth = vm_rss_of_children(&children(pid)) as f64;
         ((got - truth).abs() <= truth * 0.05).then_some(())
     });
-    let before = proc_cpu_seconds(pid);
+    let before = cpu_seconds(pid);
     fx.cmd("block?ms=1000");
     fx.cmd("stats");
-    let truth = proc_cpu_seconds(pid);
+    let truth = cpu_seconds(pid);
     // A loaded machine gives the spin less than a core; /proc is the truth.
     assert!(
         truth - before >= 0.05,
@@ -175,7 +153,7 @@ fn fixture_found_by_lock_with_vitals_of_proc_and_absent_series() {
     );
     portable.wait("cpu to reach /proc's after the spin", |s| {
         let v = s.get("openclaw_gateway_process_cpu_seconds_total", g)?;
-        (v >= truth - 0.011 && v <= proc_cpu_seconds(pid) + 0.011).then_some(())
+        (v >= truth - 0.011 && v <= cpu_seconds(pid) + 0.011).then_some(())
     });
     // One instance: its workers are not instances.
     portable.wait("one instance", |s| {
@@ -215,17 +193,7 @@ fn fixture_connections_from_the_tcp_table_agree_with_native() {
     wait_conns(&portable, "fx", "inbound", "established", base);
 
     // Outbound: the sockets whose owner pid is the gateway or its worker.
-    let deps: Vec<TcpListener> = ["127.0.0.1:0", "[::1]:0"]
-        .iter()
-        .map(|a| TcpListener::bind(a).unwrap())
-        .collect();
-    let accepted: Vec<_> = deps
-        .iter()
-        .map(|l| {
-            let l = l.try_clone().unwrap();
-            std::thread::spawn(move || (0..).map_while(|_| l.accept().ok()).collect::<Vec<_>>())
-        })
-        .collect();
+    let (deps, accepted) = holding_listeners();
     let p4 = deps[0].local_addr().unwrap().port();
     let p6 = deps[1].local_addr().unwrap().port();
     assert_eq!(
@@ -278,7 +246,7 @@ fn a_restart_is_counted_and_the_new_process_followed() {
     let start = s
         .get("openclaw_gateway_process_start_time_seconds", g)
         .unwrap();
-    let truth = proc_start_time(fx2.pid());
+    let truth = start_time_seconds(fx2.pid());
     assert!((start - truth).abs() <= 1.0, "{start} vs {truth}");
     exp.wait("fds of the new process", |s| {
         let fds = s.get("openclaw_gateway_process_open_fds", g)?;
@@ -302,7 +270,7 @@ fn real_gateway_over_the_portable_backend() {
     let start = s
         .get("openclaw_gateway_process_start_time_seconds", g)
         .unwrap();
-    assert!((start - proc_start_time(pid)).abs() <= 1.0);
+    assert!((start - start_time_seconds(pid)).abs() <= 1.0);
     exp.wait("rss within 5% of VmRSS", |s| {
         let rss = s.get("openclaw_gateway_process_resident_memory_bytes", g)?;
         let truth = vm_rss(pid) as f64;

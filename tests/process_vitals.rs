@@ -69,7 +69,7 @@ fn up_is_zero_before_the_gateway_exists_then_found_by_lock_file() {
         Some(0.0)
     );
     // The start time is the fixture's, from its own /proc/<pid>/stat.
-    let expected = boot_time() + start_ticks(fx.pid()) as f64 / ticks_per_second();
+    let expected = start_time_seconds(fx.pid());
     let got = s.get(names::PROCESS_START_TIME_SECONDS.name(), G).unwrap();
     assert!(
         (got - expected).abs() < 0.02,
@@ -165,27 +165,18 @@ fn workers_threads_and_cpu() {
 
     // Burn CPU in the fixture's event loop: a 1 s spin. On a busy machine the
     // spin gets less than a whole core, so the truth is /proc, read after it.
-    let before = proc_cpu_seconds(fx.pid());
+    let before = cpu_seconds(fx.pid());
     fx.cmd("block?ms=1000");
     fx.cmd("stats"); // answered once the spin is over
-    let truth = proc_cpu_seconds(fx.pid());
+    let truth = cpu_seconds(fx.pid());
     assert!(
         truth - before >= 0.2,
         "the spin burned CPU: {before} -> {truth}"
     );
     exp.wait("cpu to reach /proc's after the spin", |s| {
         let v = s.get(names::PROCESS_CPU_SECONDS_TOTAL.name(), G)?;
-        (v >= truth - 0.011 && v <= proc_cpu_seconds(fx.pid()) + 0.011).then_some(())
+        (v >= truth - 0.011 && v <= cpu_seconds(fx.pid()) + 0.011).then_some(())
     });
-}
-
-/// utime + stime of `pid`, from /proc/<pid>/stat.
-fn proc_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / ticks_per_second()
 }
 
 #[test]
@@ -213,7 +204,7 @@ fn a_restart_is_counted_and_the_new_pid_followed() {
         (s.get(names::PROCESS_UP.name(), G) == Some(1.0)).then(|| Scrape(s.0.clone(), s.1.clone()))
     });
     assert_eq!(s.get(names::PROCESS_RESTARTS_TOTAL.name(), G), Some(1.0));
-    let expected = boot_time() + start_ticks(fx2.pid()) as f64 / ticks_per_second();
+    let expected = start_time_seconds(fx2.pid());
     let got = s.get(names::PROCESS_START_TIME_SECONDS.name(), G).unwrap();
     assert!(
         (got - expected).abs() < 0.02,
@@ -284,22 +275,4 @@ fn an_explicit_pid_wins_and_a_stale_lock_is_not_trusted() {
         &[("gateway", "fx"), ("method", "pid")],
         1.0,
     );
-}
-
-fn boot_time() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn ticks_per_second() -> f64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }

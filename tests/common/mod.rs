@@ -39,6 +39,27 @@ impl TempDir {
     }
 }
 
+/// The thread of one [`holding_listeners`] listener: what it accepted.
+pub type Holder = std::thread::JoinHandle<Vec<(TcpStream, SocketAddr)>>;
+
+/// Local "dependencies" for a gateway's outbound connections, on 127.0.0.1
+/// and [::1] (in that order): each accepts and holds every connection on a
+/// thread of its own.
+pub fn holding_listeners() -> (Vec<TcpListener>, Vec<Holder>) {
+    let listeners: Vec<TcpListener> = ["127.0.0.1:0", "[::1]:0"]
+        .iter()
+        .map(|a| TcpListener::bind(a).unwrap())
+        .collect();
+    let accepting = listeners
+        .iter()
+        .map(|l| {
+            let l = l.try_clone().unwrap();
+            std::thread::spawn(move || (0..).map_while(|_| l.accept().ok()).collect::<Vec<_>>())
+        })
+        .collect();
+    (listeners, accepting)
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -251,12 +272,54 @@ pub fn max_open_files(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Field `n` of /proc/<pid>/stat, numbered as in proc(5) (n >= 3: after
+/// the command name).
+#[cfg(target_os = "linux")]
+pub fn stat_field(pid: u32, n: usize) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after
+        .split_whitespace()
+        .nth(n - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Field 22 of /proc/<pid>/stat.
 #[cfg(target_os = "linux")]
 pub fn start_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+    stat_field(pid, 22)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`).
+pub fn ticks_per_second() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Boot time, Unix seconds (`btime` of /proc/stat).
+#[cfg(target_os = "linux")]
+pub fn boot_time() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// When `pid` started, Unix seconds, from /proc.
+#[cfg(target_os = "linux")]
+pub fn start_time_seconds(pid: u32) -> f64 {
+    boot_time() + start_ticks(pid) as f64 / ticks_per_second()
+}
+
+/// utime + stime of `pid`, in seconds, from /proc/<pid>/stat.
+#[cfg(target_os = "linux")]
+pub fn cpu_seconds(pid: u32) -> f64 {
+    (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / ticks_per_second()
 }
 
 /// Direct children of `pid`, by scanning every process's parent.
