@@ -1,5 +1,5 @@
 // The one unsafe block is in alloc_tuning (glibc's mallopt and malloc_trim);
-// the library forbids unsafe code.
+// the library denies unsafe code outside its OS bindings.
 #![deny(unsafe_code)]
 
 use std::path::PathBuf;
