@@ -460,6 +460,27 @@ mod tests {
             .collect()
     }
 
+    /// A child process that lives until killed, on every OS: this test
+    /// binary running [`child_lives_while_asked`] (Windows has no `sleep`).
+    fn long_lived_child() -> std::process::Child {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "discovery::tests::child_lives_while_asked"])
+            .env(LIVE_CHILD, "1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    const LIVE_CHILD: &str = "OCGX_TEST_LIVE_CHILD";
+
+    /// Passes at once, except in the child [`long_lived_child`] starts.
+    #[test]
+    fn child_lives_while_asked() {
+        if std::env::var_os(LIVE_CHILD).is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+
     fn spec() -> GatewaySpec {
         let mut spec = crate::config::build(crate::config::Intervals::default(), vec![])
             .unwrap()
@@ -480,7 +501,8 @@ mod tests {
         let me = p.identity(std::process::id() as Pid).unwrap();
         let comm = p.title(me.pid).unwrap();
         let dead = {
-            let mut c = std::process::Command::new("true").spawn().unwrap();
+            let mut c = long_lived_child();
+            c.kill().unwrap();
             c.wait().unwrap();
             c.id()
         };
@@ -495,9 +517,10 @@ mod tests {
                 true,
             ),
             (
+                // Two units off: Windows' clock allows one for rounding.
                 format!(
                     "{{\"pid\":{pid},\"port\":18789,\"startTime\":{}}}",
-                    me.start + 1
+                    me.start + 2
                 ),
                 false,
                 false,
@@ -530,10 +553,7 @@ mod tests {
     /// that tick together may share a discovery, never a stale one.
     #[test]
     fn resolve_never_returns_a_process_that_exited() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
+        let mut child = long_lived_child();
         let mut spec = spec();
         spec.state_dir = "/nonexistent/ocgx-state".into();
         spec.pid_file = None;
@@ -550,10 +570,7 @@ mod tests {
     #[test]
     fn each_change_of_state_is_logged_once() {
         let spec = spec();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
+        let mut child = long_lived_child();
         let p = platform::select(platform::Backend::default());
         let other = p.identity(child.id() as Pid).unwrap();
         let me = p.identity(std::process::id() as Pid).unwrap();
@@ -582,10 +599,16 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "level=warn msg=\"gateway process not found\" gateway=g \
-                 pid_file=/run/gw.pid lock_dir=/srv/oc/tmp/openclaw-* \
-                 comm=openclaw-gatewa listen_port=18789"
-                    .to_string(),
+                // Windows joins with `\` and keeps the whole title.
+                format!(
+                    "level=warn msg=\"gateway process not found\" gateway=g \
+                     pid_file=/run/gw.pid lock_dir={} comm={} listen_port=18789",
+                    Path::new("/srv/oc")
+                        .join("tmp")
+                        .join("openclaw-*")
+                        .display(),
+                    spec.comm(),
+                ),
                 format!(
                     "level=info msg=\"gateway process found\" gateway=g \
                      method=listen_socket pid={me}"
