@@ -208,6 +208,10 @@ fn runbook_anchors() -> BTreeSet<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs promtool, a Linux program here"
+)]
 fn promtool_check_rules_is_clean() {
     let promtool = require_tool("promtool");
     let (out, text) = run(
@@ -230,6 +234,10 @@ fn promtool_check_rules_is_clean() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs promtool, a Linux program here"
+)]
 fn promtool_unit_tests_pass() {
     let promtool = require_tool("promtool");
     let files = test_files();
@@ -275,6 +283,7 @@ tests:
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "runs amtool, a Linux program here")]
 fn amtool_accepts_the_alertmanager_example() {
     let amtool = require_tool("amtool");
     let (out, text) = run(&amtool, &["check-config", ALERTMANAGER]);

@@ -206,6 +206,10 @@ fn substitute(expr: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs prometheus, a Linux program here"
+)]
 fn every_expression_parses_in_real_prometheus() {
     let promtool = require_tool("promtool");
     let dir = TempDir::new("dash-rules");
@@ -255,6 +259,10 @@ fn every_expression_parses_in_real_prometheus() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs node (the fixture gateway), a Linux program here"
+)]
 fn every_metric_exists_in_a_real_scrape() {
     // A fixture gateway with everything the collectors look at.
     let LoggedFixture {

@@ -1,4 +1,7 @@
 //! `diagnose` and `check` as an operator runs them, against the fixture.
+//!
+//! Linux only: it runs the fixture gateway on node, a Linux program here.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -60,6 +60,10 @@ fn families(body: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs node (the fixture gateway), a Linux program here"
+)]
 fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     let state = TempDir::new("docs");
     let log = state.path().join("openclaw-2026-11-29.log");

@@ -6,6 +6,9 @@
 //! never copied: every `for:` divided by 30 and every range (and the startup
 //! guard that spans one) divided by 15, so the suite runs in minutes.
 //! promtool's unit tests cover the real durations.
+//!
+//! Linux only: it runs node, Prometheus and Alertmanager, Linux programs here.
+#![cfg(target_os = "linux")]
 
 mod common;
 

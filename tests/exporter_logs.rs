@@ -37,6 +37,10 @@ const FOUND: &str = "msg=\"gateway process found\"";
 const LOST: &str = "msg=\"gateway process lost\"";
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs node (the fixture gateway), a Linux program here"
+)]
 fn discovery_logs_not_found_found_lost_and_found_again_once_each() {
     let state = TempDir::new("state");
     let sd = state.path().to_str().unwrap();
@@ -134,6 +138,10 @@ fn logfmt_is_the_default_and_every_line_is_logfmt() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs node (the fixture gateway), a Linux program here"
+)]
 fn json_lines_have_time_level_msg_and_the_fields() {
     let state = TempDir::new("state");
     let port = free_port().to_string();

@@ -139,6 +139,10 @@ async fn negotiates_openmetrics_or_classic_text() {
 /// Both formats of a real exporter watching a real (fixture) gateway pass
 /// promtool and the strict OpenMetrics parser.
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs promtool and python3, a Linux program here"
+)]
 fn exposition_passes_promtool_and_a_strict_openmetrics_parser() {
     let promtool = require_tool("promtool");
     let python = require_tool("python3");

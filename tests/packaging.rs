@@ -100,6 +100,10 @@ fn exec_form(instruction: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs hadolint, a Linux program here"
+)]
 fn dockerfile_passes_hadolint() {
     let hadolint = require_tool("hadolint");
     let out = Command::new(&hadolint)
@@ -288,6 +292,10 @@ fn systemd_unit_matches_the_binary_and_is_hardened() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs systemd-analyze, a Linux program here"
+)]
 fn systemd_unit_passes_systemd_analyze_verify() {
     let analyze = require_tool("systemd-analyze");
     let dir = TempDir::new("unit");

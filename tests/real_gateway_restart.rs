@@ -14,6 +14,9 @@
 //!   for more than 60 s at a stretch, and an alert that leaves pending
 //!   restarts its `for:` from zero. Without its startup guard, the
 //!   error-rate rule would have fired: checked too.
+//!
+//! Linux only: it runs the real gateway, Prometheus and promtool, Linux programs here.
+#![cfg(target_os = "linux")]
 
 mod common;
 

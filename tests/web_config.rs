@@ -181,6 +181,10 @@ fn write(path: &Path, text: &str) {
 // ---------------------------------------------------------------- TLS
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn tls_serves_https_with_headers_and_refuses_plain_http() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -239,6 +243,10 @@ fn tls_serves_https_with_headers_and_refuses_plain_http() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn min_version_tls13_refuses_tls12() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -260,6 +268,10 @@ fn min_version_tls13_refuses_tls12() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn require_and_verify_client_cert() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -310,6 +322,10 @@ fn require_and_verify_client_cert() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn optional_and_unverified_client_certs() {
     let pki = Pki::new();
     let ca = pki.p("ca.crt");
@@ -374,6 +390,10 @@ fn optional_and_unverified_client_certs() {
 // ---------------------------------------------------------------- basic auth
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn basic_auth_guards_every_route() {
     let dir = TempDir::new("web-auth");
     let cfg = dir.path().join("web.yml");
@@ -441,6 +461,10 @@ fn basic_auth_guards_every_route() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here"
+)]
 fn basic_auth_over_tls() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -468,6 +492,10 @@ fn basic_auth_over_tls() {
 // ---------------------------------------------------------------- reload
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl and curl, Linux programs here, and sends SIGHUP"
+)]
 fn sighup_reloads_users_and_certificates_and_keeps_the_old_config_when_broken() {
     let pki = Pki::new();
     // A second server certificate from another CA, for the rotation.
@@ -552,6 +580,7 @@ fn sighup_reloads_users_and_certificates_and_keeps_the_old_config_when_broken() 
 }
 
 #[test]
+#[cfg_attr(not(unix), ignore = "sends SIGHUP: Windows has none")]
 fn sighup_without_a_web_config_is_harmless() {
     let exp = Harness::exporter().port(free_port()).start();
     exp.proc.signal("HUP");
@@ -595,6 +624,10 @@ fn exits_2(cfg: &Path, want: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl, a Linux program here"
+)]
 fn broken_web_config_exits_2_with_file_and_line() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
@@ -748,6 +781,10 @@ fn slow_and_idle_clients_are_cut_off() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "under Wine 8 the writes to a client that stops reading never stall (all 4000 answers, 42 MB, delivered); not yet run on Windows itself"
+)]
 fn a_client_that_stops_reading_is_cut_off() {
     let exp = Harness::exporter()
         .port(free_port())
@@ -801,6 +838,10 @@ fn a_client_that_stops_reading_is_cut_off() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs openssl, a Linux program here"
+)]
 fn tls_handshake_has_a_deadline() {
     let pki = Pki::new();
     let cfg = pki.path("web.yml");
