@@ -284,7 +284,7 @@ fn log_found(spec: &GatewaySpec, before: Option<Found>, f: Found, last_seen: Opt
 /// What [`discover`] tries, in its order.
 fn log_not_found(spec: &GatewaySpec) {
     // The lock folders as lockfile::dirs finds them (any uid).
-    let lock_dir = spec.state_dir.join("tmp").join("openclaw-*");
+    let lock_dir = lockfile::dir_pattern(crate::os::Os::CURRENT, &spec.state_dir);
     tracing::warn!(
         gateway = spec.name,
         pid = spec.pid,
@@ -292,7 +292,7 @@ fn log_not_found(spec: &GatewaySpec) {
             .pid_file
             .as_ref()
             .map(|p| tracing::field::display(p.display())),
-        lock_dir = %lock_dir.display(),
+        lock_dir = %lock_dir,
         comm = spec.comm(),
         listen_port = spec.port,
         "gateway process not found"
