@@ -599,7 +599,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                // Windows joins with `\` and keeps the whole title.
+                // The OS's lock folder pattern and title key: Windows joins
+                // with `\`, has no uid and keeps the whole title.
                 format!(
                     "level=warn msg=\"gateway process not found\" gateway=g \
                      pid_file=/run/gw.pid lock_dir={} comm={} listen_port=18789",
