@@ -462,13 +462,37 @@ mod tests {
 
     /// A child process that lives until killed, on every OS: this test
     /// binary running [`child_lives_while_asked`] (Windows has no `sleep`).
-    fn long_lived_child() -> std::process::Child {
-        std::process::Command::new(std::env::current_exe().unwrap())
+    fn long_lived_child() -> LiveChild {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "discovery::tests::child_lives_while_asked"])
             .env(LIVE_CHILD, "1")
             .stdout(std::process::Stdio::null())
             .spawn()
-            .unwrap()
+            .unwrap();
+        LiveChild(child)
+    }
+
+    /// Killed on drop, so that a failed test leaves no process behind.
+    struct LiveChild(std::process::Child);
+
+    impl std::ops::Deref for LiveChild {
+        type Target = std::process::Child;
+        fn deref(&self) -> &std::process::Child {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for LiveChild {
+        fn deref_mut(&mut self) -> &mut std::process::Child {
+            &mut self.0
+        }
+    }
+
+    impl Drop for LiveChild {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 
     const LIVE_CHILD: &str = "OCGX_TEST_LIVE_CHILD";
@@ -604,10 +628,7 @@ mod tests {
                 format!(
                     "level=warn msg=\"gateway process not found\" gateway=g \
                      pid_file=/run/gw.pid lock_dir={} comm={} listen_port=18789",
-                    Path::new("/srv/oc")
-                        .join("tmp")
-                        .join("openclaw-*")
-                        .display(),
+                    lockfile::dir_pattern(crate::os::Os::CURRENT, Path::new("/srv/oc")),
                     spec.comm(),
                 ),
                 format!(

@@ -154,8 +154,9 @@ fi
 took "wine prefix"
 
 # Every test binary runs as `wine <test>.exe`; a failing test exits 101.
+# --no-fail-fast: one failing binary does not hide the others' results.
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
-run "test $WIN (Wine)" $CARGO test "${z[@]}" </dev/null
+run "test $WIN (Wine)" $CARGO test "${z[@]}" --no-fail-fast </dev/null
 # Let the prefix's wineserver exit, but never wait on a stray process.
 timeout 30 wineserver -w || wineserver -k
 
