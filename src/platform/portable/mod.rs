@@ -275,7 +275,7 @@ impl Platform for PortablePlatform {
         let exe = self
             .read(pid, kind, |p| p.exe().map(|e| e.to_path_buf()))
             .ok()??;
-        std::fs::metadata(exe).ok().map(|m| file::id(&m))
+        file::path_id(&exe).ok()
     }
 
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
