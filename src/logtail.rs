@@ -313,6 +313,8 @@ mod tests {
         append(&day1, "g\n");
         append(&d.join("openclaw-2026-11-24.log"), "h\n");
         assert_eq!(poll(&mut f), ["g", "h"]);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -343,6 +345,8 @@ mod tests {
         append(&today, "e\n");
         assert_eq!(poll(&mut f), ["e"]);
         assert!(poll(&mut f).is_empty());
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -386,6 +390,8 @@ mod tests {
         append(&live, "g\n");
         assert_eq!(poll(&mut f), ["f", "g"]);
         assert!(poll(&mut f).is_empty());
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -405,6 +411,8 @@ mod tests {
         assert!(poll(&mut f).is_empty());
         append(&d.join("openclaw-2026-11-24.log"), "first\n");
         assert_eq!(poll(&mut f), ["first"]);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -420,6 +428,8 @@ mod tests {
         let stats = f.poll(u64::MAX, |l| lines.push(l.len()));
         assert_eq!(lines, [2]);
         assert_eq!(stats.too_long, 1);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 }

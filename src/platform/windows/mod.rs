@@ -407,7 +407,7 @@ mod tests {
             assert!(opened >= 48, "{opened} handles more, 64 opened");
         }
         let spent = after.cpu_seconds - before.cpu_seconds;
-        assert!(spent >= 0.2, "{spent} s of CPU in {:?}", spin.elapsed());
+        assert!(spent >= 0.19, "{spent} s of CPU in {:?}", spin.elapsed());
         // sysinfo read before and after agrees (its milliseconds cut).
         assert!(before.cpu_seconds + 0.001 >= sys.cpu_seconds);
         assert!(
