@@ -338,8 +338,8 @@ pub enum Backend {
     /// calls beside sysinfo on Windows.
     #[default]
     Native,
-    /// sysinfo and the OS's TCP table: what macOS and Windows run, and on
-    /// Linux `--platform.backend=portable`.
+    /// sysinfo and the OS's TCP table alone: what macOS runs, and elsewhere
+    /// `--platform.backend=portable`.
     Portable,
 }
 

@@ -1,5 +1,6 @@
-//! The portable backend on `sysinfo`: what macOS and Windows run, and on Linux
-//! `--platform.backend=portable`, so that the real-gateway tests prove it here.
+//! The portable backend on `sysinfo`: what macOS runs, what the Windows
+//! backend builds on, and on Linux `--platform.backend=portable`, so that the
+//! real-gateway tests prove it here.
 //!
 //! One [`System`] holds the process table. A whole-table refresh (a scan, for
 //! the process list, titles and descendants) runs at most once per
