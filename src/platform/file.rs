@@ -15,11 +15,19 @@ mod imp {
     use super::{FileId, Path, Stamp};
     use std::os::unix::fs::MetadataExt;
 
-    pub fn id(m: &std::fs::Metadata) -> FileId {
+    fn id(m: &std::fs::Metadata) -> FileId {
         FileId {
             dev: m.dev(),
             ino: m.ino(),
         }
+    }
+
+    pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+        f.metadata().map(|m| id(&m))
+    }
+
+    pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+        std::fs::metadata(path).map(|m| id(&m))
     }
 
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
@@ -47,11 +55,12 @@ mod imp {
     }
 }
 
-/// Until a Windows body reads the volume serial number and file index
-/// (`GetFileInformationByHandle`; std's are unstable), the identity is the
-/// creation time and the stamp has no inode or ctime. A FIFO cannot block an
-/// open there, and a symlink is refused after the fact.
-#[cfg(not(unix))]
+/// Windows: the identity is the volume serial number and file index
+/// (`GetFileInformationByHandle`; std's are unstable). The stamp has the
+/// creation time for an inode and no ctime: it is taken from metadata alone.
+/// A FIFO cannot block an open there, and a symlink is refused after the
+/// fact.
+#[cfg(windows)]
 mod imp {
     use super::{FileId, Path, Stamp};
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,18 +71,31 @@ mod imp {
             .map_or(0, |d| d.as_nanos())
     }
 
-    pub fn id(m: &std::fs::Metadata) -> FileId {
-        let created = nanos(m.created());
-        FileId {
-            dev: (created >> 64) as u64,
-            ino: created as u64,
-        }
+    pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+        let (dev, ino) = crate::platform::windows::win32::file_id(f)?;
+        Ok(FileId { dev, ino })
+    }
+
+    /// Opened for no access but its attributes, sharing everything, so that
+    /// the writer can still rename or delete it; a folder too.
+    pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+        use std::os::windows::fs::OpenOptionsExt;
+        use windows_sys::Win32::Storage::FileSystem::{
+            FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+        };
+        let f = std::fs::OpenOptions::new()
+            .access_mode(0)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+            .open(path)?;
+        file_id(&f)
     }
 
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
+        let created = nanos(m.created());
         let modified = nanos(m.modified());
         (
-            id(m).ino,
+            created as u64,
             (modified / 1_000_000_000) as i64,
             (modified % 1_000_000_000) as i64,
             0,
@@ -90,9 +112,14 @@ mod imp {
     }
 }
 
-/// The identity of a file, from its metadata.
-pub fn id(m: &std::fs::Metadata) -> FileId {
-    imp::id(m)
+/// The identity of an open file.
+pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+    imp::file_id(f)
+}
+
+/// The identity of the file at `path`, symlinks followed.
+pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+    imp::path_id(path)
 }
 
 /// The stamp of a file's metadata. The caller chooses whether that follows

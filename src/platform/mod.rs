@@ -21,6 +21,8 @@ pub mod file;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod portable;
+#[cfg(windows)]
+pub mod windows;
 
 pub use crate::memory_limit::Limit;
 pub use crate::tcp::Tally;
@@ -34,7 +36,8 @@ pub struct Identity {
     pub pid: Pid,
     /// When the process started, in the unit its platform keeps and the
     /// gateway writes to its lock's `startTime` on that OS (Linux: clock
-    /// ticks after boot, field 22 of `/proc/<pid>/stat`). Only compared for
+    /// ticks after boot, field 22 of `/proc/<pid>/stat`; Windows: Unix
+    /// milliseconds of the creation time). Only compared for
     /// equality and order, and through [`Platform::lock_start_matches`].
     pub start: u64,
 }
@@ -177,7 +180,8 @@ pub struct Owned {
     pub pids: HashSet<Pid>,
 }
 
-/// A file's identity across renames: (device, inode) on unix.
+/// A file's identity across renames: (device, inode) on unix, (volume
+/// serial number, file index) on Windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     pub dev: u64,
@@ -256,7 +260,7 @@ pub trait SocketReader: Send {
 
 /// The operating system as the exporter sees it.
 pub trait Platform: Send + Sync + std::fmt::Debug {
-    /// `linux`, `portable`, `fake`.
+    /// `linux`, `windows`, `portable`, `fake`.
     fn name(&self) -> &'static str;
     fn caps(&self) -> Caps;
 
@@ -330,11 +334,12 @@ pub fn title_key(title: &str) -> &str {
 /// Which backend to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// The platform's own: procfs, sock_diag and pidfd on Linux.
+    /// The platform's own: procfs, sock_diag and pidfd on Linux; Win32
+    /// calls beside sysinfo on Windows.
     #[default]
     Native,
-    /// sysinfo and the OS's TCP table: what macOS and Windows run, and on
-    /// Linux `--platform.backend=portable`.
+    /// sysinfo and the OS's TCP table alone: what macOS runs, and elsewhere
+    /// `--platform.backend=portable`.
     Portable,
 }
 
@@ -356,8 +361,10 @@ pub fn select(backend: Backend) -> Arc<dyn Platform> {
     match backend {
         #[cfg(target_os = "linux")]
         Backend::Native => Arc::new(linux::LinuxPlatform::new()),
-        // Until macOS and Windows have their own, the portable one is theirs.
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(windows)]
+        Backend::Native => Arc::new(windows::WindowsPlatform::new()),
+        // Until macOS has its own, the portable one is its.
+        #[cfg(not(any(target_os = "linux", windows)))]
         Backend::Native => Arc::new(portable::PortablePlatform::new()),
         Backend::Portable => Arc::new(portable::PortablePlatform::new()),
     }
