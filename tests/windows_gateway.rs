@@ -103,12 +103,20 @@ fn exporter_watches_a_windows_gateway() {
         eprintln!("threads {got} vs {truth}");
         (got == truth).then_some(())
     });
-    exp.wait("open fds = handle count (3)", |s| {
-        let got = s.get(names::PROCESS_OPEN_FDS.name(), G)?;
-        let truth = winapi::handle_count(pid) as f64;
-        eprintln!("open fds {got} vs handles {truth}");
-        ((got - truth).abs() <= 3.0).then_some(())
-    });
+    // Wine 8 counts no handles of another process (GetProcessHandleCount
+    // gives 0): the exporter then leaves the series out, never 0.
+    if wine && winapi::handle_count(pid) == 0 {
+        eprintln!("under Wine: no handle count for another process; open fds must be absent");
+        let s = exp.scrape();
+        assert_eq!(s.get(names::PROCESS_OPEN_FDS.name(), G), None, "{}", s.1);
+    } else {
+        exp.wait("open fds = handle count (3)", |s| {
+            let got = s.get(names::PROCESS_OPEN_FDS.name(), G)?;
+            let truth = winapi::handle_count(pid) as f64;
+            eprintln!("open fds {got} vs handles {truth}");
+            ((got - truth).abs() <= 3.0).then_some(())
+        });
+    }
 
     // Connections by state on its port: the ones held here, and its listener.
     let inbound = |state: &'static str| {
@@ -182,11 +190,12 @@ fn exporter_watches_a_windows_gateway() {
     std::thread::sleep(Duration::from_millis(100));
 }
 
-/// Scrape until `f` accepts, for up to 2 minutes: under Wine the TCP table,
+/// Scrape until `f` accepts, for up to 3 minutes: under Wine the TCP table,
 /// which the connection counts and the hang verdict (is the port still
-/// LISTENing?) read, is slow, as is everything, with the cores shared.
+/// LISTENing?) read, is slow. Measured with ~800 host sockets (Wine lists
+/// the host's) and the 2 cores shared: counts after 15 s, hung after 76 s.
 fn wait<T>(exp: &Exporter, what: &str, mut f: impl FnMut(&Scrape) -> Option<T>) -> T {
-    wait_for(Duration::from_secs(120), what, || f(&exp.scrape()))
+    wait_for(Duration::from_secs(180), what, || f(&exp.scrape()))
 }
 
 fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
