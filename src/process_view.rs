@@ -2,7 +2,9 @@
 //!
 //! Discovery (a process with the gateway's title) and the lifecycle
 //! collector (instances: titled processes whose environment names the state
-//! dir) both need every pid and its title. One [`ProcessView`], made once by
+//! dir) both need every pid and its title; lock files, the pid each process
+//! has in its own pid namespace (a gateway in a container records that one).
+//! One [`ProcessView`], made once by
 //! the exporter, lists the pids at most once per `max_age` (half the
 //! connections interval) however many gateways read it: the samplers of all
 //! gateways tick on the same grid, so the first one of a round takes the
@@ -25,6 +27,9 @@ pub struct Snapshot {
     pub taken: Instant,
     /// Every pid, ascending, with the title the OS shows for it.
     titles: Vec<(Pid, Option<String>)>,
+    /// (pid, its pid in the nested pid namespace it runs in) of the processes
+    /// in such a namespace ([`Platform::namespaced_pid`]).
+    nested: Vec<(Pid, Pid)>,
     /// Environments read so far from this snapshot, by pid.
     environs: Mutex<HashMap<Pid, Option<Environ>>>,
 }
@@ -42,6 +47,15 @@ impl Snapshot {
             .filter(|(_, t)| t.as_deref() == Some(key))
             .map(|(pid, _)| *pid)
             .collect()
+    }
+
+    /// The processes whose pid in their own, nested pid namespace is
+    /// `inner`: the processes a lock file recording `inner` may mean.
+    pub fn namespaced(&self, inner: Pid) -> impl Iterator<Item = Pid> + '_ {
+        self.nested
+            .iter()
+            .filter(move |(_, n)| *n == inner)
+            .map(|(pid, _)| *pid)
     }
 
     /// The environment of `pid`, read once per snapshot however many
@@ -66,8 +80,8 @@ pub struct ProcessView {
 #[derive(Debug, Default)]
 struct ViewState {
     current: Option<Arc<Snapshot>>,
-    /// Each pid's title and when the pid was first listed.
-    titles: HashMap<Pid, (Option<String>, Instant)>,
+    /// What is known of each pid listed.
+    known: HashMap<Pid, Known>,
     snapshots: u32,
 }
 
@@ -76,9 +90,10 @@ impl ProcessView {
     /// one-shot commands).
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_millis(500);
 
-    /// Titles are read again each `REFRESH`th snapshot, in case a pid was
-    /// reused between two snapshots: a snapshot costs a listing of the pids
-    /// and the titles of new ones, not the title of every process.
+    /// Titles and namespaced pids are read again each `REFRESH`th snapshot,
+    /// in case a pid was reused between two snapshots: a snapshot costs a
+    /// listing of the pids and the titles of new ones, not the title of
+    /// every process.
     const REFRESH: u32 = 6;
 
     /// A process renames itself early (the gateway turns from `node` into
@@ -118,6 +133,15 @@ impl ProcessView {
     }
 }
 
+/// One pid as listed.
+#[derive(Debug)]
+struct Known {
+    title: Option<String>,
+    /// Its pid in a nested pid namespace: fixed for the life of a process.
+    nested: Option<Pid>,
+    first: Instant,
+}
+
 impl ViewState {
     fn list(&mut self, p: &dyn Platform) -> Snapshot {
         let now = Instant::now();
@@ -126,24 +150,37 @@ impl ViewState {
         let mut pids = p.pids();
         pids.sort_unstable();
         pids.dedup();
-        let mut titles = HashMap::with_capacity(pids.len());
+        let mut known = HashMap::with_capacity(pids.len());
         let mut listed = Vec::with_capacity(pids.len());
+        let mut nested = Vec::new();
         for pid in pids {
-            let (title, first) = match self.titles.remove(&pid) {
-                Some((title, first)) if !refresh && now - first >= ProcessView::YOUNG => {
-                    (title, first)
-                }
-                Some((_, first)) => (p.title(pid), first),
-                None => (p.title(pid), now),
+            let k = match self.known.remove(&pid) {
+                Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => k,
+                Some(k) if !refresh => Known {
+                    title: p.title(pid),
+                    ..k
+                },
+                Some(Known { first, .. }) => Known {
+                    title: p.title(pid),
+                    nested: p.namespaced_pid(pid),
+                    first,
+                },
+                None => Known {
+                    title: p.title(pid),
+                    nested: p.namespaced_pid(pid),
+                    first: now,
+                },
             };
-            listed.push((pid, title.clone()));
-            titles.insert(pid, (title, first));
+            listed.push((pid, k.title.clone()));
+            nested.extend(k.nested.map(|n| (pid, n)));
+            known.insert(pid, k);
         }
         // Pids no longer listed are dropped with the old map.
-        self.titles = titles;
+        self.known = known;
         Snapshot {
             taken: now,
             titles: listed,
+            nested,
             environs: Mutex::default(),
         }
     }

@@ -183,7 +183,7 @@ impl Sampler for LifecycleSampler {
 
     fn sample(&mut self) -> Result<(), SampleError> {
         let (p, spec) = (&*self.target.platform, &self.target.spec);
-        let locks = locks(p, &spec.state_dir, spec.comm());
+        let locks = locks(&self.target.view, &spec.state_dir, spec.comm());
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -315,8 +315,9 @@ mod tests {
         .unwrap();
         let p = crate::platform::select(crate::platform::Backend::default());
         let mine = p.title(me as Pid).unwrap();
+        let view = crate::process_view::ProcessView::new(p, std::time::Duration::ZERO);
         let states = |comm: &str| -> Vec<LockState> {
-            locks(&*p, &dir, comm)
+            locks(&view, &dir, comm)
                 .into_iter()
                 .map(|l| l.state)
                 .collect()

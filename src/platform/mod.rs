@@ -272,6 +272,14 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     fn lock_start_matches(&self, recorded: u64, id: &Identity) -> bool {
         recorded == id.start
     }
+    /// The pid `pid` has in the innermost pid namespace it runs in (a
+    /// container's own numbering, where the gateway is often 1), when that
+    /// namespace is nested in the exporter's; `None` for a process of the
+    /// exporter's own namespace, and where the OS has no pid namespaces.
+    /// A gateway records this pid in its lock files.
+    fn namespaced_pid(&self, _pid: Pid) -> Option<Pid> {
+        None
+    }
     /// The arguments of `pid`, lossily decoded.
     fn cmdline(&self, pid: Pid) -> Option<Vec<String>>;
     /// The environment of `pid`, lossily decoded, in its order.
