@@ -176,7 +176,9 @@ pub fn locks(view: &ProcessView, state_dir: &Path, comm: &str) -> Vec<LockInfo> 
 ///
 /// A gateway in its own pid namespace (a container) records its pid as that
 /// namespace numbers it, often 1, while its start time, clock ticks since the
-/// host's boot, is the same in every namespace. Such a lock names the process
+/// host's boot, is the same in every namespace (a time namespace of its own
+/// would offset it: `timens_add_boottime_ns` in the kernel's
+/// `fs/proc/array.c`). Such a lock names the process
 /// whose pid in its nested namespace is the recorded one, with that start
 /// time, found in the process table every gateway shares.
 ///
