@@ -240,6 +240,26 @@ mod tests {
         assert_eq!(fake.pids_calls(), 2);
     }
 
+    /// A process's pid in its nested pid namespace is read when it is first
+    /// listed; a pid reused by a process in another namespace is seen by
+    /// the next refresh at the latest.
+    #[test]
+    fn nested_pids_are_listed_and_refreshed() {
+        let mut gateway = process(5583, "openclaw-gatewa");
+        gateway.nested = Some(1);
+        let fake = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![process(10, "node"), gateway],
+        ));
+        let view = ProcessView::new(fake.clone(), Duration::ZERO);
+        let nested = |inner| view.snapshot().namespaced(inner).collect::<Vec<_>>();
+        assert_eq!(nested(1), [5583]);
+        fake.processes.lock().unwrap()[1].nested = Some(7);
+        let refreshed = (0..ProcessView::REFRESH).any(|_| nested(7) == [5583]);
+        assert!(refreshed);
+        assert!(nested(1).is_empty());
+    }
+
     /// Three gateways in one exporter: their process, identity and lifecycle
     /// collectors find each gateway by its title and count its instances
     /// from one listing of the process table per round, not one per gateway.
