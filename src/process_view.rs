@@ -2,7 +2,9 @@
 //!
 //! Discovery (a process with the gateway's title) and the lifecycle
 //! collector (instances: titled processes whose environment names the state
-//! dir) both need every pid and its title. One [`ProcessView`], made once by
+//! dir) both need every pid and its title; where the OS does not show a
+//! process's title as its name ([`crate::platform::TITLE_IS_NAME`]: macOS,
+//! Windows), its command line too. One [`ProcessView`], made once by
 //! the exporter, lists the pids at most once per `max_age` (half the
 //! connections interval) however many gateways read it: the samplers of all
 //! gateways tick on the same grid, so the first one of a round takes the
@@ -14,17 +16,52 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::platform::{Pid, Platform};
+use crate::discovery::is_gateway_command;
+use crate::platform::{Pid, Platform, TITLE_IS_NAME};
 
 /// A process's environment, as [`Platform::environ`] reads it.
 pub type Environ = Arc<Vec<(String, String)>>;
+
+/// What a snapshot knows of a process to tell a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    /// The name the OS shows ([`Platform::title`]).
+    title: Option<String>,
+    /// Its command line, where the title is not the name.
+    cmdline: Option<Arc<Vec<String>>>,
+}
+
+impl Seen {
+    fn read(p: &dyn Platform, pid: Pid, by_command: bool) -> Seen {
+        Seen {
+            title: p.title(pid),
+            cmdline: by_command.then(|| p.cmdline(pid).map(Arc::new)).flatten(),
+        }
+    }
+
+    /// Whether the process has the title whose [`crate::platform::title_key`]
+    /// is `key`: by its name, or by its command line.
+    fn titled(&self, key: &str) -> bool {
+        self.title.as_deref() == Some(key)
+            || self
+                .cmdline
+                .as_deref()
+                .is_some_and(|args| is_gateway_command(args, key))
+    }
+}
+
+/// Whether `pid` has the title whose [`crate::platform::title_key`] is `key`
+/// ([`Snapshot::titled`] for one process, read now).
+pub fn has_title(p: &dyn Platform, pid: Pid, key: &str) -> bool {
+    Seen::read(p, pid, !TITLE_IS_NAME).titled(key)
+}
 
 /// The process table as it was when [`ProcessView::snapshot`] listed it.
 #[derive(Debug)]
 pub struct Snapshot {
     pub taken: Instant,
-    /// Every pid, ascending, with the title the OS shows for it.
-    titles: Vec<(Pid, Option<String>)>,
+    /// Every pid, ascending, with what tells a gateway.
+    titles: Vec<(Pid, Seen)>,
     /// Environments read so far from this snapshot, by pid.
     environs: Mutex<HashMap<Pid, Option<Environ>>>,
 }
@@ -35,11 +72,13 @@ impl Snapshot {
         self.titles.iter().map(|(pid, _)| *pid)
     }
 
-    /// The pids whose title is `key` ([`crate::platform::title_key`]), ascending.
+    /// The pids whose title is `key` ([`crate::platform::title_key`]),
+    /// ascending: by the name the OS shows, or, where that is not the title
+    /// ([`TITLE_IS_NAME`]), by the command line ([`is_gateway_command`]).
     pub fn titled(&self, key: &str) -> Vec<Pid> {
         self.titles
             .iter()
-            .filter(|(_, t)| t.as_deref() == Some(key))
+            .filter(|(_, seen)| seen.titled(key))
             .map(|(pid, _)| *pid)
             .collect()
     }
@@ -66,9 +105,11 @@ pub struct ProcessView {
 #[derive(Debug, Default)]
 struct ViewState {
     current: Option<Arc<Snapshot>>,
-    /// Each pid's title and when the pid was first listed.
-    titles: HashMap<Pid, (Option<String>, Instant)>,
+    /// Each pid's title (and command line) and when the pid was first listed.
+    titles: HashMap<Pid, (Seen, Instant)>,
     snapshots: u32,
+    /// Read command lines too ([`TITLE_IS_NAME`] false).
+    by_command: bool,
 }
 
 impl ProcessView {
@@ -82,16 +123,30 @@ impl ProcessView {
     const REFRESH: u32 = 6;
 
     /// A process renames itself early (the gateway turns from `node` into
-    /// `openclaw-gateway` while it starts): the title of a pid first listed
+    /// `openclaw-gateway` while it starts, on macOS in its command line): the
+    /// title (and command line) of a pid first listed
     /// less than this long ago is read again on every snapshot, so a new
     /// gateway is seen under its title one snapshot after it takes it.
     const YOUNG: Duration = Duration::from_secs(60);
 
     pub fn new(platform: Arc<dyn Platform>, max_age: Duration) -> ProcessView {
+        ProcessView::reading_commands(platform, max_age, !TITLE_IS_NAME)
+    }
+
+    /// A view that reads command lines (`by_command`) or not, whatever the
+    /// OS: the tests of both ways on any.
+    pub(crate) fn reading_commands(
+        platform: Arc<dyn Platform>,
+        max_age: Duration,
+        by_command: bool,
+    ) -> ProcessView {
         ProcessView {
             platform,
             max_age,
-            state: Mutex::new(ViewState::default()),
+            state: Mutex::new(ViewState {
+                by_command,
+                ..ViewState::default()
+            }),
         }
     }
 
@@ -129,15 +184,16 @@ impl ViewState {
         let mut titles = HashMap::with_capacity(pids.len());
         let mut listed = Vec::with_capacity(pids.len());
         for pid in pids {
-            let (title, first) = match self.titles.remove(&pid) {
-                Some((title, first)) if !refresh && now - first >= ProcessView::YOUNG => {
-                    (title, first)
+            let read = || Seen::read(p, pid, self.by_command);
+            let (seen, first) = match self.titles.remove(&pid) {
+                Some((seen, first)) if !refresh && now - first >= ProcessView::YOUNG => {
+                    (seen, first)
                 }
-                Some((_, first)) => (p.title(pid), first),
-                None => (p.title(pid), now),
+                Some((_, first)) => (read(), first),
+                None => (read(), now),
             };
-            listed.push((pid, title.clone()));
-            titles.insert(pid, (title, first));
+            listed.push((pid, seen.clone()));
+            titles.insert(pid, (seen, first));
         }
         // Pids no longer listed are dropped with the old map.
         self.titles = titles;
