@@ -378,8 +378,8 @@ pub(super) fn locks(at: &Gateway, up: bool) -> Option<Check> {
         status,
         Some(stale),
         format!(
-            "{live} live, {stale} stale, {invalid} invalid lock file(s) in {}/tmp",
-            at.target.spec.state_dir.display()
+            "{live} live, {stale} stale, {invalid} invalid lock file(s) in {}",
+            crate::lockfile::dir_pattern(crate::os::Os::CURRENT, &at.target.spec.state_dir)
         ),
     ))
 }
