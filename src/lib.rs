@@ -20,6 +20,7 @@ pub mod logtail;
 pub mod memory_limit;
 pub mod metrics;
 pub mod names;
+pub mod os;
 pub mod platform;
 pub mod probe;
 pub mod process_view;

@@ -1,4 +1,7 @@
-//! The gateway's lock files: `<state dir>/tmp/openclaw-<uid>/gateway.*.lock`.
+//! The gateway's lock files: `<state dir>/tmp/openclaw-<uid>/gateway.*.lock`,
+//! or `<state dir>/tmp/openclaw/` where the OS has no uid (Windows): the
+//! gateway's `resolveGatewayLockDir` (dist/paths-DehQwyE0.mjs;
+//! docs/gateway/gateway-lock.md).
 //!
 //! Each holds JSON such as `{"pid":1,"port":18789,"startTime":123,...}` and
 //! trailing whitespace. Lock files are untrusted input: size is capped,
@@ -8,6 +11,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::os::Os;
 
 /// Lock files are a few hundred bytes; anything larger is not one.
 pub const MAX_LOCK_BYTES: u64 = 64 * 1024;
@@ -83,8 +88,8 @@ pub fn read(path: &Path) -> Result<Lock, LockError> {
 
 pub use crate::platform::file::open_regular;
 
-/// Every `gateway.*.lock` under `<state_dir>/tmp/openclaw-*/`, sorted. The
-/// uid in the folder name is not assumed: the exporter may run as another user.
+/// Every `gateway.*.lock` in the lock folders ([`dirs`]), sorted. The uid in
+/// the folder name is not assumed: the exporter may run as another user.
 pub fn find(state_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in dirs(state_dir) {
@@ -103,16 +108,35 @@ pub fn find(state_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The lock folders: `<state_dir>/tmp/openclaw-*/`.
+/// The lock folders: `<state_dir>/tmp/openclaw-*/` and, from a gateway on
+/// an OS without uids, `<state_dir>/tmp/openclaw/`; sorted.
 pub fn dirs(state_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(state_dir.join("tmp")) else {
         return Vec::new();
     };
-    entries
+    let mut out: Vec<PathBuf> = entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("openclaw-"))
+        .filter(|e| is_lock_dir_name(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
-        .collect()
+        .collect();
+    out.sort();
+    out
+}
+
+/// `openclaw-<anything>` or `openclaw`.
+fn is_lock_dir_name(name: &str) -> bool {
+    name == "openclaw" || name.starts_with("openclaw-")
+}
+
+/// The lock folders as a person would look for them on `os`, for messages
+/// and advice: `<state_dir>/tmp/openclaw-*` (any uid), or
+/// `<state_dir>\tmp\openclaw` on Windows.
+pub fn dir_pattern(os: Os, state_dir: &Path) -> String {
+    let leaf = match os {
+        Os::Windows => "openclaw",
+        Os::Linux | Os::Macos => "openclaw-*",
+    };
+    os.join(&state_dir.display().to_string(), &["tmp", leaf])
 }
 
 #[cfg(test)]
@@ -126,6 +150,66 @@ mod tests {
         assert_eq!(lock.pid, 4242);
         assert_eq!(lock.port, Some(18789));
         assert_eq!(lock.start_time, Some(987654));
+    }
+
+    #[test]
+    fn lock_dirs_with_and_without_a_uid() {
+        let state = tempfile::tempdir().unwrap();
+        let tmp = state.path().join("tmp");
+        for dir in [
+            "openclaw-501",
+            "openclaw",
+            "openclaw-0",
+            "other",
+            "openclawx",
+        ] {
+            std::fs::create_dir_all(tmp.join(dir)).unwrap();
+            std::fs::write(tmp.join(dir).join("gateway.a1b2c3d4.lock"), "{}").unwrap();
+        }
+        std::fs::write(tmp.join("openclaw").join("gateway.state.lock"), "{}").unwrap();
+        std::fs::write(tmp.join("openclaw").join("notes.txt"), "").unwrap();
+        let names = |paths: Vec<PathBuf>| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| {
+                    let rel = p.strip_prefix(&tmp).unwrap();
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(dirs(state.path())),
+            ["openclaw", "openclaw-0", "openclaw-501"]
+        );
+        assert_eq!(
+            names(find(state.path())),
+            [
+                "openclaw/gateway.a1b2c3d4.lock",
+                "openclaw/gateway.state.lock",
+                "openclaw-0/gateway.a1b2c3d4.lock",
+                "openclaw-501/gateway.a1b2c3d4.lock",
+            ]
+        );
+        assert!(dirs(&state.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn lock_dir_pattern_per_os() {
+        assert_eq!(
+            dir_pattern(Os::Linux, Path::new("/home/a/.openclaw")),
+            "/home/a/.openclaw/tmp/openclaw-*"
+        );
+        assert_eq!(
+            dir_pattern(Os::Macos, Path::new("/Users/a/.openclaw")),
+            "/Users/a/.openclaw/tmp/openclaw-*"
+        );
+        assert_eq!(
+            dir_pattern(Os::Windows, Path::new(r"C:\Users\a\.openclaw")),
+            r"C:\Users\a\.openclaw\tmp\openclaw"
+        );
     }
 
     #[test]

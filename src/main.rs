@@ -73,7 +73,7 @@ struct Cli {
     /// URL of the single default gateway.
     #[arg(global = true, long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
     gateway_url: Option<String>,
-    /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR or ~/.openclaw].
+    /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR, else .openclaw in $OPENCLAW_HOME or the home dir, as the gateway].
     #[arg(global = true, long = "gateway.state-dir")]
     gateway_state_dir: Option<PathBuf>,
     /// Pid of the single default gateway, tried before any other discovery.
@@ -91,7 +91,7 @@ struct Cli {
     #[arg(global = true, long = "gateway.memory-limit")]
     gateway_memory_limit: Option<String>,
 
-    /// Log of the single default gateway: a file, or a folder of openclaw-YYYY-MM-DD.log files [default: /tmp/openclaw].
+    /// Log of the single default gateway: a file, or a folder of openclaw-YYYY-MM-DD.log files [default: /tmp/openclaw; %TEMP%\openclaw on Windows].
     #[arg(global = true, long = "gateway.log-path")]
     gateway_log_path: Option<PathBuf>,
 

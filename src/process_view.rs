@@ -2,9 +2,11 @@
 //!
 //! Discovery (a process with the gateway's title) and the lifecycle
 //! collector (instances: titled processes whose environment names the state
-//! dir) both need every pid and its title; lock files, the pid each process
-//! has in its own pid namespace (a gateway in a container records that one).
-//! One [`ProcessView`], made once by
+//! dir) both need every pid and its title; where the OS does not show a
+//! process's title as its name ([`crate::platform::TITLE_IS_NAME`]: macOS,
+//! Windows), its command line too; lock files, the pid each process has in
+//! its own pid namespace (a gateway in a container records that one). One
+//! [`ProcessView`], made once by
 //! the exporter, lists the pids at most once per `max_age` (half the
 //! connections interval) however many gateways read it: the samplers of all
 //! gateways tick on the same grid, so the first one of a round takes the
@@ -16,17 +18,52 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::platform::{Pid, Platform};
+use crate::discovery::is_gateway_command;
+use crate::platform::{Pid, Platform, TITLE_IS_NAME};
 
 /// A process's environment, as [`Platform::environ`] reads it.
 pub type Environ = Arc<Vec<(String, String)>>;
+
+/// What a snapshot knows of a process to tell a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    /// The name the OS shows ([`Platform::title`]).
+    title: Option<String>,
+    /// Its command line, where the title is not the name.
+    cmdline: Option<Arc<Vec<String>>>,
+}
+
+impl Seen {
+    fn read(p: &dyn Platform, pid: Pid, by_command: bool) -> Seen {
+        Seen {
+            title: p.title(pid),
+            cmdline: by_command.then(|| p.cmdline(pid).map(Arc::new)).flatten(),
+        }
+    }
+
+    /// Whether the process has the title whose [`crate::platform::title_key`]
+    /// is `key`: by its name, or by its command line.
+    fn titled(&self, key: &str) -> bool {
+        self.title.as_deref() == Some(key)
+            || self
+                .cmdline
+                .as_deref()
+                .is_some_and(|args| is_gateway_command(args, key))
+    }
+}
+
+/// Whether `pid` has the title whose [`crate::platform::title_key`] is `key`
+/// ([`Snapshot::titled`] for one process, read now).
+pub fn has_title(p: &dyn Platform, pid: Pid, key: &str) -> bool {
+    Seen::read(p, pid, !TITLE_IS_NAME).titled(key)
+}
 
 /// The process table as it was when [`ProcessView::snapshot`] listed it.
 #[derive(Debug)]
 pub struct Snapshot {
     pub taken: Instant,
-    /// Every pid, ascending, with the title the OS shows for it.
-    titles: Vec<(Pid, Option<String>)>,
+    /// Every pid, ascending, with what tells a gateway.
+    titles: Vec<(Pid, Seen)>,
     /// (pid, its pid in the nested pid namespace it runs in) of the processes
     /// in such a namespace ([`Platform::namespaced_pid`]).
     nested: Vec<(Pid, Pid)>,
@@ -40,11 +77,13 @@ impl Snapshot {
         self.titles.iter().map(|(pid, _)| *pid)
     }
 
-    /// The pids whose title is `key` ([`crate::platform::title_key`]), ascending.
+    /// The pids whose title is `key` ([`crate::platform::title_key`]),
+    /// ascending: by the name the OS shows, or, where that is not the title
+    /// ([`TITLE_IS_NAME`]), by the command line ([`is_gateway_command`]).
     pub fn titled(&self, key: &str) -> Vec<Pid> {
         self.titles
             .iter()
-            .filter(|(_, t)| t.as_deref() == Some(key))
+            .filter(|(_, seen)| seen.titled(key))
             .map(|(pid, _)| *pid)
             .collect()
     }
@@ -83,6 +122,8 @@ struct ViewState {
     /// What is known of each pid listed.
     known: HashMap<Pid, Known>,
     snapshots: u32,
+    /// Read command lines too ([`TITLE_IS_NAME`] false).
+    by_command: bool,
 }
 
 impl ProcessView {
@@ -97,16 +138,30 @@ impl ProcessView {
     const REFRESH: u32 = 6;
 
     /// A process renames itself early (the gateway turns from `node` into
-    /// `openclaw-gateway` while it starts): the title of a pid first listed
+    /// `openclaw-gateway` while it starts, on macOS in its command line): the
+    /// title (and command line) of a pid first listed
     /// less than this long ago is read again on every snapshot, so a new
     /// gateway is seen under its title one snapshot after it takes it.
     const YOUNG: Duration = Duration::from_secs(60);
 
     pub fn new(platform: Arc<dyn Platform>, max_age: Duration) -> ProcessView {
+        ProcessView::reading_commands(platform, max_age, !TITLE_IS_NAME)
+    }
+
+    /// A view that reads command lines (`by_command`) or not, whatever the
+    /// OS: the tests of both ways on any.
+    pub(crate) fn reading_commands(
+        platform: Arc<dyn Platform>,
+        max_age: Duration,
+        by_command: bool,
+    ) -> ProcessView {
         ProcessView {
             platform,
             max_age,
-            state: Mutex::new(ViewState::default()),
+            state: Mutex::new(ViewState {
+                by_command,
+                ..ViewState::default()
+            }),
         }
     }
 
@@ -136,7 +191,7 @@ impl ProcessView {
 /// One pid as listed.
 #[derive(Debug)]
 struct Known {
-    title: Option<String>,
+    seen: Seen,
     /// Its pid in a nested pid namespace: fixed for the life of a process.
     nested: Option<Pid>,
     first: Instant,
@@ -154,24 +209,22 @@ impl ViewState {
         let mut listed = Vec::with_capacity(pids.len());
         let mut nested = Vec::new();
         for pid in pids {
+            let read = || Seen::read(p, pid, self.by_command);
             let k = match self.known.remove(&pid) {
                 Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => k,
-                Some(k) if !refresh => Known {
-                    title: p.title(pid),
-                    ..k
-                },
+                Some(k) if !refresh => Known { seen: read(), ..k },
                 Some(Known { first, .. }) => Known {
-                    title: p.title(pid),
+                    seen: read(),
                     nested: p.namespaced_pid(pid),
                     first,
                 },
                 None => Known {
-                    title: p.title(pid),
+                    seen: read(),
                     nested: p.namespaced_pid(pid),
                     first: now,
                 },
             };
-            listed.push((pid, k.title.clone()));
+            listed.push((pid, k.seen.clone()));
             nested.extend(k.nested.map(|n| (pid, n)));
             known.insert(pid, k);
         }
@@ -240,6 +293,9 @@ mod tests {
         assert_eq!(fake.pids_calls(), 2);
     }
 
+    /// Three gateways in one exporter: their process, identity and lifecycle
+    /// collectors find each gateway by its title and count its instances
+    /// from one listing of the process table per round, not one per gateway.
     /// A process's pid in its nested pid namespace is read when it is first
     /// listed; a pid reused by a process in another namespace is seen by
     /// the next refresh at the latest.

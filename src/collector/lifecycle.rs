@@ -135,19 +135,13 @@ pub struct LifecycleSample {
     pub port_owner_mismatch: Option<bool>,
 }
 
-/// Does this process's environment point at `state_dir`?
+/// Does this process's environment point at `state_dir`, resolved as the
+/// gateway resolves its own ([`crate::config::state_dir_in`])?
 fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
     let Some(env) = view.environ(p, pid) else {
         return false;
     };
-    let var = |name: &str| {
-        env.iter()
-            .find_map(|(k, v)| (k == name).then(|| PathBuf::from(v)))
-    };
-    match var("OPENCLAW_STATE_DIR").filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => dir == state_dir,
-        None => var("HOME").is_some_and(|home| home.join(".openclaw") == state_dir),
-    }
+    crate::config::state_dir_in(&env, crate::os::Os::CURRENT).is_some_and(|dir| dir == state_dir)
 }
 
 pub struct LifecycleSampler {

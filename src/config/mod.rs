@@ -6,16 +6,17 @@
 
 mod address;
 mod duration;
+mod paths;
 mod schema;
 mod token;
 mod yaml;
 
 pub use address::{listen_addresses, parse_gateway_url};
 pub use duration::{de_duration, parse_duration};
+pub use paths::{default_log_dir, default_state_dir, state_dir_in};
 pub use schema::{
-    build, build_with_patterns, default_state_dir, gateway_spec, log_patterns, Collectors, Config,
-    FileConfig, GatewayFile, GatewaySpec, Intervals, LogPattern, Probe, BUILTIN_LOG_PATTERNS,
-    MAX_LOG_PATTERNS,
+    build, build_with_patterns, gateway_spec, log_patterns, Collectors, Config, FileConfig,
+    GatewayFile, GatewaySpec, Intervals, LogPattern, Probe, BUILTIN_LOG_PATTERNS, MAX_LOG_PATTERNS,
 };
 pub use token::{read_token_file, Token, TokenSource};
 pub use yaml::{parse_file, parse_yaml, read_file, read_text, MAX_CONFIG_BYTES, MAX_NESTING};
@@ -25,8 +26,6 @@ pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
 pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:18789";
 /// The gateway's process title; Linux keeps its first 15 bytes as `comm`.
 pub const DEFAULT_PROCESS_TITLE: &str = "openclaw-gateway";
-/// Where the gateway writes `openclaw-YYYY-MM-DD.log`.
-pub const DEFAULT_LOG_DIR: &str = "/tmp/openclaw";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

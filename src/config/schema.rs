@@ -7,8 +7,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::address::{default_name, parse_gateway_url};
 use super::duration::{de_duration, de_interval};
+use super::paths::{default_log_dir, default_state_dir};
 use super::token::{read_token_file, Token};
-use super::{ConfigError, DEFAULT_GATEWAY_URL, DEFAULT_LOG_DIR, DEFAULT_PROCESS_TITLE};
+use super::{ConfigError, DEFAULT_GATEWAY_URL, DEFAULT_PROCESS_TITLE};
 
 /// Intervals at which each signal group is sampled. Defaults follow the field
 /// report's threshold table.
@@ -304,15 +305,6 @@ impl Config {
     }
 }
 
-/// The state dir of a gateway that names none: `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
-pub fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("OPENCLAW_STATE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".openclaw")
-}
-
 /// The file's gateway list, with duplicate names (given, or the default
 /// `host:port`) refused where the second one is written.
 fn de_gateways<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<GatewayFile>, D::Error> {
@@ -414,7 +406,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: memory_limit: {e}")))?;
     Ok(GatewaySpec {
         memory_limit,
-        log_path: g.log_path.unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR)),
+        log_path: g.log_path.unwrap_or_else(default_log_dir),
         name,
         url,
         host,
@@ -530,7 +522,16 @@ mod tests {
         let g = &cfg.gateways[0];
         assert_eq!(g.name, "127.0.0.1:18789");
         assert_eq!(g.port, DEFAULT_GATEWAY_PORT);
-        assert_eq!(g.comm(), "openclaw-gatewa");
+        assert_eq!(g.process_title, "openclaw-gateway");
+        // Linux shows the title as `comm`, its first 15 bytes; macOS and
+        // Windows match it whole against the command line
+        // (crate::platform::TITLE_IS_NAME).
+        let shown = if cfg!(target_os = "linux") {
+            "openclaw-gatewa"
+        } else {
+            "openclaw-gateway"
+        };
+        assert_eq!(g.comm(), shown);
     }
 
     #[test]

@@ -321,6 +321,18 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     fn host_memory_bytes(&self) -> Option<u64>;
 }
 
+/// Whether the name the OS shows for a process ([`Platform::title`]) is the
+/// title the process gave itself, as the gateway's `process.title`. Linux:
+/// yes, `comm` takes it. macOS: no, `comm` stays the executable's name
+/// (`node`); libuv writes the title over the argument area, so it shows as
+/// the command line's first argument (as `ps -o command=`, which the gateway
+/// itself reads there: `readDarwinCmdline`, dist/gateway-lock-CYjRlApN.mjs).
+/// Windows: no, the image name (`node.exe`) stays and `process.title` sets
+/// the console title only; the gateway is a `node.exe` running its entry
+/// with `gateway`. Where it is false, processes are also known by their
+/// command line: [`crate::discovery::is_gateway_command`].
+pub const TITLE_IS_NAME: bool = cfg!(target_os = "linux");
+
 /// The name the OS shows for a process with `title` ([`Platform::title`]).
 /// Linux keeps the first 15 bytes (`TASK_COMM_LEN`).
 #[cfg(target_os = "linux")]
@@ -328,8 +340,11 @@ pub fn title_key(title: &str) -> &str {
     linux::comm_of_title(title)
 }
 
-/// The name the OS shows for a process with `title` ([`Platform::title`]):
-/// the whole title until a backend for this OS says otherwise.
+/// What a process with `title` is known by: the whole title, never cut.
+/// The OS's name for the process is its executable's ([`TITLE_IS_NAME`]);
+/// the title is matched against the command line instead, where macOS
+/// shows it whole (libuv's argument area is the original arguments, longer
+/// than the gateway's title) and Windows not at all.
 #[cfg(not(target_os = "linux"))]
 pub fn title_key(title: &str) -> &str {
     title
