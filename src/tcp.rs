@@ -80,16 +80,25 @@ pub enum Source {
     Proc,
     /// The OS's TCP table with owner pids (the portable backend).
     TcpTable,
+    /// The sockets the gateway's processes hold, fd by fd (macOS:
+    /// `proc_pidfdinfo`).
+    Pidfdinfo,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Netlink, Source::Proc, Source::TcpTable];
+    pub const ALL: [Source; 4] = [
+        Source::Netlink,
+        Source::Proc,
+        Source::TcpTable,
+        Source::Pidfdinfo,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Netlink => "netlink",
             Source::Proc => "proc",
             Source::TcpTable => "tcp_table",
+            Source::Pidfdinfo => "proc_pidfdinfo",
         }
     }
 }
@@ -116,7 +125,9 @@ impl Tally {
             inbound: StateCounts::default(),
             outbound: outbound.then(StateCounts::default),
             listen_queue_length: 0,
-            listen_queue_capacity: (source == Source::Netlink).then_some(0),
+            // sock_diag and macOS's `soi_qlimit` show a listener's limit.
+            listen_queue_capacity: matches!(source, Source::Netlink | Source::Pidfdinfo)
+                .then_some(0),
         }
     }
 

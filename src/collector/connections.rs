@@ -267,7 +267,7 @@ impl Collector for ConnectionsMetrics {
         metrics::gauge(
             &mut enc,
             &names::CONNECTIONS_SOURCE,
-            &format!("1 for where the last connections sample was read: netlink (sock_diag), proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable), or tcp_table (the OS's TCP table with owner pids: the portable platform backend). {EVERY}"),
+            &format!("1 for where the last connections sample was read: netlink (sock_diag), proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable), tcp_table (the OS's TCP table with owner pids: the portable platform backend), or proc_pidfdinfo (the sockets the gateway's processes hold, on macOS). {EVERY}"),
             sources,
         )?;
         let host = self.host.get();

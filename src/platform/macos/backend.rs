@@ -1,0 +1,225 @@
+//! [`MacPlatform`]: the portable backend, plus libproc for the gateway.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use super::limits::{self, LaunchdLimits};
+use super::{decode, ffi, sockets, title_of};
+use crate::platform::portable::PortablePlatform;
+use crate::platform::{
+    Caps, ExitWatch, FdTypes, FileId, Identity, ListenCounters, Owned, PartialErrors, Pid,
+    Platform, ProcError, SocketReader, Vitals,
+};
+
+/// `p_stat` of a process that exited and was not reaped (`SZOMB`).
+const SZOMB: u32 = 5;
+
+#[derive(Debug)]
+pub struct MacPlatform {
+    portable: PortablePlatform,
+    /// Mach time units to ns, `(numer, denom)`.
+    timebase: (u32, u32),
+    launchd: Mutex<LaunchdLimits>,
+}
+
+impl MacPlatform {
+    pub fn new() -> MacPlatform {
+        MacPlatform {
+            portable: PortablePlatform::new(),
+            timebase: ffi::timebase(),
+            launchd: Mutex::new(LaunchdLimits::default()),
+        }
+    }
+
+    /// The fd limit of a gateway whose parent is `parent` ([`limits`]); an
+    /// unreadable `launchctl` is a partial error.
+    fn fd_limit(&self, pid: Pid, parent: u32, errs: &mut PartialErrors) -> Option<u64> {
+        if parent != 1 {
+            return None;
+        }
+        let launchd = self
+            .launchd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(Instant::now(), launchctl_maxfiles);
+        match launchd {
+            Ok(l) => limits::gateway_fd_limit(parent, Some(l), ffi::max_files_per_proc()),
+            Err(reason) => {
+                errs.0.push(ProcError::Other {
+                    pid,
+                    what: "the fd limit",
+                    reason,
+                });
+                None
+            }
+        }
+    }
+}
+
+impl Default for MacPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `launchctl limit maxfiles`: launchd's limits for the jobs it starts.
+fn launchctl_maxfiles() -> Result<String, String> {
+    let out = std::process::Command::new("/bin/launchctl")
+        .args(["limit", "maxfiles"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run launchctl limit maxfiles: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "launchctl limit maxfiles: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Platform for MacPlatform {
+    fn name(&self) -> &'static str {
+        "macos"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            threads: true,
+            open_fds: true,
+            max_fds: true,
+            fd_types: true,
+            outbound: true,
+            listen_queue_length: true,
+            listen_queue_capacity: true,
+            host_listen_counters: false,
+            exit_watch: false,
+            cgroup_memory_limit: false,
+            listeners: true,
+        }
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        self.portable.pids()
+    }
+
+    fn identity(&self, pid: Pid) -> Result<Identity, ProcError> {
+        let info = ffi::bsd_info(pid)?;
+        if info.pbi_status == SZOMB {
+            return Err(ProcError::Gone(pid));
+        }
+        Ok(Identity {
+            pid,
+            start: info.pbi_start_tvsec,
+        })
+    }
+
+    fn title(&self, pid: Pid) -> Option<String> {
+        title_of(self.portable.cmdline(pid), || self.portable.title(pid))
+    }
+
+    /// The lock's whole Unix seconds against `pbi_start_tvsec`: the same
+    /// kernel field, truncated alike by `ps` and the gateway's `Math.floor`.
+    fn lock_start_matches(&self, recorded: u64, id: &Identity) -> bool {
+        self.portable.lock_start_matches(recorded, id)
+    }
+
+    fn cmdline(&self, pid: Pid) -> Option<Vec<String>> {
+        self.portable.cmdline(pid)
+    }
+
+    fn environ(&self, pid: Pid) -> Option<Vec<(String, String)>> {
+        self.portable.environ(pid)
+    }
+
+    fn exe_id(&self, pid: Pid) -> Option<FileId> {
+        self.portable.exe_id(pid)
+    }
+
+    fn descendants(&self, pid: Pid) -> Vec<Pid> {
+        self.portable.descendants(pid)
+    }
+
+    fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
+        let all = ffi::task_all_info(id.pid)?;
+        let (bsd, task) = (&all.pbsd, &all.ptinfo);
+        if bsd.pbi_start_tvsec != id.start || bsd.pbi_status == SZOMB {
+            return Err(ProcError::Gone(id.pid));
+        }
+        let open_fds = match ffi::list_fds(id.pid) {
+            Ok(fds) => Some(fds.len() as u64),
+            Err(ProcError::Gone(p)) => return Err(ProcError::Gone(p)),
+            Err(e) => {
+                errs.0.push(e);
+                None
+            }
+        };
+        let (numer, denom) = self.timebase;
+        Ok(Vitals {
+            resident_bytes: task.pti_resident_size,
+            virtual_bytes: task.pti_virtual_size,
+            cpu_seconds: decode::cpu_seconds(
+                task.pti_total_user.saturating_add(task.pti_total_system),
+                numer,
+                denom,
+            ),
+            start_time_seconds: bsd.pbi_start_tvsec as f64 + bsd.pbi_start_tvusec as f64 / 1e6,
+            threads: u64::try_from(task.pti_threadnum).ok(),
+            open_fds,
+            max_fds: self.fd_limit(id.pid, bsd.pbi_ppid, errs),
+        })
+    }
+
+    fn memory(&self, pid: Pid) -> Result<(u64, u64), ProcError> {
+        self.portable.memory(pid)
+    }
+
+    fn watch(&self, _id: Identity) -> Option<Box<dyn ExitWatch>> {
+        None
+    }
+
+    fn socket_reader(&self) -> Box<dyn SocketReader> {
+        Box::new(sockets::FdReader)
+    }
+
+    fn scan_fds(&self, pid: Pid, owned: &mut Owned) -> Result<Option<FdTypes>, ProcError> {
+        let fds = ffi::list_fds(pid)?;
+        owned.pids.insert(pid);
+        Ok(Some(decode::fd_types(fds.into_iter().map(|(_, ty)| ty))))
+    }
+
+    fn listening(&self, port: u16, pid: Option<Pid>) -> bool {
+        pid.is_some_and(|p| sockets::holds_listener(p, port))
+            || ffi::all_pids()
+                .into_iter()
+                .filter(|&p| Some(p) != pid)
+                .any(|p| sockets::holds_listener(p, port))
+    }
+
+    fn holds_listener(&self, pid: Pid, port: u16) -> bool {
+        sockets::holds_listener(pid, port)
+    }
+
+    fn listen_owners(&self, port: u16, known: &[Identity]) -> Vec<Identity> {
+        let known_pids: Vec<Pid> = known.iter().map(|id| id.pid).collect();
+        sockets::owners(&known_pids, ffi::all_pids, |p| {
+            sockets::holds_listener(p, port)
+        })
+        .into_iter()
+        .filter_map(|pid| self.identity(pid).ok())
+        .collect()
+    }
+
+    fn host_listen_counters(&self) -> Result<ListenCounters, String> {
+        Err("the macOS platform backend has no host listen counters".to_string())
+    }
+
+    fn cgroup_memory_limit(&self, _pid: Pid) -> Option<u64> {
+        None
+    }
+
+    fn host_memory_bytes(&self) -> Option<u64> {
+        self.portable.host_memory_bytes()
+    }
+}

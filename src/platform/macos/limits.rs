@@ -1,0 +1,219 @@
+//! The gateway's soft limit on open fds on macOS, which has no API to read
+//! another process's rlimit. It is derived, for a gateway launchd started
+//! itself (parent pid 1), from what it inherited and what Node does with it:
+//!
+//! - launchd starts its jobs with its own limits, `launchctl limit maxfiles`
+//!   (default soft 256, hard unlimited), unless the job's plist sets
+//!   `SoftResourceLimits`; the gateway's plist sets none
+//!   (dist/launchd-plist-DxOgXXh0.mjs `LAUNCH_AGENT_POLICY`,
+//!   `buildLaunchAgentPlist`; its `/bin/sh` environment wrapper `exec`s node,
+//!   dist/launchd-service-files-B2Hie3At.mjs, so node's parent is launchd);
+//! - Node raises its soft limit at startup (src/node.cc `PlatformInit`,
+//!   "Raise the open file descriptor limit"): to the hard limit when that is
+//!   finite, else by a binary search of `setrlimit` up to 2^20, which macOS
+//!   refuses above `kern.maxfilesperproc` for a non-root process.
+//!
+//! So a launchd gateway's limit is launchd's 256 only when launchd's hard
+//! limit is 256 too, or finite above `kern.maxfilesperproc`; by default it is
+//! `kern.maxfilesperproc`. A gateway started otherwise (a shell, a terminal)
+//! inherited limits the exporter cannot see: its limit is absent.
+
+use std::time::{Duration, Instant};
+
+/// A limit as `launchctl limit` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lim {
+    Finite(u64),
+    Unlimited,
+}
+
+impl Lim {
+    fn parse(s: &str) -> Option<Lim> {
+        match s {
+            "unlimited" => Some(Lim::Unlimited),
+            n => n.parse().ok().map(Lim::Finite),
+        }
+    }
+}
+
+/// The soft and hard `maxfiles` of `launchctl limit [maxfiles]` output, a
+/// line such as `\tmaxfiles    256            unlimited      `.
+pub fn parse_maxfiles(out: &str) -> Option<Maxfiles> {
+    out.lines().find_map(|line| {
+        let mut w = line.split_whitespace();
+        if w.next()? != "maxfiles" {
+            return None;
+        }
+        Some((Lim::parse(w.next()?)?, Lim::parse(w.next()?)?))
+    })
+}
+
+/// The soft limit a Node process runs with after raising what it inherited
+/// (`soft`, `hard`), where `setrlimit` accepts a soft limit up to
+/// `per_process` (`kern.maxfilesperproc`). Node's loop, step for step.
+pub fn node_soft_limit(soft: Lim, hard: Lim, per_process: u64) -> u64 {
+    let accepts = |v: u64| v <= per_process;
+    let inherited = match soft {
+        Lim::Finite(s) => s.min(per_process),
+        // The kernel caps an unlimited soft limit at `per_process`.
+        Lim::Unlimited => per_process,
+    };
+    if soft == hard {
+        return inherited;
+    }
+    let (mut min, mut max) = match (soft, hard) {
+        (_, Lim::Finite(h)) => (h, h),
+        (Lim::Finite(s), Lim::Unlimited) => (s, 1 << 20),
+        (Lim::Unlimited, Lim::Unlimited) => return inherited,
+    };
+    let mut set = None;
+    loop {
+        let cur = min + (max - min) / 2;
+        if accepts(cur) {
+            min = cur;
+            set = Some(cur);
+        } else {
+            max = cur;
+        }
+        if min + 1 >= max {
+            break;
+        }
+    }
+    set.unwrap_or(inherited)
+}
+
+/// launchd's soft and hard `maxfiles`.
+pub type Maxfiles = (Lim, Lim);
+
+/// How long one run of `launchctl limit maxfiles` serves.
+pub const LAUNCHCTL_FRESH: Duration = Duration::from_secs(60);
+
+/// launchd's `maxfiles`, read by `run` at most once per [`LAUNCHCTL_FRESH`],
+/// never per scrape; a failed run is kept as long (logged by the caller once).
+#[derive(Debug, Default)]
+pub struct LaunchdLimits {
+    last: Option<(Instant, Result<Maxfiles, String>)>,
+}
+
+impl LaunchdLimits {
+    pub fn get(
+        &mut self,
+        now: Instant,
+        run: impl FnOnce() -> Result<String, String>,
+    ) -> Result<Maxfiles, String> {
+        match &self.last {
+            Some((at, got)) if now.duration_since(*at) < LAUNCHCTL_FRESH => got.clone(),
+            _ => {
+                let got = run().and_then(|out| {
+                    parse_maxfiles(&out).ok_or_else(|| {
+                        format!("no maxfiles in `launchctl limit maxfiles`: {out:?}")
+                    })
+                });
+                self.last = Some((now, got.clone()));
+                got
+            }
+        }
+    }
+}
+
+/// The gateway's soft fd limit: `None` unless launchd started it
+/// (`parent` 1) and launchd's limits and `kern.maxfilesperproc` are known.
+pub fn gateway_fd_limit(
+    parent: u32,
+    launchd: Option<Maxfiles>,
+    per_process: Option<u64>,
+) -> Option<u64> {
+    if parent != 1 {
+        return None;
+    }
+    let (soft, hard) = launchd?;
+    Some(node_soft_limit(soft, hard, per_process?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Lim::*;
+
+    #[test]
+    fn launchctl_output() {
+        // macOS's default, as `launchctl limit maxfiles` prints it.
+        let out = "\tmaxfiles    256            unlimited      \n";
+        assert_eq!(parse_maxfiles(out), Some((Finite(256), Unlimited)));
+        // The whole `launchctl limit` table.
+        let all = "\tcpu         unlimited      unlimited      \n\
+                   \tfilesize    unlimited      unlimited      \n\
+                   \tmaxproc     2666           4000           \n\
+                   \tmaxfiles    524288         524288         \n";
+        assert_eq!(parse_maxfiles(all), Some((Finite(524288), Finite(524288))));
+        for bad in [
+            "",
+            "maxfiles",
+            "maxfiles 256",
+            "maxfiles lots unlimited",
+            "maxproc 1 2",
+        ] {
+            assert_eq!(parse_maxfiles(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn what_node_makes_of_it() {
+        // launchd's default: Node searches up to kern.maxfilesperproc.
+        assert_eq!(node_soft_limit(Finite(256), Unlimited, 245_760), 245_760);
+        assert_eq!(node_soft_limit(Finite(256), Unlimited, 10_240), 10_240);
+        // Above 2^20 the search stops below it.
+        assert_eq!(
+            node_soft_limit(Finite(256), Unlimited, 1 << 24),
+            (1 << 20) - 1
+        );
+        // A finite hard limit is taken whole...
+        assert_eq!(node_soft_limit(Finite(256), Finite(4096), 245_760), 4096);
+        // ... unless macOS refuses it: the inherited soft limit stays.
+        assert_eq!(node_soft_limit(Finite(256), Finite(1 << 20), 245_760), 256);
+        // Equal limits are left alone: 256 stays 256 (the EMFILE case).
+        assert_eq!(node_soft_limit(Finite(256), Finite(256), 245_760), 256);
+        assert_eq!(node_soft_limit(Unlimited, Unlimited, 245_760), 245_760);
+    }
+
+    #[test]
+    fn only_for_a_launchd_child() {
+        let default = Some((Finite(256), Unlimited));
+        assert_eq!(gateway_fd_limit(1, default, Some(245_760)), Some(245_760));
+        assert_eq!(gateway_fd_limit(4242, default, Some(245_760)), None);
+        assert_eq!(gateway_fd_limit(1, None, Some(245_760)), None);
+        assert_eq!(gateway_fd_limit(1, default, None), None);
+    }
+
+    #[test]
+    fn launchctl_runs_once_a_minute() {
+        let runs = std::cell::Cell::new(0);
+        let run = |out: &'static str| {
+            let runs = &runs;
+            move || {
+                runs.set(runs.get() + 1);
+                Ok(out.to_string())
+            }
+        };
+        let mut l = LaunchdLimits::default();
+        let t0 = Instant::now();
+        let first = l.get(t0, run("maxfiles 256 unlimited"));
+        assert_eq!(first, Ok((Finite(256), Unlimited)));
+        assert_eq!(
+            l.get(t0 + Duration::from_secs(59), run("maxfiles 1 1")),
+            first
+        );
+        assert_eq!(runs.get(), 1);
+        let fresh = l.get(t0 + LAUNCHCTL_FRESH, run("maxfiles 1 1"));
+        assert_eq!((fresh, runs.get()), (Ok((Finite(1), Finite(1))), 2));
+        // A failure is kept as long, and output without maxfiles is one.
+        let mut l = LaunchdLimits::default();
+        assert!(l.get(t0, || Err("launchctl: not found".into())).is_err());
+        assert!(l
+            .get(t0 + Duration::from_secs(1), run("maxfiles 1 1"))
+            .is_err());
+        assert_eq!(runs.get(), 2);
+        assert!(l.get(t0 + LAUNCHCTL_FRESH, run("garbage")).is_err());
+        assert_eq!(runs.get(), 3);
+    }
+}
