@@ -100,8 +100,11 @@ impl Platform for MacPlatform {
         }
     }
 
+    /// One `proc_listallpids`, not a refresh of sysinfo's whole table.
     fn pids(&self) -> Vec<Pid> {
-        self.portable.pids()
+        let mut pids = ffi::all_pids();
+        pids.sort_unstable();
+        pids
     }
 
     fn identity(&self, pid: Pid) -> Result<Identity, ProcError> {

@@ -1,7 +1,8 @@
-//! The native macOS backend. The portable backend (sysinfo) serves the
-//! process list, command lines, environments, descendants and memory; libproc
-//! adds what sysinfo does not give for the gateway:
+//! The native macOS backend. The portable backend (sysinfo) serves command
+//! lines, environments, descendants, memory and host memory; libproc adds
+//! what sysinfo does not give for the gateway:
 //!
+//! - the process list: `proc_listallpids`;
 //! - identity and start time: `PROC_PIDTBSDINFO`'s `pbi_start_tvsec`, the
 //!   field `ps -o lstart=` prints, from which the gateway writes its lock's
 //!   `startTime` in whole Unix seconds (dist/pid-alive-CXdZEzr_.mjs
