@@ -226,3 +226,78 @@ impl Platform for MacPlatform {
         self.portable.host_memory_bytes()
     }
 }
+
+/// On a Mac: the test process itself, read through libproc, against what
+/// std and the process itself know.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::TcpState;
+
+    #[test]
+    fn own_process() {
+        let p = MacPlatform::new();
+        let me = std::process::id() as Pid;
+        let id = p.identity(me).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(id.start <= now && now - id.start < 3600, "{id:?}");
+        assert!(p.lock_start_matches(id.start, &id));
+        assert!(p.pids().contains(&me));
+        assert!(matches!(p.identity(-1), Err(ProcError::Gone(-1))));
+
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let (_r, _w) = std::io::pipe().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+        let mut errs = PartialErrors::default();
+        let v = p.vitals(id, &mut errs).unwrap();
+        assert!(errs.0.is_empty(), "{errs:?}");
+        assert!(v.resident_bytes > 1 << 20 && v.virtual_bytes > v.resident_bytes);
+        assert!(v.threads.unwrap() >= 1 && v.open_fds.unwrap() >= 6);
+        assert_eq!(v.start_time_seconds.floor(), id.start as f64);
+        // The test runner's parent is a shell, not launchd.
+        assert_eq!(v.max_fds, None);
+        // CPU in seconds, not Mach units (41.67 ns each on Apple silicon):
+        // 0.3 s of spinning shows as about 0.3 s.
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(300) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let spun = p.vitals(id, &mut errs).unwrap().cpu_seconds - v.cpu_seconds;
+        assert!((0.15..1.5).contains(&spun), "{spun}");
+        let gone = Identity {
+            pid: me,
+            start: id.start + 10,
+        };
+        assert!(matches!(p.vitals(gone, &mut errs), Err(ProcError::Gone(_))));
+
+        let mut owned = Owned::default();
+        let t = p.scan_fds(me, &mut owned).unwrap().unwrap();
+        assert!(t.socket >= 2 && t.pipe >= 2 && t.file >= 1, "{t:?}");
+        assert!(owned.pids.contains(&me));
+
+        // The listener, its queued connection, the client end.
+        let held = sockets::held_by(me).unwrap();
+        assert!(held
+            .iter()
+            .any(|s| s.state == TcpState::Listen && s.local_port == port));
+        assert!(p.holds_listener(me, port) && p.listening(port, Some(me)));
+        assert_eq!(p.listen_owners(port, &[id]), [id]);
+        let t = p
+            .socket_reader()
+            .count(port, Some(me), Some(&owned))
+            .unwrap();
+        assert_eq!(t.inbound.get("listen"), Some(1));
+        // Not accepted yet: counted from the accept queue.
+        assert_eq!(t.inbound.get("established"), Some(1));
+        assert_eq!(t.listen_queue_length, 1);
+        // The client end goes to the port over loopback: not outbound.
+        assert_eq!(t.outbound.unwrap().total(), 0);
+        drop((file, c, l));
+    }
+}
