@@ -1,5 +1,6 @@
 //! [`MacPlatform`]: the portable backend, plus libproc for the gateway.
 
+use std::os::fd::OwnedFd;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -56,6 +57,38 @@ impl MacPlatform {
     }
 }
 
+/// The start identity of `pid`; `Gone` for a zombie.
+fn identity(pid: Pid) -> Result<Identity, ProcError> {
+    let info = ffi::bsd_info(pid)?;
+    if info.pbi_status == SZOMB {
+        return Err(ProcError::Gone(pid));
+    }
+    Ok(Identity {
+        pid,
+        start: info.pbi_start_tvsec,
+    })
+}
+
+/// A process watched for its exit through a kqueue.
+#[derive(Debug)]
+struct Watched {
+    id: Identity,
+    kq: OwnedFd,
+}
+
+impl ExitWatch for Watched {
+    fn id(&self) -> Identity {
+        self.id
+    }
+    fn alive(&mut self) -> bool {
+        identity(self.id.pid).ok() == Some(self.id)
+    }
+    fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        ffi::wait_exit(&self.kq, timeout);
+        true
+    }
+}
+
 impl Default for MacPlatform {
     fn default() -> Self {
         Self::new()
@@ -94,7 +127,7 @@ impl Platform for MacPlatform {
             listen_queue_length: true,
             listen_queue_capacity: true,
             host_listen_counters: false,
-            exit_watch: false,
+            exit_watch: true,
             cgroup_memory_limit: false,
             listeners: true,
         }
@@ -108,14 +141,7 @@ impl Platform for MacPlatform {
     }
 
     fn identity(&self, pid: Pid) -> Result<Identity, ProcError> {
-        let info = ffi::bsd_info(pid)?;
-        if info.pbi_status == SZOMB {
-            return Err(ProcError::Gone(pid));
-        }
-        Ok(Identity {
-            pid,
-            start: info.pbi_start_tvsec,
-        })
+        identity(pid)
     }
 
     fn title(&self, pid: Pid) -> Option<String> {
@@ -178,8 +204,12 @@ impl Platform for MacPlatform {
         self.portable.memory(pid)
     }
 
-    fn watch(&self, _id: Identity) -> Option<Box<dyn ExitWatch>> {
-        None
+    fn watch(&self, id: Identity) -> Option<Box<dyn ExitWatch>> {
+        // Registered first: once `id` is verified below, the kqueue watches
+        // that process and no later one with the same pid.
+        let kq = ffi::exit_queue(id.pid)?;
+        (identity(id.pid).ok() == Some(id))
+            .then(|| Box::new(Watched { id, kq }) as Box<dyn ExitWatch>)
     }
 
     fn socket_reader(&self) -> Box<dyn SocketReader> {
@@ -299,5 +329,28 @@ mod tests {
         // The client end goes to the port over loopback: not outbound.
         assert_eq!(t.outbound.unwrap().total(), 0);
         drop((file, c, l));
+    }
+
+    #[test]
+    fn exit_watch_wakes_on_exit() {
+        let p = MacPlatform::new();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("0.5")
+            .spawn()
+            .unwrap();
+        let id = p.identity(child.id() as Pid).unwrap();
+        let mut w = p.watch(id).unwrap();
+        assert!(w.alive());
+        let t = std::time::Instant::now();
+        assert!(w.wait_exit(std::time::Duration::from_secs(10)));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        // A zombie until reaped: exited all the same.
+        assert!(!w.alive());
+        child.wait().unwrap();
+        assert!(p.watch(id).is_none());
     }
 }

@@ -5,6 +5,8 @@
 #![allow(unsafe_code)]
 
 use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use libc::{c_int, c_void};
 
@@ -199,4 +201,58 @@ pub fn max_files_per_proc() -> Option<u64> {
     (rc == 0 && len == size_of::<c_int>())
         .then(|| u64::try_from(v).ok())
         .flatten()
+}
+
+/// A kqueue that wakes when `pid` exits (`EVFILT_PROC`, `NOTE_EXIT`);
+/// `None` when `pid` does not run or no kqueue can be made.
+pub fn exit_queue(pid: Pid) -> Option<OwnedFd> {
+    let ident = usize::try_from(pid).ok().filter(|&p| p > 0)?;
+    // SAFETY: no arguments; answers a new fd or -1.
+    let kq = unsafe { libc::kqueue() };
+    if kq < 0 {
+        return None;
+    }
+    // SAFETY: `kq` is a new fd that nothing else owns.
+    let kq = unsafe { OwnedFd::from_raw_fd(kq) };
+    let change = libc::kevent {
+        ident,
+        filter: libc::EVFILT_PROC,
+        flags: libc::EV_ADD,
+        fflags: libc::NOTE_EXIT,
+        data: 0,
+        udata: std::ptr::null_mut(),
+    };
+    // SAFETY: one valid change in, no event out, so no timeout is needed.
+    let rc = unsafe {
+        libc::kevent(
+            kq.as_raw_fd(),
+            &change,
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    (rc == 0).then_some(kq)
+}
+
+/// Sleep on an [`exit_queue`] until its process exits or `timeout` passes.
+pub fn wait_exit(kq: &OwnedFd, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    let mut event = MaybeUninit::<libc::kevent>::zeroed();
+    // SAFETY: no change in, room for one event out, `ts` valid. Interrupted
+    // or failed: the caller's next check decides.
+    let _ = unsafe {
+        libc::kevent(
+            kq.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            event.as_mut_ptr(),
+            1,
+            &ts,
+        )
+    };
 }

@@ -11,10 +11,11 @@
 //!   `PROC_PIDLISTFDS` (open fds and their types), the fd limit of a gateway
 //!   launchd started ([`limits`]);
 //! - TCP by state, the listeners and the accept queue, from the gateway's own
-//!   socket fds ([`sockets`]).
+//!   socket fds ([`sockets`]);
+//! - the exit watch: a kqueue `EVFILT_PROC` `NOTE_EXIT`.
 //!
-//! Absent on macOS: the host listen counters, the cgroup limit, an exit watch
-//! (callers poll), sockets no process holds (TIME_WAIT).
+//! Absent on macOS: the host listen counters, the cgroup limit, sockets no
+//! process holds (TIME_WAIT).
 //!
 //! Only the OS calls ([`ffi`]) and [`MacPlatform`] build on macOS alone; the
 //! decoding and the decisions build and are tested on every platform.
