@@ -32,10 +32,10 @@ impl MacPlatform {
         }
     }
 
-    /// The fd limit of a gateway whose parent is `parent` ([`limits`]); an
-    /// unreadable `launchctl` is a partial error.
+    /// The fd limit of gateway `pid` whose parent is `parent` ([`limits`]);
+    /// an unreadable `launchctl` is a partial error.
     fn fd_limit(&self, pid: Pid, parent: u32, errs: &mut PartialErrors) -> Option<u64> {
-        if parent != 1 {
+        if parent != 1 || !limits::started_by_launchd(parent, self.environ(pid).as_deref()) {
             return None;
         }
         let launchd = self
@@ -44,7 +44,7 @@ impl MacPlatform {
             .unwrap_or_else(PoisonError::into_inner)
             .get(Instant::now(), launchctl_maxfiles);
         match launchd {
-            Ok(l) => limits::gateway_fd_limit(parent, Some(l), ffi::max_files_per_proc()),
+            Ok(l) => limits::gateway_fd_limit(true, Some(l), ffi::max_files_per_proc()),
             Err(reason) => {
                 errs.0.push(ProcError::Other {
                     pid,

@@ -1,6 +1,7 @@
 //! The gateway's soft limit on open fds on macOS, which has no API to read
-//! another process's rlimit. It is derived, for a gateway launchd started
-//! itself (parent pid 1), from what it inherited and what Node does with it:
+//! another process's rlimit. It is derived, for a gateway launchd started as
+//! a job ([`started_by_launchd`]), from what it inherited and what Node does
+//! with it:
 //!
 //! - launchd starts its jobs with its own limits, `launchctl limit maxfiles`
 //!   (default soft 256, hard unlimited), unless the job's plist sets
@@ -116,14 +117,31 @@ impl LaunchdLimits {
     }
 }
 
-/// The gateway's soft fd limit: `None` unless launchd started it
-/// (`parent` 1) and launchd's limits and `kern.maxfilesperproc` are known.
+/// Whether launchd started the process as a job of its own: its parent is
+/// launchd (pid 1) and its environment names a job, as launchd sets for the
+/// jobs it spawns and the gateway itself checks (dist/launchd-BHiRE-ax.mjs
+/// `hasNativeLaunchdServiceLabel`: `LAUNCH_JOB_LABEL`, `LAUNCH_JOB_NAME`,
+/// `XPC_SERVICE_NAME`). A process orphaned to launchd has parent 1 too, with
+/// a shell's `XPC_SERVICE_NAME=0` or none.
+pub fn started_by_launchd(parent: u32, env: Option<&[(String, String)]>) -> bool {
+    let job = |(k, v): &(String, String)| {
+        matches!(
+            k.as_str(),
+            "LAUNCH_JOB_LABEL" | "LAUNCH_JOB_NAME" | "XPC_SERVICE_NAME"
+        ) && !v.trim().is_empty()
+            && v.trim() != "0"
+    };
+    parent == 1 && env.is_some_and(|env| env.iter().any(job))
+}
+
+/// The gateway's soft fd limit: `None` unless launchd started it and
+/// launchd's limits and `kern.maxfilesperproc` are known.
 pub fn gateway_fd_limit(
-    parent: u32,
+    by_launchd: bool,
     launchd: Option<Maxfiles>,
     per_process: Option<u64>,
 ) -> Option<u64> {
-    if parent != 1 {
+    if !by_launchd {
         return None;
     }
     let (soft, hard) = launchd?;
@@ -177,12 +195,38 @@ mod tests {
     }
 
     #[test]
-    fn only_for_a_launchd_child() {
+    fn only_for_a_launchd_job() {
+        let env = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let job = env(&[
+            ("HOME", "/Users/a"),
+            ("XPC_SERVICE_NAME", "ai.openclaw.gateway"),
+        ]);
+        assert!(started_by_launchd(1, Some(&job)));
+        assert!(started_by_launchd(
+            1,
+            Some(&env(&[("LAUNCH_JOB_LABEL", "x")]))
+        ));
+        // Started by a shell, or orphaned to launchd from a terminal.
+        assert!(!started_by_launchd(4242, Some(&job)));
+        assert!(!started_by_launchd(
+            1,
+            Some(&env(&[("XPC_SERVICE_NAME", "0")]))
+        ));
+        assert!(!started_by_launchd(1, Some(&env(&[("HOME", "/Users/a")]))));
+        assert!(!started_by_launchd(1, None));
+
         let default = Some((Finite(256), Unlimited));
-        assert_eq!(gateway_fd_limit(1, default, Some(245_760)), Some(245_760));
-        assert_eq!(gateway_fd_limit(4242, default, Some(245_760)), None);
-        assert_eq!(gateway_fd_limit(1, None, Some(245_760)), None);
-        assert_eq!(gateway_fd_limit(1, default, None), None);
+        assert_eq!(
+            gateway_fd_limit(true, default, Some(245_760)),
+            Some(245_760)
+        );
+        assert_eq!(gateway_fd_limit(false, default, Some(245_760)), None);
+        assert_eq!(gateway_fd_limit(true, None, Some(245_760)), None);
+        assert_eq!(gateway_fd_limit(true, default, None), None);
     }
 
     #[test]
