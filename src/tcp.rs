@@ -93,6 +93,13 @@ impl Source {
         Source::Pidfdinfo,
     ];
 
+    /// Whether the source sees sockets no process holds, TIME_WAIT ones: a
+    /// socket table does; the fds of processes (macOS) do not, so their
+    /// inbound time_wait is absent rather than 0.
+    pub fn sees_unheld(self) -> bool {
+        self != Source::Pidfdinfo
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Netlink => "netlink",
@@ -197,5 +204,14 @@ mod tests {
             (4, Some(1022))
         );
         assert_eq!(StateCounts::default().get("nope"), None);
+    }
+
+    #[test]
+    fn only_process_fds_miss_time_wait() {
+        let blind: Vec<_> = Source::ALL
+            .into_iter()
+            .filter(|s| !s.sees_unheld())
+            .collect();
+        assert_eq!(blind, [Source::Pidfdinfo]);
     }
 }
