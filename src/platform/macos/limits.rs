@@ -10,12 +10,15 @@
 //!   `buildLaunchAgentPlist`; its `/bin/sh` environment wrapper `exec`s node,
 //!   dist/launchd-service-files-B2Hie3At.mjs, so node's parent is launchd);
 //! - Node raises its soft limit at startup (src/node.cc `PlatformInit`,
-//!   "Raise the open file descriptor limit"): to the hard limit when that is
-//!   finite, else by a binary search of `setrlimit` up to 2^20, which macOS
-//!   refuses above `kern.maxfilesperproc` for a non-root process.
+//!   "Raise the open file descriptor limit"), unless soft and hard are
+//!   equal: to the hard limit when that is finite, else by a binary search of
+//!   `setrlimit` up to 2^20;
+//! - macOS takes any soft limit up to the hard one, and lets a process open
+//!   at most `kern.maxfilesperproc` fds whatever its soft limit (xnu
+//!   bsd/kern/kern_resource.c `dosetrlimit`, `proc_limitgetcur_nofile`).
 //!
 //! So a launchd gateway's limit is launchd's 256 only when launchd's hard
-//! limit is 256 too, or finite above `kern.maxfilesperproc`; by default it is
+//! limit is 256 too; by default (hard unlimited) it is
 //! `kern.maxfilesperproc`. A gateway started otherwise (a shell, a terminal)
 //! inherited limits the exporter cannot see: its limit is absent.
 
@@ -49,38 +52,24 @@ pub fn parse_maxfiles(out: &str) -> Option<Maxfiles> {
     })
 }
 
-/// The soft limit a Node process runs with after raising what it inherited
-/// (`soft`, `hard`), where `setrlimit` accepts a soft limit up to
-/// `per_process` (`kern.maxfilesperproc`). Node's loop, step for step.
-pub fn node_soft_limit(soft: Lim, hard: Lim, per_process: u64) -> u64 {
-    let accepts = |v: u64| v <= per_process;
-    let inherited = match soft {
+/// The soft limit a Node process sets itself from the `soft` and `hard`
+/// limits it inherited.
+pub fn node_soft_limit(soft: Lim, hard: Lim) -> Lim {
+    match hard {
+        _ if soft == hard => soft,
+        Lim::Finite(h) => Lim::Finite(h),
+        // The search's last success: every value up to 2^20 - 1 is taken.
+        Lim::Unlimited => Lim::Finite((1 << 20) - 1),
+    }
+}
+
+/// The most fds a process with soft limit `soft` may open: macOS caps it at
+/// `per_process` (`kern.maxfilesperproc`).
+pub fn effective_limit(soft: Lim, per_process: u64) -> u64 {
+    match soft {
         Lim::Finite(s) => s.min(per_process),
-        // The kernel caps an unlimited soft limit at `per_process`.
         Lim::Unlimited => per_process,
-    };
-    if soft == hard {
-        return inherited;
     }
-    let (mut min, mut max) = match (soft, hard) {
-        (_, Lim::Finite(h)) => (h, h),
-        (Lim::Finite(s), Lim::Unlimited) => (s, 1 << 20),
-        (Lim::Unlimited, Lim::Unlimited) => return inherited,
-    };
-    let mut set = None;
-    loop {
-        let cur = min + (max - min) / 2;
-        if accepts(cur) {
-            min = cur;
-            set = Some(cur);
-        } else {
-            max = cur;
-        }
-        if min + 1 >= max {
-            break;
-        }
-    }
-    set.unwrap_or(inherited)
 }
 
 /// launchd's soft and hard `maxfiles`.
@@ -145,7 +134,7 @@ pub fn gateway_fd_limit(
         return None;
     }
     let (soft, hard) = launchd?;
-    Some(node_soft_limit(soft, hard, per_process?))
+    Some(effective_limit(node_soft_limit(soft, hard), per_process?))
 }
 
 #[cfg(test)]
@@ -177,21 +166,19 @@ mod tests {
 
     #[test]
     fn what_node_makes_of_it() {
-        // launchd's default: Node searches up to kern.maxfilesperproc.
-        assert_eq!(node_soft_limit(Finite(256), Unlimited, 245_760), 245_760);
-        assert_eq!(node_soft_limit(Finite(256), Unlimited, 10_240), 10_240);
-        // Above 2^20 the search stops below it.
-        assert_eq!(
-            node_soft_limit(Finite(256), Unlimited, 1 << 24),
-            (1 << 20) - 1
-        );
-        // A finite hard limit is taken whole...
-        assert_eq!(node_soft_limit(Finite(256), Finite(4096), 245_760), 4096);
-        // ... unless macOS refuses it: the inherited soft limit stays.
-        assert_eq!(node_soft_limit(Finite(256), Finite(1 << 20), 245_760), 256);
+        // launchd's default: Node searches up to 2^20, macOS caps it.
+        let raised = node_soft_limit(Finite(256), Unlimited);
+        assert_eq!(raised, Finite((1 << 20) - 1));
+        assert_eq!(effective_limit(raised, 245_760), 245_760);
+        assert_eq!(effective_limit(raised, 1 << 24), (1 << 20) - 1);
+        // A finite hard limit is taken whole, then capped.
+        assert_eq!(node_soft_limit(Finite(256), Finite(4096)), Finite(4096));
+        assert_eq!(effective_limit(Finite(4096), 245_760), 4096);
+        assert_eq!(effective_limit(Finite(1 << 20), 245_760), 245_760);
         // Equal limits are left alone: 256 stays 256 (the EMFILE case).
-        assert_eq!(node_soft_limit(Finite(256), Finite(256), 245_760), 256);
-        assert_eq!(node_soft_limit(Unlimited, Unlimited, 245_760), 245_760);
+        assert_eq!(node_soft_limit(Finite(256), Finite(256)), Finite(256));
+        assert_eq!(node_soft_limit(Unlimited, Unlimited), Unlimited);
+        assert_eq!(effective_limit(Unlimited, 245_760), 245_760);
     }
 
     #[test]
