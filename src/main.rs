@@ -146,8 +146,9 @@ struct Cli {
     )]
     log_format: logging::Format,
 
-    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd)
-    /// or portable (sysinfo and the TCP table, what macOS and Windows run).
+    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd;
+    /// macOS: libproc) or portable (sysinfo and the TCP table, what Windows
+    /// runs).
     /// Hidden: for tests and comparisons (DEVELOPERS.md).
     #[arg(
         global = true,

@@ -20,6 +20,7 @@ pub mod fake;
 pub mod file;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod macos;
 pub mod portable;
 
 pub use crate::memory_limit::Limit;
@@ -256,7 +257,7 @@ pub trait SocketReader: Send {
 
 /// The operating system as the exporter sees it.
 pub trait Platform: Send + Sync + std::fmt::Debug {
-    /// `linux`, `portable`, `fake`.
+    /// `linux`, `macos`, `portable`, `fake`.
     fn name(&self) -> &'static str;
     fn caps(&self) -> Caps;
 
@@ -379,8 +380,10 @@ pub fn select(backend: Backend) -> Arc<dyn Platform> {
     match backend {
         #[cfg(target_os = "linux")]
         Backend::Native => Arc::new(linux::LinuxPlatform::new()),
-        // Until macOS and Windows have their own, the portable one is theirs.
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(target_os = "macos")]
+        Backend::Native => Arc::new(macos::MacPlatform::new()),
+        // Until Windows has its own, the portable one is its.
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         Backend::Native => Arc::new(portable::PortablePlatform::new()),
         Backend::Portable => Arc::new(portable::PortablePlatform::new()),
     }
