@@ -25,15 +25,16 @@ use tracing_subscriber::registry::LookupSpan;
 /// Each line is one write, so lines from one run never interleave and a
 /// rotation by copy and truncate loses none.
 pub fn open_file(path: &Path) -> anyhow::Result<File> {
-    let fail = || format!("cannot open --log.file {}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(fail)?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the folder {} for --log.file", dir.display())
+        })?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .with_context(fail)
+        .with_context(|| format!("cannot open --log.file {}", path.display()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
