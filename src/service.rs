@@ -73,6 +73,12 @@ pub fn check_args(cli: &crate::Cli) -> Result<(), clap::Error> {
 /// Serve as the SCM's service until it stops it. Blocks until then.
 pub fn run(serve: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> ExitCode {
     *SERVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(serve));
+    // A panic's message goes to stderr, which a service does not have.
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("{info}");
+        print(info);
+    }));
     match ffi::start() {
         Ok(()) if FAILED.load(Ordering::SeqCst) => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
