@@ -149,14 +149,14 @@ struct Cli {
     )]
     log_format: logging::Format,
 
-    /// Append log lines to this file (its folder is made if missing) instead
-    /// of writing them to stderr. A Windows service has no console: it needs one.
+    /// Append log lines to this file, making its folder if missing, instead
+    /// of stderr. A Windows service has no console: it needs one.
     #[arg(long = "log.file", env = "OPENCLAW_EXPORTER_LOG_FILE")]
     log_file: Option<PathBuf>,
 
-    /// Run as the Windows service the service control manager starts
-    /// (packaging/windows/install.ps1); its Stop stops the exporter as Ctrl+C
-    /// does. Not for a console: use --log.file.
+    /// Run as a Windows service, started and stopped by the service control
+    /// manager (packaging/windows/install.ps1); a Stop ends it as Ctrl+C
+    /// does. Give it --log.file: a service has no console.
     #[cfg(windows)]
     #[arg(long = "windows-service", conflicts_with = "config_check")]
     windows_service: bool,
