@@ -8,8 +8,8 @@
 //! the server the way Ctrl+C does ([`crate::signals::request_stop`]). A
 //! service has no console, so its log goes to `--log.file`.
 //!
-//! The SCM can't be exercised in CI (Wine's is not Windows'); the argument
-//! handling and the error outside the SCM are unit-tested here.
+//! The argument handling and the error outside the SCM are unit-tested here;
+//! tests/windows_service.rs runs the service under an SCM (Wine's, in CI).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
