@@ -215,6 +215,18 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
+    // As a service, connect to the SCM before reading the config: a bad one
+    // then stops the service with exit code 2 and the reason in the log, as
+    // it exits 2 in a console, instead of a start the SCM sees time out.
+    #[cfg(windows)]
+    if cli.windows_service {
+        return service::run(move || {
+            let config = load_config(&cli, &matches).map_err(|e| (2, e))?;
+            let web = Web::load(cli.web_config_file.as_deref())
+                .map_err(|e| (2, anyhow::anyhow!("{e}")))?;
+            serve(cli, config, web).map_err(|e| (1, e))
+        });
+    }
     // A service's stderr goes nowhere: with --log.file, the log says it too.
     let config_error = |msg: String| {
         if cli.log_file.is_some() {
@@ -262,10 +274,6 @@ fn main() -> ExitCode {
             );
         }
         return ExitCode::SUCCESS;
-    }
-    #[cfg(windows)]
-    if cli.windows_service {
-        return service::run(move || serve(cli, config, web));
     }
     match serve(cli, config, web) {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,7 +36,10 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// winerror.h: the process was not started by the SCM.
 const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
 
-type Serve = Box<dyn FnOnce() -> anyhow::Result<()> + Send>;
+/// Reads the config and serves; on an error, the service's exit code (2 for
+/// the config, 1 for the server, as the console's exit status) and why.
+pub type Served = Result<(), (u32, anyhow::Error)>;
+type Serve = Box<dyn FnOnce() -> Served + Send>;
 
 /// The server, handed from [`run`] on the main thread to `service_main`.
 static SERVE: Mutex<Option<Serve>> = Mutex::new(None);
@@ -71,7 +74,7 @@ pub fn check_args(cli: &crate::Cli) -> Result<(), clap::Error> {
 }
 
 /// Serve as the SCM's service until it stops it. Blocks until then.
-pub fn run(serve: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> ExitCode {
+pub fn run(serve: impl FnOnce() -> Served + Send + 'static) -> ExitCode {
     *SERVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(serve));
     // A panic's message goes to stderr, which a service does not have.
     let print = std::panic::take_hook();
@@ -139,10 +142,10 @@ fn service_main(_arguments: Vec<OsString>) {
     report(&h, ServiceState::Running, 0);
     let code = match serve() {
         Ok(()) => 0,
-        Err(e) => {
+        Err((code, e)) => {
             fail();
             tracing::error!("{e:#}");
-            1
+            code
         }
     };
     // The last thing done: the SCM may end the process once it is Stopped.

@@ -4,7 +4,9 @@
 //! `--log.file`), stops it (the SCM's Stop reaches the server as Ctrl+C does:
 //! Stopped with exit code 0, and the log says so), and starts it on a port
 //! already taken (Stopped with service-specific exit code 1, the reason in
-//! the log): what install.ps1's `sc.exe failureflag 1` turns into a restart.
+//! the log); a second service has a bad config (Stopped with exit code 2).
+//! Those exit codes are what install.ps1's `sc.exe failureflag 1` turns into
+//! a restart.
 //!
 //! Under Wine 8 (tests/support/cross-check.sh) the SCM is Wine's services.exe,
 //! which runs services as Windows does for these calls; on Windows the test
@@ -31,8 +33,8 @@ struct Service {
 }
 
 impl Service {
-    fn create(command_line: &str) -> Service {
-        let name = format!("ocgx-test-{}", std::process::id());
+    fn create(tag: &str, command_line: &str) -> Service {
+        let name = format!("ocgx-test-{tag}-{}", std::process::id());
         let (code, out) = sc(&[
             "create",
             &name,
@@ -133,7 +135,7 @@ fn the_scm_starts_and_stops_the_service_and_sees_it_fail() {
         dir.path().display(),
         log.display(),
     );
-    let service = Service::create(&command_line);
+    let service = Service::create("ok", &command_line);
     let logged = |needle: &str| {
         wait_for(Duration::from_secs(30), needle, || {
             let text = std::fs::read_to_string(&log).ok()?;
@@ -172,4 +174,15 @@ fn the_scm_starts_and_stops_the_service_and_sees_it_fail() {
         line.contains("level=error") && line.contains(&format!("127.0.0.1:{port}")),
         "{line}"
     );
+
+    // A bad config: read after the service connects to the SCM, so the SCM
+    // sees exit code 2 (the console's exit status for it), the log why.
+    let bad = Service::create(
+        "bad-config",
+        &command_line.replace("--gateway.url http://", "--gateway.url ftp://"),
+    );
+    bad.start();
+    bad.wait("STOPPED", (1066, 2));
+    let line = logged("scheme must be http or https");
+    assert!(line.contains("level=error"), "{line}");
 }
