@@ -217,7 +217,8 @@ fn main() -> ExitCode {
     }
     // As a service, connect to the SCM before reading the config: a bad one
     // then stops the service with exit code 2 and the reason in the log, as
-    // it exits 2 in a console, instead of a start the SCM sees time out.
+    // it exits 2 in a console, not a process that ends before the SCM hears
+    // from it.
     #[cfg(windows)]
     if cli.windows_service {
         return service::run(move || {
@@ -227,7 +228,8 @@ fn main() -> ExitCode {
             serve(cli, config, web).map_err(|e| (1, e))
         });
     }
-    // A service's stderr goes nowhere: with --log.file, the log says it too.
+    // With --log.file, a config error is in the log too, not only on stderr
+    // (which a supervisor may drop).
     let config_error = |msg: String| {
         if cli.log_file.is_some() {
             tracing::error!("{msg}");
