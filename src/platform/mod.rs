@@ -331,6 +331,16 @@ pub fn title_key(title: &str) -> &str {
     title
 }
 
+/// Whether the tests run under Wine, which lacks some of what Windows
+/// gives (`src/platform/windows`).
+#[cfg(test)]
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    return windows::win32::wine();
+    #[cfg(not(windows))]
+    false
+}
+
 /// Which backend to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
