@@ -26,7 +26,7 @@ impl Open {
     /// between looking and opening cannot mix up two files.
     fn new(path: PathBuf) -> Option<Open> {
         let file = File::open(&path).ok()?;
-        let inode = file::id(&file.metadata().ok()?);
+        let inode = file::file_id(&file).ok()?;
         Some(Open {
             path,
             file,
@@ -45,8 +45,8 @@ fn rotated_since(live: &Path, inode: FileId) -> Vec<Open> {
     const MAX_ROTATED: u32 = 32;
     let Some(ours) = (1..=MAX_ROTATED).find(|&n| {
         rotated_path(live, n)
-            .and_then(|p| std::fs::metadata(p).ok())
-            .is_some_and(|m| file::id(&m) == inode)
+            .and_then(|p| file::path_id(&p).ok())
+            .is_some_and(|id| id == inode)
     }) else {
         return Vec::new();
     };
@@ -137,10 +137,7 @@ impl LogFollower {
         let mut stats = Poll::default();
         let target = current_file(&self.configured)
             .filter(|t| self.newest.as_ref().is_none_or(|newest| t >= newest));
-        let target_inode = target
-            .as_deref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map(|m| file::id(&m));
+        let target_inode = target.as_deref().and_then(|p| file::path_id(p).ok());
 
         if let Some(open) = &mut self.open {
             let switched = target_inode != Some(open.inode);
@@ -316,6 +313,8 @@ mod tests {
         append(&day1, "g\n");
         append(&d.join("openclaw-2026-11-24.log"), "h\n");
         assert_eq!(poll(&mut f), ["g", "h"]);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -346,6 +345,8 @@ mod tests {
         append(&today, "e\n");
         assert_eq!(poll(&mut f), ["e"]);
         assert!(poll(&mut f).is_empty());
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -389,6 +390,8 @@ mod tests {
         append(&live, "g\n");
         assert_eq!(poll(&mut f), ["f", "g"]);
         assert!(poll(&mut f).is_empty());
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -408,6 +411,8 @@ mod tests {
         assert!(poll(&mut f).is_empty());
         append(&d.join("openclaw-2026-11-24.log"), "first\n");
         assert_eq!(poll(&mut f), ["first"]);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -423,6 +428,8 @@ mod tests {
         let stats = f.poll(u64::MAX, |l| lines.push(l.len()));
         assert_eq!(lines, [2]);
         assert_eq!(stats.too_long, 1);
+        // Windows keeps a folder with open files in it.
+        drop(f);
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -49,11 +49,16 @@ pub fn max_old_space_size(args: &str) -> Option<u64> {
         .map(|mb| mb.saturating_mul(1024 * 1024))
 }
 
-/// `NODE_OPTIONS` from an environment.
+/// `NODE_OPTIONS` from an environment. Windows ignores the case of a name,
+/// and so does Node's `process.env` there.
 fn node_options(environ: &[(String, String)]) -> Option<String> {
+    let is_it = |k: &str| match cfg!(windows) {
+        true => k.eq_ignore_ascii_case("NODE_OPTIONS"),
+        false => k == "NODE_OPTIONS",
+    };
     environ
         .iter()
-        .find_map(|(k, v)| (k == "NODE_OPTIONS").then(|| v.clone()))
+        .find_map(|(k, v)| is_it(k).then(|| v.clone()))
 }
 
 /// Resolve the limit of process `pid`.
@@ -149,5 +154,7 @@ mod tests {
             ]),
             Some("--max-old-space-size=64".into())
         );
+        let other_case = [("Node_Options".into(), "--max-old-space-size=64".into())];
+        assert_eq!(node_options(&other_case).is_some(), cfg!(windows));
     }
 }

@@ -15,11 +15,19 @@ mod imp {
     use super::{FileId, Path, Stamp};
     use std::os::unix::fs::MetadataExt;
 
-    pub fn id(m: &std::fs::Metadata) -> FileId {
+    fn id(m: &std::fs::Metadata) -> FileId {
         FileId {
             dev: m.dev(),
             ino: m.ino(),
         }
+    }
+
+    pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+        f.metadata().map(|m| id(&m))
+    }
+
+    pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+        std::fs::metadata(path).map(|m| id(&m))
     }
 
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
@@ -47,11 +55,12 @@ mod imp {
     }
 }
 
-/// Until a Windows body reads the volume serial number and file index
-/// (`GetFileInformationByHandle`; std's are unstable), the identity is the
-/// creation time and the stamp has no inode or ctime. A FIFO cannot block an
-/// open there, and a symlink is refused after the fact.
-#[cfg(not(unix))]
+/// Windows: the identity is the volume serial number and file index
+/// (`GetFileInformationByHandle`; std's are unstable). The stamp has the
+/// creation time for an inode and no ctime: it is taken from metadata alone.
+/// A FIFO cannot block an open there, and a symlink is refused after the
+/// fact.
+#[cfg(windows)]
 mod imp {
     use super::{FileId, Path, Stamp};
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,18 +71,24 @@ mod imp {
             .map_or(0, |d| d.as_nanos())
     }
 
-    pub fn id(m: &std::fs::Metadata) -> FileId {
-        let created = nanos(m.created());
-        FileId {
-            dev: (created >> 64) as u64,
-            ino: created as u64,
-        }
+    pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+        let (dev, ino) = crate::platform::windows::win32::file_id(f)?;
+        Ok(FileId { dev, ino })
+    }
+
+    /// Opened for reading, sharing everything (std's default), so that the
+    /// writer can still rename or delete it. (Not a folder: with
+    /// FILE_FLAG_BACKUP_SEMANTICS, Wine gives the volume serial number as 0.)
+    pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+        let f = std::fs::File::open(path)?;
+        file_id(&f)
     }
 
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
+        let created = nanos(m.created());
         let modified = nanos(m.modified());
         (
-            id(m).ino,
+            created as u64,
             (modified / 1_000_000_000) as i64,
             (modified % 1_000_000_000) as i64,
             0,
@@ -90,9 +105,14 @@ mod imp {
     }
 }
 
-/// The identity of a file, from its metadata.
-pub fn id(m: &std::fs::Metadata) -> FileId {
-    imp::id(m)
+/// The identity of an open file.
+pub fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+    imp::file_id(f)
+}
+
+/// The identity of the file at `path`, symlinks followed.
+pub fn path_id(path: &Path) -> std::io::Result<FileId> {
+    imp::path_id(path)
 }
 
 /// The stamp of a file's metadata. The caller chooses whether that follows
@@ -110,4 +130,33 @@ pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File>
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file keeps its identity through a rename, open or not; a new file
+    /// under the old name has another, even one made at once (NTFS carries a
+    /// deleted name's creation time over to its successor: no identity).
+    #[test]
+    fn identity_follows_a_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.log"), d.path().join("b.log"));
+        std::fs::write(&a, "1").unwrap();
+        let open = std::fs::File::open(&a).unwrap();
+        let id = file_id(&open).unwrap();
+        assert_eq!(path_id(&a).unwrap(), id);
+        std::fs::rename(&a, &b).unwrap();
+        assert_eq!(path_id(&b).unwrap(), id);
+        let held = file_id(&open).unwrap();
+        // Wine loses the volume of an open file renamed (serial number 0).
+        if !crate::platform::under_wine() {
+            assert_eq!(held, id);
+        }
+        assert_eq!(held.ino, id.ino);
+        std::fs::write(&a, "2").unwrap();
+        assert_ne!(path_id(&a).unwrap(), id);
+        assert!(path_id(&d.path().join("none")).is_err());
+    }
 }

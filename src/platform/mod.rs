@@ -3,8 +3,10 @@
 //! Collectors, discovery and the commands read processes, sockets, the memory
 //! limit and exits through a [`Platform`], never through `/proc` or a `cfg`.
 //! Each backend lives in its own module behind `cfg` (as sysinfo's
-//! `src/unix/linux` or node_exporter's `meminfo_linux.go`): today the native
-//! Linux one, [`linux::LinuxPlatform`] (procfs, netlink sock_diag, pidfd).
+//! `src/unix/linux` or node_exporter's `meminfo_linux.go`): `linux` (procfs,
+//! netlink sock_diag, pidfd), `windows` (Win32 beside sysinfo), `macos`
+//! (libproc beside sysinfo), and `portable` (sysinfo and the TCP table), the
+//! base of the last two.
 //! What a backend cannot read is `None` in the types below or `false` in its
 //! [`Caps`], and the series it feeds is absent, never zero.
 //!
@@ -22,6 +24,8 @@ pub mod file;
 pub mod linux;
 pub mod macos;
 pub mod portable;
+#[cfg(windows)]
+pub mod windows;
 
 pub use crate::memory_limit::Limit;
 pub use crate::tcp::Tally;
@@ -35,7 +39,8 @@ pub struct Identity {
     pub pid: Pid,
     /// When the process started, in the unit its platform keeps and the
     /// gateway writes to its lock's `startTime` on that OS (Linux: clock
-    /// ticks after boot, field 22 of `/proc/<pid>/stat`). Only compared for
+    /// ticks after boot, field 22 of `/proc/<pid>/stat`; Windows: Unix
+    /// milliseconds of the creation time). Only compared for
     /// equality and order, and through [`Platform::lock_start_matches`].
     pub start: u64,
 }
@@ -178,7 +183,8 @@ pub struct Owned {
     pub pids: HashSet<Pid>,
 }
 
-/// A file's identity across renames: (device, inode) on unix.
+/// A file's identity across renames: (device, inode) on unix, (volume
+/// serial number, file index) on Windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     pub dev: u64,
@@ -257,7 +263,7 @@ pub trait SocketReader: Send {
 
 /// The operating system as the exporter sees it.
 pub trait Platform: Send + Sync + std::fmt::Debug {
-    /// `linux`, `macos`, `portable`, `fake`.
+    /// `linux`, `macos`, `windows`, `portable`, `fake`.
     fn name(&self) -> &'static str;
     fn caps(&self) -> Caps;
 
@@ -351,14 +357,26 @@ pub fn title_key(title: &str) -> &str {
     title
 }
 
+/// Whether the tests run under Wine, which lacks some of what Windows
+/// gives (`src/platform/windows`).
+#[cfg(test)]
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    return windows::win32::wine();
+    #[cfg(not(windows))]
+    false
+}
+
 /// Which backend to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// The platform's own: procfs, sock_diag and pidfd on Linux.
+    /// The platform's own: procfs, sock_diag and pidfd on Linux; Win32
+    /// calls beside sysinfo on Windows; libproc beside sysinfo on macOS.
     #[default]
     Native,
-    /// sysinfo and the OS's TCP table: what macOS and Windows run, and on
-    /// Linux `--platform.backend=portable`.
+    /// sysinfo and the OS's TCP table alone: the base of the Windows and
+    /// macOS backends, what any other OS runs, and with
+    /// `--platform.backend=portable` anywhere.
     Portable,
 }
 
@@ -382,8 +400,10 @@ pub fn select(backend: Backend) -> Arc<dyn Platform> {
         Backend::Native => Arc::new(linux::LinuxPlatform::new()),
         #[cfg(target_os = "macos")]
         Backend::Native => Arc::new(macos::MacPlatform::new()),
-        // Until Windows has its own, the portable one is its.
-        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+        #[cfg(windows)]
+        Backend::Native => Arc::new(windows::WindowsPlatform::new()),
+        // Any other OS (the BSDs): the portable one.
+        #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
         Backend::Native => Arc::new(portable::PortablePlatform::new()),
         Backend::Portable => Arc::new(portable::PortablePlatform::new()),
     }

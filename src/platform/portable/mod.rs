@@ -1,5 +1,6 @@
-//! The portable backend on `sysinfo`: what macOS and Windows run, and on Linux
-//! `--platform.backend=portable`, so that the real-gateway tests prove it here.
+//! The portable backend on `sysinfo`: what macOS runs, what the Windows
+//! backend builds on, and on Linux `--platform.backend=portable`, so that the
+//! real-gateway tests prove it here.
 //!
 //! One [`System`] holds the process table. A whole-table refresh (a scan, for
 //! the process list, titles and descendants) runs at most once per
@@ -275,7 +276,7 @@ impl Platform for PortablePlatform {
         let exe = self
             .read(pid, kind, |p| p.exe().map(|e| e.to_path_buf()))
             .ok()??;
-        std::fs::metadata(exe).ok().map(|m| file::id(&m))
+        file::path_id(&exe).ok()
     }
 
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
