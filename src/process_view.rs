@@ -2,7 +2,11 @@
 //!
 //! Discovery (a process with the gateway's title) and the lifecycle
 //! collector (instances: titled processes whose environment names the state
-//! dir) both need every pid and its title. One [`ProcessView`], made once by
+//! dir) both need every pid and its title; where the OS does not show a
+//! process's title as its name ([`crate::platform::TITLE_IS_NAME`]: macOS,
+//! Windows), its command line too; lock files, the pid each process has in
+//! its own pid namespace (a gateway in a container records that one). One
+//! [`ProcessView`], made once by
 //! the exporter, lists the pids at most once per `max_age` (half the
 //! connections interval) however many gateways read it: the samplers of all
 //! gateways tick on the same grid, so the first one of a round takes the
@@ -14,17 +18,55 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::platform::{Pid, Platform};
+use crate::discovery::is_gateway_command;
+use crate::platform::{Pid, Platform, TITLE_IS_NAME};
 
 /// A process's environment, as [`Platform::environ`] reads it.
 pub type Environ = Arc<Vec<(String, String)>>;
+
+/// What a snapshot knows of a process to tell a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    /// The name the OS shows ([`Platform::title`]).
+    title: Option<String>,
+    /// Its command line, where the title is not the name.
+    cmdline: Option<Arc<Vec<String>>>,
+}
+
+impl Seen {
+    fn read(p: &dyn Platform, pid: Pid, by_command: bool) -> Seen {
+        Seen {
+            title: p.title(pid),
+            cmdline: by_command.then(|| p.cmdline(pid).map(Arc::new)).flatten(),
+        }
+    }
+
+    /// Whether the process has the title whose [`crate::platform::title_key`]
+    /// is `key`: by its name, or by its command line.
+    fn titled(&self, key: &str) -> bool {
+        self.title.as_deref() == Some(key)
+            || self
+                .cmdline
+                .as_deref()
+                .is_some_and(|args| is_gateway_command(args, key))
+    }
+}
+
+/// Whether `pid` has the title whose [`crate::platform::title_key`] is `key`
+/// ([`Snapshot::titled`] for one process, read now).
+pub fn has_title(p: &dyn Platform, pid: Pid, key: &str) -> bool {
+    Seen::read(p, pid, !TITLE_IS_NAME).titled(key)
+}
 
 /// The process table as it was when [`ProcessView::snapshot`] listed it.
 #[derive(Debug)]
 pub struct Snapshot {
     pub taken: Instant,
-    /// Every pid, ascending, with the title the OS shows for it.
-    titles: Vec<(Pid, Option<String>)>,
+    /// Every pid, ascending, with what tells a gateway.
+    titles: Vec<(Pid, Seen)>,
+    /// (pid, its pid in the nested pid namespace it runs in) of the processes
+    /// in such a namespace ([`Platform::namespaced_pid`]).
+    nested: Vec<(Pid, Pid)>,
     /// Environments read so far from this snapshot, by pid.
     environs: Mutex<HashMap<Pid, Option<Environ>>>,
 }
@@ -35,13 +77,24 @@ impl Snapshot {
         self.titles.iter().map(|(pid, _)| *pid)
     }
 
-    /// The pids whose title is `key` ([`crate::platform::title_key`]), ascending.
+    /// The pids whose title is `key` ([`crate::platform::title_key`]),
+    /// ascending: by the name the OS shows, or, where that is not the title
+    /// ([`TITLE_IS_NAME`]), by the command line ([`is_gateway_command`]).
     pub fn titled(&self, key: &str) -> Vec<Pid> {
         self.titles
             .iter()
-            .filter(|(_, t)| t.as_deref() == Some(key))
+            .filter(|(_, seen)| seen.titled(key))
             .map(|(pid, _)| *pid)
             .collect()
+    }
+
+    /// The processes whose pid in their own, nested pid namespace is
+    /// `inner`: the processes a lock file recording `inner` may mean.
+    pub fn namespaced(&self, inner: Pid) -> impl Iterator<Item = Pid> + '_ {
+        self.nested
+            .iter()
+            .filter(move |(_, n)| *n == inner)
+            .map(|(pid, _)| *pid)
     }
 
     /// The environment of `pid`, read once per snapshot however many
@@ -66,9 +119,11 @@ pub struct ProcessView {
 #[derive(Debug, Default)]
 struct ViewState {
     current: Option<Arc<Snapshot>>,
-    /// Each pid's title and when the pid was first listed.
-    titles: HashMap<Pid, (Option<String>, Instant)>,
+    /// What is known of each pid listed.
+    known: HashMap<Pid, Known>,
     snapshots: u32,
+    /// Read command lines too ([`TITLE_IS_NAME`] false).
+    by_command: bool,
 }
 
 impl ProcessView {
@@ -76,22 +131,37 @@ impl ProcessView {
     /// one-shot commands).
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_millis(500);
 
-    /// Titles are read again each `REFRESH`th snapshot, in case a pid was
-    /// reused between two snapshots: a snapshot costs a listing of the pids
-    /// and the titles of new ones, not the title of every process.
+    /// Titles and namespaced pids are read again each `REFRESH`th snapshot,
+    /// in case a pid was reused between two snapshots: a snapshot costs a
+    /// listing of the pids and the titles of new ones, not the title of
+    /// every process.
     const REFRESH: u32 = 6;
 
     /// A process renames itself early (the gateway turns from `node` into
-    /// `openclaw-gateway` while it starts): the title of a pid first listed
+    /// `openclaw-gateway` while it starts, on macOS in its command line): the
+    /// title (and command line) of a pid first listed
     /// less than this long ago is read again on every snapshot, so a new
     /// gateway is seen under its title one snapshot after it takes it.
     const YOUNG: Duration = Duration::from_secs(60);
 
     pub fn new(platform: Arc<dyn Platform>, max_age: Duration) -> ProcessView {
+        ProcessView::reading_commands(platform, max_age, !TITLE_IS_NAME)
+    }
+
+    /// A view that reads command lines (`by_command`) or not, whatever the
+    /// OS: the tests of both ways on any.
+    pub(crate) fn reading_commands(
+        platform: Arc<dyn Platform>,
+        max_age: Duration,
+        by_command: bool,
+    ) -> ProcessView {
         ProcessView {
             platform,
             max_age,
-            state: Mutex::new(ViewState::default()),
+            state: Mutex::new(ViewState {
+                by_command,
+                ..ViewState::default()
+            }),
         }
     }
 
@@ -118,6 +188,15 @@ impl ProcessView {
     }
 }
 
+/// One pid as listed.
+#[derive(Debug)]
+struct Known {
+    seen: Seen,
+    /// Its pid in a nested pid namespace: fixed for the life of a process.
+    nested: Option<Pid>,
+    first: Instant,
+}
+
 impl ViewState {
     fn list(&mut self, p: &dyn Platform) -> Snapshot {
         let now = Instant::now();
@@ -126,24 +205,35 @@ impl ViewState {
         let mut pids = p.pids();
         pids.sort_unstable();
         pids.dedup();
-        let mut titles = HashMap::with_capacity(pids.len());
+        let mut known = HashMap::with_capacity(pids.len());
         let mut listed = Vec::with_capacity(pids.len());
+        let mut nested = Vec::new();
         for pid in pids {
-            let (title, first) = match self.titles.remove(&pid) {
-                Some((title, first)) if !refresh && now - first >= ProcessView::YOUNG => {
-                    (title, first)
-                }
-                Some((_, first)) => (p.title(pid), first),
-                None => (p.title(pid), now),
+            let read = || Seen::read(p, pid, self.by_command);
+            let k = match self.known.remove(&pid) {
+                Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => k,
+                Some(k) if !refresh => Known { seen: read(), ..k },
+                Some(Known { first, .. }) => Known {
+                    seen: read(),
+                    nested: p.namespaced_pid(pid),
+                    first,
+                },
+                None => Known {
+                    seen: read(),
+                    nested: p.namespaced_pid(pid),
+                    first: now,
+                },
             };
-            listed.push((pid, title.clone()));
-            titles.insert(pid, (title, first));
+            listed.push((pid, k.seen.clone()));
+            nested.extend(k.nested.map(|n| (pid, n)));
+            known.insert(pid, k);
         }
         // Pids no longer listed are dropped with the old map.
-        self.titles = titles;
+        self.known = known;
         Snapshot {
             taken: now,
             titles: listed,
+            nested,
             environs: Mutex::default(),
         }
     }
@@ -201,6 +291,29 @@ mod tests {
             .push(process(12, "openclaw-gatewa"));
         assert_eq!(view.snapshot().titled("openclaw-gatewa"), [10, 12]);
         assert_eq!(fake.pids_calls(), 2);
+    }
+
+    /// Three gateways in one exporter: their process, identity and lifecycle
+    /// collectors find each gateway by its title and count its instances
+    /// from one listing of the process table per round, not one per gateway.
+    /// A process's pid in its nested pid namespace is read when it is first
+    /// listed; a pid reused by a process in another namespace is seen by
+    /// the next refresh at the latest.
+    #[test]
+    fn nested_pids_are_listed_and_refreshed() {
+        let mut gateway = process(5583, "openclaw-gatewa");
+        gateway.nested = Some(1);
+        let fake = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![process(10, "node"), gateway],
+        ));
+        let view = ProcessView::new(fake.clone(), Duration::ZERO);
+        let nested = |inner| view.snapshot().namespaced(inner).collect::<Vec<_>>();
+        assert_eq!(nested(1), [5583]);
+        fake.processes.lock().unwrap()[1].nested = Some(7);
+        let refreshed = (0..ProcessView::REFRESH).any(|_| nested(7) == [5583]);
+        assert!(refreshed);
+        assert!(nested(1).is_empty());
     }
 
     /// Three gateways in one exporter: their process, identity and lifecycle

@@ -3,8 +3,10 @@
 //!
 //! - Unix: SIGHUP reloads the web config; SIGTERM and SIGINT stop the server.
 //! - Windows: Ctrl+C, Ctrl+Break, closing the console and system shutdown
-//!   stop it. Windows has no SIGHUP, so nothing reloads the web config there:
-//!   restart the exporter to apply a changed file.
+//!   stop it, and so does the service control manager's Stop or Shutdown
+//!   when it runs as a service ([`request_stop`], from src/service.rs).
+//!   Windows has no SIGHUP, so nothing reloads the web config there: restart
+//!   the exporter to apply a changed file.
 //!
 //! [`install`] is called before the server listens: a signal must never find
 //! its default action (exit).
@@ -12,7 +14,7 @@
 #[cfg(unix)]
 pub use unix::{install, Reload};
 #[cfg(windows)]
-pub use windows::{install, Reload};
+pub use windows::{install, request_stop, Reload};
 
 #[cfg(unix)]
 mod unix {
@@ -61,11 +63,24 @@ mod windows {
     use tokio::signal::windows::{
         ctrl_break, ctrl_c, ctrl_close, ctrl_shutdown, CtrlBreak, CtrlC, CtrlClose, CtrlShutdown,
     };
+    use tokio::sync::Notify;
+
+    /// The service control manager's Stop or Shutdown. `notify_one` keeps
+    /// the request until [`Shutdown::recv`] takes it: one that comes before
+    /// the server waits for it is not lost.
+    static SERVICE_STOP: Notify = Notify::const_new();
+
+    /// Stop the server as Ctrl+C does; called from the service's control
+    /// handler, on a thread of the service control dispatcher.
+    pub fn request_stop() {
+        SERVICE_STOP.notify_one();
+    }
 
     /// Nothing: Windows has no SIGHUP.
     pub struct Reload;
 
-    /// Ctrl+C, Ctrl+Break, the console closing, or the system shutting down.
+    /// Ctrl+C, Ctrl+Break, the console closing, the system shutting down, or
+    /// [`request_stop`].
     pub struct Shutdown {
         c: CtrlC,
         brk: CtrlBreak,
@@ -98,6 +113,7 @@ mod windows {
                 _ = self.brk.recv() => {},
                 _ = self.close.recv() => {},
                 _ = self.shutdown.recv() => {},
+                _ = SERVICE_STOP.notified() => {},
             }
         }
     }

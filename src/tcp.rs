@@ -80,16 +80,32 @@ pub enum Source {
     Proc,
     /// The OS's TCP table with owner pids (the portable backend).
     TcpTable,
+    /// The sockets the gateway's processes hold, fd by fd (macOS:
+    /// `proc_pidfdinfo`).
+    Pidfdinfo,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Netlink, Source::Proc, Source::TcpTable];
+    pub const ALL: [Source; 4] = [
+        Source::Netlink,
+        Source::Proc,
+        Source::TcpTable,
+        Source::Pidfdinfo,
+    ];
+
+    /// Whether the source sees sockets no process holds, TIME_WAIT ones: a
+    /// socket table does; the fds of processes (macOS) do not, so their
+    /// inbound time_wait is absent rather than 0.
+    pub fn sees_unheld(self) -> bool {
+        self != Source::Pidfdinfo
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Netlink => "netlink",
             Source::Proc => "proc",
             Source::TcpTable => "tcp_table",
+            Source::Pidfdinfo => "proc_pidfdinfo",
         }
     }
 }
@@ -116,7 +132,9 @@ impl Tally {
             inbound: StateCounts::default(),
             outbound: outbound.then(StateCounts::default),
             listen_queue_length: 0,
-            listen_queue_capacity: (source == Source::Netlink).then_some(0),
+            // sock_diag and macOS's `soi_qlimit` show a listener's limit.
+            listen_queue_capacity: matches!(source, Source::Netlink | Source::Pidfdinfo)
+                .then_some(0),
         }
     }
 
@@ -186,5 +204,14 @@ mod tests {
             (4, Some(1022))
         );
         assert_eq!(StateCounts::default().get("nope"), None);
+    }
+
+    #[test]
+    fn only_process_fds_miss_time_wait() {
+        let blind: Vec<_> = Source::ALL
+            .into_iter()
+            .filter(|s| !s.sees_unheld())
+            .collect();
+        assert_eq!(blind, [Source::Pidfdinfo]);
     }
 }

@@ -88,7 +88,7 @@ fn diagnose_and_check_follow_a_healthy_stopped_and_crashed_gateway() {
         "recent log lines: {out}"
     );
     assert!(
-        out.contains("openclaw gateway stop --timeout 30"),
+        out.contains("openclaw gateway stop --force"),
         "what to do: {out}"
     );
     assert!(

@@ -1,9 +1,11 @@
 //! The exporter's own log: discovery's changes of state, each logged once
-//! however many collectors resolve the gateway, and the two `--log.format`s.
+//! however many collectors resolve the gateway, the two `--log.format`s, and
+//! `--log.file`.
 
 mod common;
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -182,4 +184,125 @@ fn an_unknown_log_format_is_a_usage_error() {
         err.contains("--log.format") && err.contains("logfmt") && err.contains("json"),
         "{err}"
     );
+}
+
+/// `--log.file`, as the Windows service uses it (packaging/windows): the
+/// folder is made, every line goes to the file and none to stderr, a second
+/// run appends, and SIGTERM still stops it cleanly.
+#[test]
+fn log_file_gets_every_line_appended_and_stderr_none() {
+    let dir = TempDir::new("logfile");
+    let file = dir.path().join("made/by/the/exporter/exporter.log");
+    let state = dir.path().join("state");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let listening = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split("msg=\"listening on http://").nth(1))
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    for run in 1..=2 {
+        let child = Command::new(EXPORTER)
+            .args(["--web.listen-address", "127.0.0.1:0", "--gateway.url", &url])
+            .args(["--gateway.state-dir", dir_str(&state)])
+            .args(["--log.file", dir_str(&file)])
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("OPENCLAW_EXPORTER_LOG_FORMAT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut exp = Proc { child };
+        let addr = wait_for(Duration::from_secs(20), "listening, in the file", || {
+            let text = std::fs::read_to_string(&file).ok()?;
+            listening(&text).get(run - 1).cloned()
+        });
+        let (status, _, body) = http_get(&addr, "/metrics", &[]).unwrap();
+        assert_eq!(status, 200, "{body}");
+        wait_for(Duration::from_secs(20), "not found, in the file", || {
+            let text = std::fs::read_to_string(&file).ok()?;
+            (text.matches(NOT_FOUND).count() == run).then_some(())
+        });
+        exp.signal("TERM");
+        assert!(exp.child.wait().unwrap().success(), "SIGTERM: exit 0");
+        let mut err = String::new();
+        exp.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(err, "", "nothing on stderr");
+
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(listening(&text).len(), run, "earlier runs kept: {text}");
+        assert!(text.ends_with('\n'), "{text}");
+        for line in text.lines() {
+            assert!(line.starts_with("time=20"), "a logfmt line: {line}");
+        }
+    }
+}
+
+#[test]
+fn a_log_file_that_cannot_be_opened_is_an_error_naming_it() {
+    let dir = TempDir::new("logfile");
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    let under_a_file = a_file.join("exporter.log");
+    for (path, want) in [
+        (
+            dir.path().to_path_buf(),
+            format!("error: cannot open --log.file {}: ", dir.path().display()),
+        ),
+        (
+            under_a_file.clone(),
+            format!(
+                "error: cannot create the folder {} for --log.file: ",
+                a_file.display()
+            ),
+        ),
+    ] {
+        // --config.check: were the file opened, it would exit 0, not serve.
+        let out = Command::new(EXPORTER)
+            .args(["--log.file", dir_str(&path), "--config.check"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with(&want), "{want:?} in {err}");
+        assert!(out.stdout.is_empty(), "config not checked");
+    }
+    assert_eq!(std::fs::read_to_string(&a_file).unwrap(), "x", "untouched");
+}
+
+/// A service's stderr goes nowhere: a bad configuration is in the file too.
+#[test]
+fn with_a_log_file_a_config_error_is_logged_there_too() {
+    let dir = TempDir::new("logfile");
+    let file = dir.path().join("exporter.log");
+    let web_config = dir.path().join("web.yml");
+    std::fs::write(&web_config, "tls_server_config: [\n").unwrap();
+    for (args, want) in [
+        (
+            vec!["--gateway.url", "ftp://127.0.0.1:1"],
+            "scheme must be http or https",
+        ),
+        (vec!["--web.config.file", dir_str(&web_config)], "web.yml"),
+    ] {
+        let out = Command::new(EXPORTER)
+            .args(&args)
+            .args(["--log.file", dir_str(&file)])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with("error: ") && err.contains(want), "{err}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let line = text.lines().last().unwrap();
+        assert!(
+            line.contains("level=error") && line.contains(want),
+            "{line}"
+        );
+    }
 }

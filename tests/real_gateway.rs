@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use openclaw_gateway_exporter::discovery::is_gateway_command;
 use openclaw_gateway_exporter::names;
 
 const G: &[(&str, &str)] = &[("gateway", "real")];
@@ -53,6 +54,29 @@ fn real_gateway_vitals_match_proc() {
     );
     let workers = children(pid);
     assert!(!workers.is_empty(), "the real gateway runs worker children");
+    // Its command line, as discovery reads it where the OS shows no title
+    // (macOS, Windows): the title, over the arguments; its workers' are not
+    // a gateway's.
+    let cmdline = |pid| -> Vec<String> {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    };
+    let title = openclaw_gateway_exporter::config::DEFAULT_PROCESS_TITLE;
+    assert!(
+        is_gateway_command(&cmdline(pid), title),
+        "{:?}",
+        cmdline(pid)
+    );
+    for w in &workers {
+        assert!(
+            !is_gateway_command(&cmdline(*w), title),
+            "{:?}",
+            cmdline(*w)
+        );
+    }
     exp.wait("children counted", |s| {
         (s.get(names::PROCESS_CHILDREN.name(), G) == Some(children(pid).len() as f64)).then_some(())
     });

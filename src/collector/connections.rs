@@ -198,16 +198,23 @@ impl Collector for ConnectionsMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let samples = self.samples();
         let connections = samples.iter().flat_map(|(gw, s)| {
-            let inbound = STATES.iter().zip(s.tally.inbound.0).map(move |(state, n)| {
-                (
-                    [
-                        ("gateway", *gw),
-                        ("direction", "inbound"),
-                        ("state", *state),
-                    ],
-                    n as f64,
-                )
-            });
+            // TIME_WAIT sockets have no owner: absent where only owned
+            // sockets are read (macOS).
+            let unheld = s.tally.source.sees_unheld();
+            let inbound = STATES
+                .iter()
+                .zip(s.tally.inbound.0)
+                .filter(move |(state, _)| unheld || **state != "time_wait")
+                .map(move |(state, n)| {
+                    (
+                        [
+                            ("gateway", *gw),
+                            ("direction", "inbound"),
+                            ("state", *state),
+                        ],
+                        n as f64,
+                    )
+                });
             let outbound = s.tally.outbound.into_iter().flat_map(move |out| {
                 STATES.iter().zip(out.0).map(move |(state, n)| {
                     (
@@ -225,7 +232,7 @@ impl Collector for ConnectionsMetrics {
         metrics::gauge(
             &mut enc,
             &names::TCP_CONNECTIONS,
-            &format!("TCP sockets of the gateway by direction and state, IPv4 and IPv6. inbound: local port is the gateway's port (TIME_WAIT and SYN_RECV included, LISTEN sockets too); outbound: sockets of the gateway process and its descendants on any other port (a socket in TIME_WAIT has no owner, so outbound time_wait is 0). {EVERY}"),
+            &format!("TCP sockets of the gateway by direction and state, IPv4 and IPv6. inbound: local port is the gateway's port (TIME_WAIT and SYN_RECV included, LISTEN sockets too); outbound: sockets of the gateway process and its descendants on any other port (a socket in TIME_WAIT has no owner, so outbound time_wait is 0). On macOS only the sockets the gateway's processes hold are seen, and its listeners' queues: inbound time_wait is absent there. {EVERY}"),
             connections,
         )?;
         metrics::gauge(
@@ -267,7 +274,7 @@ impl Collector for ConnectionsMetrics {
         metrics::gauge(
             &mut enc,
             &names::CONNECTIONS_SOURCE,
-            &format!("1 for where the last connections sample was read: netlink (sock_diag), proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable), or tcp_table (the OS's TCP table with owner pids: the portable platform backend). {EVERY}"),
+            &format!("1 for where the last connections sample was read: netlink (sock_diag), proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable), tcp_table (the OS's TCP table with owner pids: the portable platform backend), or proc_pidfdinfo (the sockets the gateway's processes hold, on macOS). {EVERY}"),
             sources,
         )?;
         let host = self.host.get();
@@ -283,5 +290,59 @@ impl Collector for ConnectionsMetrics {
             &format!("Host-wide (the exporter's network namespace), not per gateway: connections dropped at any listener for any reason, overflows included (TcpExt ListenDrops in /proc/net/netstat). {EVERY}"),
             host.map(|c| c.drops as f64),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::Target;
+
+    /// The exposition of one gateway's sample read from `source`.
+    fn exposed(source: Source) -> String {
+        let spec = crate::config::build(crate::config::Intervals::default(), vec![])
+            .unwrap()
+            .gateways
+            .remove(0);
+        let slot = Arc::new(ConnectionsSlot {
+            target: Arc::new(Target::new(spec)),
+            latest: Latest::new(),
+        });
+        let mut tally = Tally::new(source, 18789, true);
+        tally.inbound.0[5] = 3; // time_wait
+        tally.inbound.0[7] = 2; // close_wait
+        slot.latest.set(Some(ConnectionsSample {
+            tally,
+            listen_queue_known: true,
+            fds: None,
+        }));
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(ConnectionsMetrics {
+            slots: vec![slot],
+            host: Arc::new(Latest::new()),
+        }));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    /// The value of the connections row of `direction` and `state`.
+    fn row(text: &str, direction: &str, state: &str) -> Option<f64> {
+        let needle = format!("direction=\"{direction}\",state=\"{state}\"}}");
+        let line = text.lines().find(|l| l.contains(&needle))?;
+        line.rsplit(' ').next()?.parse().ok()
+    }
+
+    #[test]
+    fn inbound_time_wait_absent_where_only_held_sockets_are_read() {
+        let table = exposed(Source::Netlink);
+        assert_eq!(row(&table, "inbound", "time_wait"), Some(3.0));
+        let fds = exposed(Source::Pidfdinfo);
+        assert_eq!(row(&fds, "inbound", "time_wait"), None);
+        // Every other row is there, with its own count.
+        assert_eq!(row(&fds, "inbound", "close_wait"), Some(2.0));
+        assert_eq!(row(&fds, "inbound", "closing"), Some(0.0));
+        assert_eq!(row(&fds, "outbound", "time_wait"), Some(0.0));
+        assert!(fds.contains("source=\"proc_pidfdinfo\"} 1"), "{fds}");
     }
 }

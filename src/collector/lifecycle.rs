@@ -135,19 +135,13 @@ pub struct LifecycleSample {
     pub port_owner_mismatch: Option<bool>,
 }
 
-/// Does this process's environment point at `state_dir`?
+/// Does this process's environment point at `state_dir`, resolved as the
+/// gateway resolves its own ([`crate::config::state_dir_in`])?
 fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
     let Some(env) = view.environ(p, pid) else {
         return false;
     };
-    let var = |name: &str| {
-        env.iter()
-            .find_map(|(k, v)| (k == name).then(|| PathBuf::from(v)))
-    };
-    match var("OPENCLAW_STATE_DIR").filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => dir == state_dir,
-        None => var("HOME").is_some_and(|home| home.join(".openclaw") == state_dir),
-    }
+    crate::config::state_dir_in(&env, crate::os::Os::CURRENT).is_some_and(|dir| dir == state_dir)
 }
 
 pub struct LifecycleSampler {
@@ -183,7 +177,7 @@ impl Sampler for LifecycleSampler {
 
     fn sample(&mut self) -> Result<(), SampleError> {
         let (p, spec) = (&*self.target.platform, &self.target.spec);
-        let locks = locks(p, &spec.state_dir, spec.comm());
+        let locks = locks(&self.target.view, &spec.state_dir, spec.comm());
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -315,8 +309,9 @@ mod tests {
         .unwrap();
         let p = crate::platform::select(crate::platform::Backend::default());
         let mine = p.title(me as Pid).unwrap();
+        let view = crate::process_view::ProcessView::new(p, std::time::Duration::ZERO);
         let states = |comm: &str| -> Vec<LockState> {
-            locks(&*p, &dir, comm)
+            locks(&view, &dir, comm)
                 .into_iter()
                 .map(|l| l.state)
                 .collect()

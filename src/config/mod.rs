@@ -13,7 +13,7 @@ mod yaml;
 
 pub use address::{listen_addresses, parse_gateway_url};
 pub use duration::{de_duration, parse_duration};
-pub use paths::{default_log_dir, default_state_dir};
+pub use paths::{default_log_dir, default_state_dir, state_dir_in};
 pub use schema::{
     build, build_with_patterns, gateway_spec, log_patterns, Collectors, Config, FileConfig,
     GatewayFile, GatewaySpec, Intervals, LogPattern, Probe, BUILTIN_LOG_PATTERNS, MAX_LOG_PATTERNS,

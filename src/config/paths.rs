@@ -113,6 +113,27 @@ pub fn default_state_dir() -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
+/// The state dir another process's environment names for a gateway
+/// ([`state_dir_with`]), on `os` (Windows names variables in any case);
+/// `None` when it names neither a state dir nor a home. Its `os.homedir()`
+/// and current dir are not known, and a relative dir is left relative.
+pub fn state_dir_in(environ: &[(String, String)], os: Os) -> Option<PathBuf> {
+    let var = |key: &str| {
+        environ
+            .iter()
+            .find(|(k, _)| match os {
+                Os::Windows => k.eq_ignore_ascii_case(key),
+                Os::Linux | Os::Macos => k == key,
+            })
+            .map(|(_, v)| v.clone())
+    };
+    let named = var("OPENCLAW_STATE_DIR").is_some_and(|d| !d.trim().is_empty());
+    if !named && effective_home(&var, None).is_none() {
+        return None;
+    }
+    Some(state_dir_with(&var, None, None, &|p| p.exists()))
+}
+
 /// Node's `os.tmpdir()` on `os`: `TEMP`, `TMP`, then `%SystemRoot%\temp`
 /// on Windows; `TMPDIR`, `TMP`, `TEMP`, then `/tmp` elsewhere; without a
 /// trailing separator.
@@ -296,6 +317,34 @@ mod tests {
                 dir.display()
             ),
         }
+    }
+
+    #[test]
+    fn state_dir_in_another_processs_environment() {
+        let environ = |vars: &[(&str, &str)]| -> Vec<(String, String)> {
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let linux = |vars: &[(&str, &str)]| state_dir_in(&environ(vars), Os::Linux);
+        assert_eq!(
+            linux(&[("HOME", "/nonexistent/h")]),
+            Some("/nonexistent/h/.openclaw".into())
+        );
+        assert_eq!(
+            linux(&[("HOME", "/h"), ("OPENCLAW_STATE_DIR", "/srv/oc")]),
+            Some("/srv/oc".into())
+        );
+        assert_eq!(
+            linux(&[("HOME", "/h"), ("OPENCLAW_HOME", "~/oc")]),
+            Some("/h/oc/.openclaw".into())
+        );
+        assert_eq!(linux(&[("PATH", "/bin")]), None);
+        assert_eq!(linux(&[("userprofile", "/u")]), None);
+        // A gateway started by the scheduled task has USERPROFILE, not HOME,
+        // in whatever case.
+        let win = state_dir_in(&environ(&[("UserProfile", "/nonexistent/u")]), Os::Windows);
+        assert_eq!(win, Some("/nonexistent/u/.openclaw".into()));
     }
 
     #[test]

@@ -522,7 +522,16 @@ mod tests {
         let g = &cfg.gateways[0];
         assert_eq!(g.name, "127.0.0.1:18789");
         assert_eq!(g.port, DEFAULT_GATEWAY_PORT);
-        assert_eq!(g.comm(), "openclaw-gatewa");
+        assert_eq!(g.process_title, "openclaw-gateway");
+        // Linux shows the title as `comm`, its first 15 bytes; macOS and
+        // Windows match it whole against the command line
+        // (crate::platform::TITLE_IS_NAME).
+        let shown = if cfg!(target_os = "linux") {
+            "openclaw-gatewa"
+        } else {
+            "openclaw-gateway"
+        };
+        assert_eq!(g.comm(), shown);
     }
 
     #[test]

@@ -327,10 +327,12 @@ pub(super) fn connections(at: &Gateway) -> Option<Check> {
         "connections",
         thresholds::ACTIVE_CONNECTIONS,
         established,
-        format!(
-            "{established} established inbound, {} TIME_WAIT",
-            inbound(at, "time_wait").unwrap_or(0.0)
-        ),
+        // TIME_WAIT sockets have no owner: absent where only the gateway's
+        // own sockets are read (macOS), not 0.
+        match inbound(at, "time_wait") {
+            Some(t) => format!("{established} established inbound, {t} TIME_WAIT"),
+            None => format!("{established} established inbound"),
+        },
     ))
 }
 
@@ -376,8 +378,8 @@ pub(super) fn locks(at: &Gateway, up: bool) -> Option<Check> {
         status,
         Some(stale),
         format!(
-            "{live} live, {stale} stale, {invalid} invalid lock file(s) in {}/tmp",
-            at.target.spec.state_dir.display()
+            "{live} live, {stale} stale, {invalid} invalid lock file(s) in {}",
+            crate::lockfile::dir_pattern(crate::os::Os::CURRENT, &at.target.spec.state_dir)
         ),
     ))
 }

@@ -13,6 +13,7 @@
 //! starting), and a hang (probes that time out for --probe.timeout are not
 //! startup load: the longest startup stall measured is 2.4 s, docs/startup.md).
 
+mod advice;
 mod checks;
 mod snapshot;
 
@@ -160,10 +161,11 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine], now: f64
 
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
     let grace = thresholds::STARTUP_GRACE_SECONDS;
-    let what_to_do = advice(
+    let what_to_do = advice::advice(
         &checks,
         target,
         uptime.filter(|_| starting).map(|(u, _)| grace - u),
+        crate::os::Os::CURRENT,
     );
     GatewayReport {
         gateway: spec.name.clone(),
@@ -175,80 +177,6 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine], now: f64
         recent_log_lines: recent.to_vec(),
         what_to_do,
     }
-}
-
-/// The field report's recovery steps that fit what was found. While the
-/// gateway starts (`starting`: seconds left of the grace), only a hang gets
-/// them; everything else is "look again once started".
-fn advice(checks: &[Check], target: &Target, starting: Option<f64>) -> Vec<String> {
-    let spec = &target.spec;
-    let bad = |name: &str, at_least: Status| {
-        checks
-            .iter()
-            .any(|c| c.check == name && c.status >= at_least)
-    };
-    let pid = target
-        .current()
-        .map(|f| f.id.pid.to_string())
-        .unwrap_or_else(|| "<pid>".into());
-    let locks = format!("{}/tmp/openclaw-*/gateway.*.lock", spec.state_dir.display());
-    let mut out = Vec::new();
-    let restart = |out: &mut Vec<String>| {
-        out.push(format!("Collect state first: ps aux | grep openclaw > gateway_state_$(date +%Y%m%d-%H%M%S).log; ss -tanp 'sport = :{}' >> that file", spec.port));
-        out.push("Stop gracefully: openclaw gateway stop --timeout 30".into());
-        out.push(format!("If it does not stop: kill -9 {pid}"));
-        out.push(format!(
-            "Clear stale locks (only with no gateway running): rm -f {locks}"
-        ));
-        out.push(format!(
-            "Start and verify: openclaw gateway start && curl -fsS {}/healthz",
-            spec.url
-        ));
-    };
-    let alive = !bad("process", Status::Crit);
-    if bad("hung", Status::Crit) || (alive && bad("liveness", Status::Crit)) {
-        restart(&mut out);
-        out.push("If it started after an upgrade, roll back to the previous version.".into());
-    } else if bad("process", Status::Crit) {
-        if bad("locks", Status::Crit) {
-            out.push(format!(
-                "Clear the stale lock left by the crash: rm -f {locks}"
-            ));
-        }
-        out.push(format!(
-            "Start and verify: openclaw gateway start && curl -fsS {}/healthz",
-            spec.url
-        ));
-    }
-    if let Some(left) = starting {
-        out.push(format!("The gateway is starting: run diagnose again in {:.0} s, once past the startup grace, for the verdict.", left.ceil()));
-        return out;
-    }
-    if bad("instances", Status::Crit) || bad("port_owner", Status::Crit) {
-        out.push(format!("Duplicate instances: keep one, stop the others (ps -eo pid,lstart,args | grep openclaw; ss -ltnp 'sport = :{}')", spec.port));
-    }
-    if bad("memory", Status::Warn) {
-        out.push("Memory is near the limit: plan a restart, and look for a leak (heap snapshot, unclosed WebSockets, caches without LRU).".into());
-    }
-    if bad("event_loop", Status::Warn) {
-        out.push("The event loop is blocked: look for synchronous work (large JSON, sync file I/O, requests without timeout); profile with node --cpu-prof.".into());
-    }
-    if bad("fds", Status::Warn) {
-        out.push(format!("File descriptors are near the limit: ls -l /proc/{pid}/fd | sort | uniq -c to find the leak; restart relieves it."));
-    }
-    if bad("close_wait", Status::Warn) || bad("port", Status::Warn) {
-        out.push("Connections pile up unaccepted or unclosed (CLOSE_WAIT, accept queue): the gateway stopped serving; restart it after collecting state.".into());
-    }
-    if bad("connections", Status::Warn) {
-        out.push("Many active connections: look for leaked WebSockets and clients that reconnect in a loop.".into());
-    }
-    if bad("error_rate", Status::Warn) {
-        out.push("Probes fail: check dependency pools and third-party API timeouts (30 s timeout, circuit breaker).".into());
-    }
-    if bad("locks", Status::Warn) && !bad("locks", Status::Crit) {
-        out.push(format!("Stale lock files: harmless while the gateway runs, but remove them before the next restart: {locks}"));
-    }
-    out
 }
 
 /// Print the report for a person.
@@ -431,10 +359,12 @@ mod tests {
             .detail
             .contains("but hung: not starting"));
         assert_eq!(line(&r, "event_loop").status, Status::Crit);
-        assert!(r
-            .what_to_do
-            .iter()
-            .any(|a| a.contains("openclaw gateway stop")));
+        // The restart steps, in this OS's commands (advice.rs).
+        assert!(
+            r.what_to_do[0].starts_with("Collect state first"),
+            "{:?}",
+            r.what_to_do
+        );
 
         let down = STARTING.replace(
             &format!("{}{{gateway=\"{GW}\"}} 1.0", names::PROCESS_UP),

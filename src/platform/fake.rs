@@ -22,6 +22,8 @@ pub struct FakeProcess {
     pub vitals: Vitals,
     /// Ports it holds a LISTEN socket on.
     pub listens: Vec<u16>,
+    /// Its pid in a nested pid namespace ([`Platform::namespaced_pid`]).
+    pub nested: Option<Pid>,
 }
 
 #[derive(Debug)]
@@ -108,6 +110,9 @@ impl Platform for FakePlatform {
     }
     fn title(&self, pid: Pid) -> Option<String> {
         self.with(pid, |p| p.title.clone())
+    }
+    fn namespaced_pid(&self, pid: Pid) -> Option<Pid> {
+        self.with(pid, |p| p.nested).flatten()
     }
     fn cmdline(&self, pid: Pid) -> Option<Vec<String>> {
         self.with(pid, |p| p.cmdline.clone())

@@ -76,18 +76,11 @@ mod imp {
         Ok(FileId { dev, ino })
     }
 
-    /// Opened for no access but its attributes, sharing everything, so that
-    /// the writer can still rename or delete it; a folder too.
+    /// Opened for reading, sharing everything (std's default), so that the
+    /// writer can still rename or delete it. (Not a folder: with
+    /// FILE_FLAG_BACKUP_SEMANTICS, Wine gives the volume serial number as 0.)
     pub fn path_id(path: &Path) -> std::io::Result<FileId> {
-        use std::os::windows::fs::OpenOptionsExt;
-        use windows_sys::Win32::Storage::FileSystem::{
-            FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-        };
-        let f = std::fs::OpenOptions::new()
-            .access_mode(0)
-            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
-            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
-            .open(path)?;
+        let f = std::fs::File::open(path)?;
         file_id(&f)
     }
 
@@ -137,4 +130,33 @@ pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File>
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file keeps its identity through a rename, open or not; a new file
+    /// under the old name has another, even one made at once (NTFS carries a
+    /// deleted name's creation time over to its successor: no identity).
+    #[test]
+    fn identity_follows_a_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.log"), d.path().join("b.log"));
+        std::fs::write(&a, "1").unwrap();
+        let open = std::fs::File::open(&a).unwrap();
+        let id = file_id(&open).unwrap();
+        assert_eq!(path_id(&a).unwrap(), id);
+        std::fs::rename(&a, &b).unwrap();
+        assert_eq!(path_id(&b).unwrap(), id);
+        let held = file_id(&open).unwrap();
+        // Wine loses the volume of an open file renamed (serial number 0).
+        if !crate::platform::under_wine() {
+            assert_eq!(held, id);
+        }
+        assert_eq!(held.ino, id.ino);
+        std::fs::write(&a, "2").unwrap();
+        assert_ne!(path_id(&a).unwrap(), id);
+        assert!(path_id(&d.path().join("none")).is_err());
+    }
 }

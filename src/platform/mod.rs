@@ -3,8 +3,10 @@
 //! Collectors, discovery and the commands read processes, sockets, the memory
 //! limit and exits through a [`Platform`], never through `/proc` or a `cfg`.
 //! Each backend lives in its own module behind `cfg` (as sysinfo's
-//! `src/unix/linux` or node_exporter's `meminfo_linux.go`): today the native
-//! Linux one, [`linux::LinuxPlatform`] (procfs, netlink sock_diag, pidfd).
+//! `src/unix/linux` or node_exporter's `meminfo_linux.go`): `linux` (procfs,
+//! netlink sock_diag, pidfd), `windows` (Win32 beside sysinfo), `macos`
+//! (libproc beside sysinfo), and `portable` (sysinfo and the TCP table), the
+//! base of the last two.
 //! What a backend cannot read is `None` in the types below or `false` in its
 //! [`Caps`], and the series it feeds is absent, never zero.
 //!
@@ -20,6 +22,7 @@ pub mod fake;
 pub mod file;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod macos;
 pub mod portable;
 #[cfg(windows)]
 pub mod windows;
@@ -260,7 +263,7 @@ pub trait SocketReader: Send {
 
 /// The operating system as the exporter sees it.
 pub trait Platform: Send + Sync + std::fmt::Debug {
-    /// `linux`, `windows`, `portable`, `fake`.
+    /// `linux`, `macos`, `windows`, `portable`, `fake`.
     fn name(&self) -> &'static str;
     fn caps(&self) -> Caps;
 
@@ -275,6 +278,14 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// Whether a lock's recorded `startTime` is that of `id`.
     fn lock_start_matches(&self, recorded: u64, id: &Identity) -> bool {
         recorded == id.start
+    }
+    /// The pid `pid` has in the innermost pid namespace it runs in (a
+    /// container's own numbering, where the gateway is often 1), when that
+    /// namespace is nested in the exporter's; `None` for a process of the
+    /// exporter's own namespace, and where the OS has no pid namespaces.
+    /// A gateway records this pid in its lock files.
+    fn namespaced_pid(&self, _pid: Pid) -> Option<Pid> {
+        None
     }
     /// The arguments of `pid`, lossily decoded.
     fn cmdline(&self, pid: Pid) -> Option<Vec<String>>;
@@ -317,6 +328,18 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     fn host_memory_bytes(&self) -> Option<u64>;
 }
 
+/// Whether the name the OS shows for a process ([`Platform::title`]) is the
+/// title the process gave itself, as the gateway's `process.title`. Linux:
+/// yes, `comm` takes it. macOS: no, `comm` stays the executable's name
+/// (`node`); libuv writes the title over the argument area, so it shows as
+/// the command line's first argument (as `ps -o command=`, which the gateway
+/// itself reads there: `readDarwinCmdline`, dist/gateway-lock-CYjRlApN.mjs).
+/// Windows: no, the image name (`node.exe`) stays and `process.title` sets
+/// the console title only; the gateway is a `node.exe` running its entry
+/// with `gateway`. Where it is false, processes are also known by their
+/// command line: [`crate::discovery::is_gateway_command`].
+pub const TITLE_IS_NAME: bool = cfg!(target_os = "linux");
+
 /// The name the OS shows for a process with `title` ([`Platform::title`]).
 /// Linux keeps the first 15 bytes (`TASK_COMM_LEN`).
 #[cfg(target_os = "linux")]
@@ -324,22 +347,36 @@ pub fn title_key(title: &str) -> &str {
     linux::comm_of_title(title)
 }
 
-/// The name the OS shows for a process with `title` ([`Platform::title`]):
-/// the whole title until a backend for this OS says otherwise.
+/// What a process with `title` is known by: the whole title, never cut.
+/// The OS's name for the process is its executable's ([`TITLE_IS_NAME`]);
+/// the title is matched against the command line instead, where macOS
+/// shows it whole (libuv's argument area is the original arguments, longer
+/// than the gateway's title) and Windows not at all.
 #[cfg(not(target_os = "linux"))]
 pub fn title_key(title: &str) -> &str {
     title
+}
+
+/// Whether the tests run under Wine, which lacks some of what Windows
+/// gives (`src/platform/windows`).
+#[cfg(test)]
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    return windows::win32::wine();
+    #[cfg(not(windows))]
+    false
 }
 
 /// Which backend to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
     /// The platform's own: procfs, sock_diag and pidfd on Linux; Win32
-    /// calls beside sysinfo on Windows.
+    /// calls beside sysinfo on Windows; libproc beside sysinfo on macOS.
     #[default]
     Native,
-    /// sysinfo and the OS's TCP table alone: what macOS runs, and elsewhere
-    /// `--platform.backend=portable`.
+    /// sysinfo and the OS's TCP table alone: the base of the Windows and
+    /// macOS backends, what any other OS runs, and with
+    /// `--platform.backend=portable` anywhere.
     Portable,
 }
 
@@ -361,10 +398,12 @@ pub fn select(backend: Backend) -> Arc<dyn Platform> {
     match backend {
         #[cfg(target_os = "linux")]
         Backend::Native => Arc::new(linux::LinuxPlatform::new()),
+        #[cfg(target_os = "macos")]
+        Backend::Native => Arc::new(macos::MacPlatform::new()),
         #[cfg(windows)]
         Backend::Native => Arc::new(windows::WindowsPlatform::new()),
-        // Until macOS has its own, the portable one is its.
-        #[cfg(not(any(target_os = "linux", windows)))]
+        // Any other OS (the BSDs): the portable one.
+        #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
         Backend::Native => Arc::new(portable::PortablePlatform::new()),
         Backend::Portable => Arc::new(portable::PortablePlatform::new()),
     }

@@ -96,6 +96,10 @@ impl Platform for LinuxPlatform {
         proc::comm(pid)
     }
 
+    fn namespaced_pid(&self, pid: Pid) -> Option<Pid> {
+        proc::namespaced_pid(pid)
+    }
+
     fn cmdline(&self, pid: Pid) -> Option<Vec<String>> {
         nul_separated(pid, "cmdline")
     }

@@ -122,6 +122,30 @@ pub fn comm(pid: i32) -> Option<String> {
     Some(s.trim_end_matches('\n').to_string())
 }
 
+/// The pid of `pid` in the innermost pid namespace it runs in, when that is
+/// not the namespace of this `/proc` ([`namespaced_pid_of`]).
+pub fn namespaced_pid(pid: i32) -> Option<i32> {
+    namespaced_pid_of(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// From `/proc/<pid>/status`: the last pid of its `NSpid:` line, which lists
+/// the process's pid in each pid namespace it is in, this `/proc`'s first and
+/// the innermost last (proc(5), Linux 4.1). `None` with a single pid (a process
+/// of this namespace), without the line (an older kernel), or when the line
+/// is not pids.
+pub fn namespaced_pid_of(status: &str) -> Option<i32> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let pids: Vec<i32> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match pids.as_slice() {
+        [_, .., inner] if *inner > 0 => Some(*inner),
+        _ => None,
+    }
+}
+
 /// The numeric pids under `/proc`. By hand: one `readdir`, where procfs's
 /// `all_processes` opens every process's directory, on the process view's path.
 pub fn all_pids() -> Vec<i32> {
@@ -334,6 +358,38 @@ pub fn memory_bytes(host: &Host, pid: i32) -> Result<(u64, u64), ProcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head of `/proc/<pid>/status` of the real gateway started under
+    /// `unshare --pid --fork --mount-proc`, as the host reads it (recorded).
+    const GATEWAY_IN_A_PID_NAMESPACE: &str = "Name:\topenclaw-gatewa\nUmask:\t0022\n\
+        State:\tR (running)\nTgid:\t5583\nNgid:\t0\nPid:\t5583\nPPid:\t5581\n\
+        TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t256\nGroups:\t \n\
+        NStgid:\t5583\t1\nNSpid:\t5583\t1\nNSpgid:\t5576\t0\nNSsid:\t2048\t0\n\
+        Kthread:\t0\nVmPeak:\t 5672300 kB\n";
+
+    #[test]
+    fn the_nested_pid_is_the_last_of_nspid() {
+        assert_eq!(namespaced_pid_of(GATEWAY_IN_A_PID_NAMESPACE), Some(1));
+        // Its worker, two levels down, and a process of the host's namespace.
+        assert_eq!(namespaced_pid_of("NSpid:\t5717\t302\t25\n"), Some(25));
+        let host = GATEWAY_IN_A_PID_NAMESPACE
+            .replace("NStgid:\t5583\t1", "NStgid:\t5583")
+            .replace("NSpid:\t5583\t1", "NSpid:\t5583");
+        assert_eq!(namespaced_pid_of(&host), None);
+        // A kernel before 4.1 has no NSpid; garbage is no pid.
+        for bad in [
+            "Name:\tx\nPid:\t7\n",
+            "NSpid:\n",
+            "NSpid:\t5583\tx\n",
+            "NSpid:\t5583\t-1\n",
+            "NSpid:\t5583\t0\n",
+        ] {
+            assert_eq!(namespaced_pid_of(bad), None, "{bad:?}");
+        }
+        // This test runs in the pid namespace its /proc numbers.
+        let me = std::process::id() as i32;
+        assert_eq!(namespaced_pid(me), None);
+    }
 
     #[test]
     fn a_watched_process_is_alive_until_it_exits() {

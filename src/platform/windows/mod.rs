@@ -48,6 +48,10 @@ fn unix_seconds(creation: u64) -> f64 {
     creation as f64 / 1e7 - (FILETIME_UNIX_MS / 1000) as f64
 }
 
+fn denied(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(win32::ERROR_ACCESS_DENIED as i32)
+}
+
 /// Sort an error of `what` on `pid`: a pid that names no process is
 /// `ERROR_INVALID_PARAMETER` to `OpenProcess`.
 fn proc_error(pid: Pid, what: &'static str, e: io::Error) -> ProcError {
@@ -62,12 +66,23 @@ fn proc_error(pid: Pid, what: &'static str, e: io::Error) -> ProcError {
     }
 }
 
+/// What the memory counters need besides the query right, by their docs
+/// (in practice the query right does): asked for, and done without when
+/// refused, as sysinfo does.
+const MEMORY: u32 = win32::PROCESS_QUERY_LIMITED_INFORMATION | win32::PROCESS_VM_READ;
+
 /// A handle to `pid` with `access` (PROCESS_QUERY_LIMITED_INFORMATION at
 /// least), if it runs: an exited process stays openable while a handle to
 /// it is held.
 fn open(pid: Pid, access: u32) -> Result<(OwnedHandle, win32::Times), ProcError> {
     let upid = u32::try_from(pid).map_err(|_| ProcError::Gone(pid))?;
-    let h = win32::open_process(upid, access).map_err(|e| proc_error(pid, "the process", e))?;
+    let h = match win32::open_process(upid, access) {
+        Err(e) if access & win32::PROCESS_VM_READ != 0 && denied(&e) => {
+            win32::open_process(upid, access & !win32::PROCESS_VM_READ)
+        }
+        r => r,
+    };
+    let h = h.map_err(|e| proc_error(pid, "the process", e))?;
     if win32::exited(&h).map_err(|e| proc_error(pid, "the exit code", e))? {
         return Err(ProcError::Gone(pid));
     }
@@ -173,7 +188,7 @@ impl Platform for WindowsPlatform {
     }
 
     fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
-        let (h, t) = open_id(id, win32::PROCESS_QUERY_LIMITED_INFORMATION)?;
+        let (h, t) = open_id(id, MEMORY)?;
         let (resident, private) =
             win32::memory(&h).map_err(|e| proc_error(id.pid, "the memory counters", e))?;
         let mut partial = |what, r: io::Result<Option<u32>>| match r {
@@ -203,7 +218,7 @@ impl Platform for WindowsPlatform {
     }
 
     fn memory(&self, pid: Pid) -> Result<(u64, u64), ProcError> {
-        let (h, _) = open(pid, win32::PROCESS_QUERY_LIMITED_INFORMATION)?;
+        let (h, _) = open(pid, MEMORY)?;
         win32::memory(&h).map_err(|e| proc_error(pid, "the memory counters", e))
     }
 

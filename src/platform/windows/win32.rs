@@ -33,7 +33,7 @@ use windows_sys::Win32::System::Threading::{
 
 pub use windows_sys::Win32::Foundation::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER};
 pub use windows_sys::Win32::System::Threading::{
-    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_VM_READ,
 };
 
 /// `Ok` when a `BOOL` result says success, else the thread's last error.
@@ -100,7 +100,8 @@ pub fn exited(p: &OwnedHandle) -> io::Result<bool> {
 
 /// Working set and private bytes (`PROCESS_MEMORY_COUNTERS_EX.PrivateUsage`,
 /// the commit charge; `PagefileUsage` is the same number and what Wine fills
-/// in where it leaves `PrivateUsage` 0).
+/// in where it leaves `PrivateUsage` 0). The docs ask PROCESS_VM_READ of the
+/// handle too.
 pub fn memory(p: &OwnedHandle) -> io::Result<(u64, u64)> {
     let mut m = PROCESS_MEMORY_COUNTERS_EX {
         cb: size_of::<PROCESS_MEMORY_COUNTERS_EX>() as u32,
