@@ -190,6 +190,7 @@ fn an_unknown_log_format_is_a_usage_error() {
 /// folder is made, every line goes to the file and none to stderr, a second
 /// run appends, and SIGTERM still stops it cleanly.
 #[test]
+#[cfg_attr(not(unix), ignore = "sends SIGTERM with kill(1): Windows has neither")]
 fn log_file_gets_every_line_appended_and_stderr_none() {
     let dir = TempDir::new("logfile");
     let file = dir.path().join("made/by/the/exporter/exporter.log");

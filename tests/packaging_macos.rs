@@ -29,6 +29,10 @@ fn plist_json(path: &std::path::Path) -> Result<serde_json::Value, String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs python3 (plistlib), a Linux program here"
+)]
 fn launch_agent_plist_is_valid_and_matches_the_binary() {
     let path = repo().join("packaging/macos/ai.openclaw.gateway-exporter.plist");
     let p = plist_json(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -72,6 +76,10 @@ fn launch_agent_plist_is_valid_and_matches_the_binary() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "runs python3 (plistlib), a Linux program here"
+)]
 fn a_broken_plist_is_caught() {
     let dir = TempDir::new("plist");
     let bad = dir.path().join("bad.plist");
