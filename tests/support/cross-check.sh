@@ -18,7 +18,8 @@
 # missing (~1.6 GB with Wine); a cold target dir builds std and every
 # dependency for three targets, plus a second (codegen) build for Windows;
 # the Wine prefix ~20 s the first time. Measured figures: .ci/run.
-# Output in target/cross (~2.5 GB), apart from the rustup build's target/.
+# Output in target/cross, apart from the rustup build's target/: ~0.5 GB
+# per macOS target; the Windows build and its debug test binaries, 5-7 GB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
