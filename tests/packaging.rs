@@ -29,21 +29,6 @@ fn help_flags() -> BTreeSet<String> {
     flags
 }
 
-/// Every `--flag` in `text`: the name up to `=`, space or punctuation.
-fn flags_in(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '[' | ']' | '`'))
-        .filter_map(|w| w.strip_prefix("--"))
-        .map(|w| {
-            let end = w
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-                .unwrap_or(w.len());
-            w[..end].trim_end_matches('.')
-        })
-        .filter(|name| !name.is_empty())
-        .map(|name| format!("--{name}"))
-        .collect()
-}
-
 fn assert_known(what: &str, used: &BTreeSet<String>, known: &BTreeSet<String>) {
     let unknown: Vec<_> = used.difference(known).collect();
     assert!(

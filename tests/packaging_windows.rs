@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::*;
@@ -14,22 +13,6 @@ use common::*;
 fn read(rel: &str) -> String {
     let path = repo().join("packaging/windows").join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Every `--flag` in `text`: the name up to `=`, space, quote or other
-/// punctuation (PowerShell's backtick too).
-fn flags_in(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | '(' | ')'))
-        .filter_map(|w| w.strip_prefix("--"))
-        .map(|w| {
-            let end = w
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-                .unwrap_or(w.len());
-            w[..end].trim_end_matches('.')
-        })
-        .filter(|name| !name.is_empty())
-        .map(|name| format!("--{name}"))
-        .collect()
 }
 
 #[test]

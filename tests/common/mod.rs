@@ -896,3 +896,22 @@ impl RealGateway {
         self.home.path().join(".openclaw")
     }
 }
+
+/// Every `--flag` in `text` (a help text, a unit file, an install script):
+/// the name up to `=`, space, quote, bracket, parenthesis, PowerShell's
+/// backtick or other punctuation.
+pub fn flags_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | '[' | ']' | '(' | ')')
+    })
+    .filter_map(|w| w.strip_prefix("--"))
+    .map(|w| {
+        let end = w
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .unwrap_or(w.len());
+        w[..end].trim_end_matches('.')
+    })
+    .filter(|name| !name.is_empty())
+    .map(|name| format!("--{name}"))
+    .collect()
+}
