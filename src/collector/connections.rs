@@ -54,7 +54,9 @@ pub struct ConnectionsSampler {
 
 impl ConnectionsSampler {
     pub fn new(slot: Arc<ConnectionsSlot>, host: Arc<HostSlot>) -> Self {
-        let sockets = slot.target.platform.socket_reader();
+        let mut sockets = slot.target.platform.socket_reader();
+        // Every gateway's sample of a round reads the same dump.
+        sockets.share(slot.target.view.max_age());
         ConnectionsSampler {
             slot,
             host,
