@@ -273,7 +273,7 @@ struct Wiring<'a> {
     probe_stats: Vec<Arc<ProbeStats>>,
     /// Per gateway, in the order of the targets, while the logs collector is on.
     logs: Vec<Arc<LogSlot>>,
-    /// The host's listen counters: one slot for every gateway's sampler.
+    /// The host's listen counters: one slot, read by the first gateway's sampler.
     host_net: Arc<connections::HostSlot>,
 }
 
@@ -514,11 +514,10 @@ impl Wire for ConnectionsWire {
             latest: Latest::new(),
         });
         let interval = w.config.intervals.connections;
+        // The first gateway's sampler reads the host's counters for all.
+        let host = self.0.is_empty().then(|| w.host_net.clone());
         w.job(
-            Kind::Blocking(Box::new(ConnectionsSampler::new(
-                connections.clone(),
-                w.host_net.clone(),
-            ))),
+            Kind::Blocking(Box::new(ConnectionsSampler::new(connections.clone(), host))),
             target,
             interval,
         );

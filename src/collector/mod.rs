@@ -205,11 +205,14 @@ fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
     };
     let body = move || {
         runtime.block_on(async move {
+            // Every probe on one grid: the probes of all gateways that share
+            // an interval are sent in one wake-up of the thread.
+            let start = tokio::time::Instant::now();
             for (mut s, health, interval) in probes {
                 // A probe that panics ends its own task; the others go on,
                 // and its last-sample timestamp stops.
                 tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval(interval);
+                    let mut ticker = tokio::time::interval_at(start, interval);
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         ticker.tick().await;
