@@ -143,7 +143,8 @@ fn failed(health: &Health, took: Duration) {
 
 /// What a worker does next.
 enum Next {
-    Run(usize),
+    /// Run this job; `true` when another is due too (wake a peer).
+    Run(usize, bool),
     /// Sleep until then (`None`: until woken).
     Wait(Option<Instant>),
 }
@@ -174,6 +175,7 @@ impl State {
     /// for their next tick.
     fn next(&mut self, now: Instant) -> Next {
         let mut run: Option<(usize, Instant)> = None;
+        let mut more = false;
         let mut wait: Option<Instant> = None;
         for (i, job) in self.jobs.iter_mut().enumerate() {
             if job.sampler.is_none() {
@@ -187,6 +189,7 @@ impl State {
                     job.due = next_tick(job.due, job.interval, now);
                 }
                 Gateway::Free if job.due <= now => {
+                    more |= run.is_some();
                     if run.is_none_or(|(_, due)| job.due < due) {
                         run = Some((i, job.due));
                     }
@@ -197,7 +200,7 @@ impl State {
             wait = Some(wait.map_or(job.due, |w| w.min(job.due)));
         }
         match run {
-            Some((i, _)) => Next::Run(i),
+            Some((i, _)) => Next::Run(i, more),
             None => Next::Wait(wait),
         }
     }
@@ -244,7 +247,13 @@ impl Pool {
         loop {
             let now = Instant::now();
             let i = match st.next(now) {
-                Next::Run(i) => i,
+                Next::Run(i, more) => {
+                    if more {
+                        // A peer asleep while jobs are due takes one.
+                        self.wake.notify_one();
+                    }
+                    i
+                }
                 Next::Wait(None) => {
                     st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
                     continue;
@@ -287,9 +296,9 @@ impl Pool {
                 }
             }
             job.due = next_tick(job.due, job.interval, done);
+            // The gateway's other jobs waited for this one: this worker
+            // takes them next, and wakes a peer if more are due.
             st.gateways[gateway] = Gateway::Free;
-            // The gateway's other jobs may wait for this one.
-            self.wake.notify_one();
             if was_stuck {
                 st.stuck -= 1;
                 tracing::info!(gateway = %health.gateway, collector = health.collector, "the stuck sample returned");
