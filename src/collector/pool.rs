@@ -311,7 +311,8 @@ impl Pool {
     }
 }
 
-#[cfg(test)]
+/// Reads the test's threads from `/proc`.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use crate::collector::{SampleError, Skipped};
@@ -363,7 +364,6 @@ mod tests {
     /// gateway samples again within a few seconds, the stuck ones count
     /// failures (their other job too), and all come back when the reads
     /// return.
-    #[cfg(target_os = "linux")]
     #[test]
     fn stuck_gateways_do_not_stall_the_others() {
         let interval = Duration::from_millis(100);
