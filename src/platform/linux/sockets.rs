@@ -179,6 +179,8 @@ struct TablesState {
     tables: HashMap<PathBuf, Arc<Table>>,
     /// Every port counted so far: a netlink dump keeps their sockets.
     ports: BTreeSet<u16>,
+    /// Tables read so far.
+    reads: u64,
 }
 
 /// The sockets of one network namespace as read at `taken`.
@@ -324,6 +326,7 @@ impl Tables {
             None => read_proc(&net_dir(pid))?,
         };
         let table = Arc::new(table);
+        st.reads += 1;
         st.tables.retain(|_, t| t.taken.elapsed() < max_age);
         st.tables.insert(netns, table.clone());
         Ok(table)
@@ -467,5 +470,53 @@ mod tests {
         let inbound_only = count_netlink(&mut diag, port, None).unwrap();
         assert_eq!(inbound_only.inbound, nl.inbound);
         assert_eq!(inbound_only.outbound, None);
+    }
+
+    /// Two gateways' readers in one namespace share the dump: the second
+    /// port makes one more (the first kept only its own port's sockets),
+    /// then every count reads the shared table. From it, gateway B's client
+    /// of gateway A's port is B's outbound connection and A's inbound one
+    /// only by its server end.
+    #[test]
+    fn readers_share_one_table_and_count_their_own() {
+        use std::os::fd::AsFd;
+        let ino = |fd: std::os::fd::BorrowedFd| rustix::fs::fstat(fd).unwrap().st_ino;
+        let la = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lb = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (pa, pb) = (
+            la.local_addr().unwrap().port(),
+            lb.local_addr().unwrap().port(),
+        );
+        let b_to_a = TcpStream::connect(("127.0.0.1", pa)).unwrap();
+        let (a_end, _) = la.accept().unwrap();
+        let own_a = Owned {
+            inodes: HashSet::from([ino(la.as_fd()), ino(a_end.as_fd())]),
+            ..Default::default()
+        };
+        let own_b = Owned {
+            inodes: HashSet::from([ino(lb.as_fd()), ino(b_to_a.as_fd())]),
+            ..Default::default()
+        };
+        let tables = Arc::new(Tables::default());
+        let (mut a, mut b) = (Sockets::new(tables.clone()), Sockets::new(tables.clone()));
+        a.share(Duration::from_secs(60));
+        b.share(Duration::from_secs(60));
+        let first = a.count(pa, None, Some(&own_a)).unwrap();
+        for _ in 0..3 {
+            let ta = a.count(pa, None, Some(&own_a)).unwrap();
+            let tb = b.count(pb, None, Some(&own_b)).unwrap();
+            assert_eq!(ta.inbound, first.inbound);
+            assert_eq!(ta.inbound.get("established"), Some(1));
+            assert_eq!(ta.inbound.get("listen"), Some(1));
+            assert_eq!(ta.outbound.unwrap().total(), 0);
+            assert_eq!(tb.inbound.get("listen"), Some(1));
+            assert_eq!(tb.inbound.get("established"), Some(0));
+            assert_eq!(tb.outbound.unwrap().get("established"), Some(1));
+        }
+        assert_eq!(tables.0.lock().unwrap().reads, 2);
+        // A reader that does not share reads anew.
+        let mut alone = Sockets::new(tables.clone());
+        alone.count(pa, None, None).unwrap();
+        assert_eq!(tables.0.lock().unwrap().reads, 3);
     }
 }
