@@ -83,6 +83,7 @@ impl Exporter {
             probe_stats: Vec::new(),
             logs: Vec::new(),
             host_net: Arc::new(Latest::new()),
+            probers: Vec::new(),
         };
         for target in &targets {
             for collector in &mut list {
@@ -121,7 +122,8 @@ impl Exporter {
         }
     }
 
-    /// Start every collector in the background, on threads of their own.
+    /// Start every collector in the background: the blocking samplers of
+    /// every gateway on the samplers' pool, the probes on one thread.
     pub fn spawn(&mut self) {
         let (on, off): (Vec<&str>, Vec<&str>) = Collectors::NAMES
             .into_iter()
@@ -273,13 +275,37 @@ struct Wiring<'a> {
     probe_stats: Vec<Arc<ProbeStats>>,
     /// Per gateway, in the order of the targets, while the logs collector is on.
     logs: Vec<Arc<LogSlot>>,
-    /// The host's listen counters: one slot for every gateway's sampler.
+    /// The host's listen counters: one slot, read by the first gateway's sampler.
     host_net: Arc<connections::HostSlot>,
+    /// The probe clients, by (https, idle connection kept for).
+    probers: Vec<(ProberKind, Result<Prober, String>)>,
 }
+
+/// Whether a probe client speaks https, and how long it keeps an idle
+/// connection.
+type ProberKind = (bool, Option<Duration>);
 
 impl Wiring<'_> {
     fn job(&mut self, sampler: Kind, target: &Target, interval: Duration) {
         self.jobs.push(job(sampler, target, interval));
+    }
+
+    /// A probe client for `target`, kept alive for `idle` between probes or
+    /// connecting afresh. One client serves every gateway's probes of one
+    /// kind: its pool keeps a connection per gateway (host and port).
+    fn prober(&mut self, target: &Target, idle: Option<Duration>) -> Result<Prober, String> {
+        let key = (target.spec.url.starts_with("https:"), idle);
+        if let Some((_, p)) = self.probers.iter().find(|(k, _)| *k == key) {
+            return p.clone();
+        }
+        let timeout = self.config.probe.timeout;
+        let built = match idle {
+            Some(idle) => Prober::keep_alive(timeout, key.0, idle),
+            None => Prober::new(timeout, key.0),
+        }
+        .map_err(unbuildable(target));
+        self.probers.push((key, built.clone()));
+        built
     }
 
     /// The probe statistics of one endpoint of `target`, exposed by [`ProbesWire`].
@@ -433,8 +459,7 @@ impl Wire for LivenessWire {
     fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
         // Liveness connects afresh every time: a kept connection would hide a
         // listener that no longer accepts.
-        let https = target.spec.url.starts_with("https:");
-        let prober = Prober::new(w.config.probe.timeout, https).map_err(unbuildable(target));
+        let prober = w.prober(target, None);
         let liveness = Arc::new(LivenessSlot {
             target: target.clone(),
             stats: w.stats(target, Endpoint::Live),
@@ -473,14 +498,11 @@ impl Wire for ReadinessWire {
     fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
         // Readiness, polled every second, reuses its connection while the
         // poll is well inside Node's 5 s keep-alive.
-        let https = target.spec.url.starts_with("https:");
-        let (timeout, poll) = (w.config.probe.timeout, w.config.readiness_poll());
-        let prober = if poll < READINESS_KEEP_ALIVE {
-            Prober::keep_alive(timeout, https, READINESS_KEEP_ALIVE)
-        } else {
-            Prober::new(timeout, https)
-        }
-        .map_err(unbuildable(target));
+        let poll = w.config.readiness_poll();
+        let prober = w.prober(
+            target,
+            (poll < READINESS_KEEP_ALIVE).then_some(READINESS_KEEP_ALIVE),
+        );
         let readiness = Arc::new(ReadinessSlot::new(
             target.clone(),
             w.stats(target, Endpoint::Ready),
@@ -514,11 +536,10 @@ impl Wire for ConnectionsWire {
             latest: Latest::new(),
         });
         let interval = w.config.intervals.connections;
+        // The first gateway's sampler reads the host's counters for all.
+        let host = self.0.is_empty().then(|| w.host_net.clone());
         w.job(
-            Kind::Blocking(Box::new(ConnectionsSampler::new(
-                connections.clone(),
-                w.host_net.clone(),
-            ))),
+            Kind::Blocking(Box::new(ConnectionsSampler::new(connections.clone(), host))),
             target,
             interval,
         );

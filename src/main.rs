@@ -520,13 +520,17 @@ async fn run_check(
     }
 }
 
-/// The server's runtime (the collectors run on threads of their own). Its
-/// few blocking tasks (bcrypt, the SIGHUP reload) keep their pool thread for
-/// an hour instead of 10 s: a thread made anew costs a thread start, and each
-/// new thread may take a fresh malloc arena, which grows RSS for no use.
+/// The server's runtime (the collectors run on threads of their own). A
+/// scrape is a read of the latest samples, so two workers serve it whatever
+/// the number of cores or gateways. Its few blocking tasks (bcrypt, the
+/// SIGHUP reload) share one pool thread, kept for an hour instead of 10 s: a
+/// thread made anew costs a thread start, and each new thread may take a
+/// fresh malloc arena, which grows RSS for no use.
 fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     alloc_tuning::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
         .enable_all()
         .thread_keep_alive(Duration::from_secs(3600))
         .build()
