@@ -117,6 +117,15 @@ pub struct Health {
     pub last: Latest<Run>,
     /// Reads skipped so far (blocking samplers only).
     pub skipped: std::sync::Mutex<Skipped>,
+    /// Set when its gateway is no longer watched (a discovered gateway that
+    /// went away): the collector stops before its next sample.
+    pub retired: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Run one blocking sample now and record how it went.
@@ -200,19 +209,24 @@ fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
     };
     let body = move || {
         runtime.block_on(async move {
+            let mut tasks = tokio::task::JoinSet::new();
             for (mut s, health, interval) in probes {
                 // A probe that panics ends its own task; the others go on,
                 // and its last-sample timestamp stops.
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let mut ticker = tokio::time::interval(interval);
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         ticker.tick().await;
+                        if health.is_retired() {
+                            return;
+                        }
                         run_once_async(s.as_mut(), &health).await;
                     }
                 });
             }
-            std::future::pending::<()>().await
+            // The thread ends once every probe is retired.
+            while tasks.join_next().await.is_some() {}
         })
     };
     if let Err(e) = std::thread::Builder::new()
@@ -229,6 +243,9 @@ fn spawn_thread(mut sampler: Box<dyn Sampler>, health: Arc<Health>, interval: Du
     let body = move || {
         let mut next = Instant::now();
         loop {
+            if h.is_retired() {
+                return;
+            }
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_once(sampler.as_mut(), &h)
             }));
