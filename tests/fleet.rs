@@ -1,0 +1,345 @@
+//! Discovery while running, against real processes: fixture gateways as the
+//! cells of a fleet listed by a stand-in `openclaw` on PATH that prints the
+//! JSON `openclaw fleet list --json` prints (its shape as the package's
+//! docs/cli/fleet.md and dist/commands.runtime-*.mjs define it: no Docker or
+//! Podman here can run a real cell), and as the targets of file_sd files.
+//! Gateways found are watched and labelled, gateways gone lose their series
+//! and their threads, and a broken registry or file is a counted error that
+//! keeps the gateways it gave last.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use openclaw_gateway_exporter::names;
+
+fn g(name: &str) -> [(&str, &str); 1] {
+    [("gateway", name)]
+}
+
+/// Write `text` to `path` at once (a rename), as an orchestrator should.
+fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `openclaw fleet list --json` as the package writes it (JSON.stringify
+/// with 2 spaces), for cells `(tenant, port)`.
+fn fleet_json(cells: &[(&str, u16)]) -> String {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(tenant, port)| {
+            serde_json::json!({
+                "tenant": tenant,
+                "state": "running",
+                "port": port,
+                "image": "ghcr.io/openclaw/openclaw:latest",
+                "created": "2026-11-29T10:00:00.000Z",
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "cells": cells })).unwrap()
+}
+
+/// Whether any series of the scrape has `gateway="name"`.
+fn has_gateway(s: &Scrape, name: &str) -> bool {
+    s.0.iter()
+        .any(|x| x.labels.iter().any(|(k, v)| k == "gateway" && v == name))
+}
+
+/// The exporter's threads whose name ends with `-suffix`.
+fn threads_of(pid: u32, suffix: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| c.ends_with(&format!("-{suffix}")))
+        .collect()
+}
+
+const FAST: &str = "collect:\n  connections: 250ms\n  memory: 250ms\n  latency: 250ms\n  event_loop: 1s\n  logs: 250ms\nprobe:\n  timeout: 1s\n  readiness_interval: 250ms\n";
+
+/// The log lines that contain `needle`.
+fn logged(exp: &Exporter, needle: &str) -> usize {
+    exp.logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[test]
+fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
+    let root = TempDir::new("fleet");
+    let state = root.path().join("oc");
+    let cell = |tenant: &str| {
+        let dir = state.join("fleet/cells").join(tenant);
+        std::fs::create_dir_all(&dir).unwrap();
+        Fixture::start(&["--port", "0", "--state-dir", dir_str(&dir)])
+    };
+    let (acme, beta) = (cell("acme"), cell("beta"));
+
+    // The stand-in `openclaw`: prints list.json, or fails as the CLI does
+    // when its registry cannot be read, while `broken` exists.
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let list = root.path().join("list.json");
+    let broken = root.path().join("broken");
+    let script = bin.join("openclaw");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = 'fleet list --json' ] || {{ echo \"unexpected: $*\" >&2; exit 64; }}\nif [ -e '{b}' ]; then\n  code=$(cat '{b}.exit')\n  if [ \"$code\" = 0 ]; then cat '{b}'; else cat '{b}' >&2; fi\n  exit \"$code\"\nfi\nexec cat '{l}'\n",
+            b = broken.display(),
+            l = list.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", dir_str(&script)])
+        .status()
+        .unwrap();
+    write(
+        &list,
+        &fleet_json(&[("acme", acme.port), ("beta", beta.port)]),
+    );
+
+    let conf = root.path().join("exporter.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "{FAST}discovery:\n  fleet:\n    interval: 1s\n    state_dir: {}\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(EXPORTER);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    cmd.env("PATH", path);
+    let exp = Harness::exporter_via(cmd)
+        .args(&["--config.file", dir_str(&conf)])
+        .start();
+
+    // Each cell: labelled with its tenant, its process found by the lock
+    // files in its state dir, its RSS the /proc one, ready.
+    for (tenant, fx) in [("acme", &acme), ("beta", &beta)] {
+        exp.wait_eq(
+            &format!("{tenant} listed"),
+            names::DISCOVERED_INFO.name(),
+            &[("gateway", tenant), ("source", "fleet"), ("tenant", tenant)],
+            1.0,
+        );
+        exp.wait_eq(
+            &format!("{tenant} found by its lock file"),
+            names::DISCOVERY_METHOD.name(),
+            &[("gateway", tenant), ("method", "lock_file")],
+            1.0,
+        );
+        exp.wait(&format!("{tenant}'s own RSS"), |s| {
+            let rss = s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), &g(tenant))?;
+            let truth = vm_rss(fx.pid()) as f64;
+            ((rss - truth).abs() <= truth * 0.05).then_some(())
+        });
+        exp.wait_eq(
+            &format!("{tenant} ready"),
+            names::READY.name(),
+            &g(tenant),
+            1.0,
+        );
+    }
+    let s = exp.scrape();
+    let fleet = [("source", "fleet")];
+    assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(2.0));
+    assert_eq!(
+        s.get(names::DISCOVERY_ERRORS_TOTAL.name(), &fleet),
+        Some(0.0)
+    );
+    assert_eq!(s.get(names::DISCOVERY_FAILING.name(), &fleet), Some(0.0));
+    // Discovery on and no gateway configured: no default gateway.
+    assert!(!has_gateway(&s, "127.0.0.1:18789"), "{}", s.1);
+    // One family per name, whichever exporter the series come from.
+    let types: Vec<&str> = s.1.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let unique: std::collections::HashSet<&&str> = types.iter().collect();
+    assert_eq!(types.len(), unique.len(), "{}", s.1);
+    assert!(!threads_of(exp.proc.pid(), "beta").is_empty());
+
+    // beta is removed from the fleet: every series of it leaves, and so do
+    // its collectors' threads; acme stays.
+    write(&list, &fleet_json(&[("acme", acme.port)]));
+    exp.wait("beta's series gone", |s| {
+        (!has_gateway(s, "beta")).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(s.get(names::PROCESS_UP.name(), &g("acme")), Some(1.0));
+    assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(1.0));
+    wait_for(Duration::from_secs(30), "beta's threads ended", || {
+        threads_of(exp.proc.pid(), "beta").is_empty().then_some(())
+    });
+    exp.wait_log("discovered gateway removed");
+
+    // The registry breaks (the CLI fails, then prints what is no list):
+    // counted on every listing, logged once, acme kept and still watched.
+    write(&broken.with_extension("exit"), "1\n");
+    write(&broken, "Error: cannot open the fleet registry\n");
+    exp.wait("two failed listings", |s| {
+        (s.get(names::DISCOVERY_ERRORS_TOTAL.name(), &fleet)? >= 2.0).then_some(())
+    });
+    write(&broken.with_extension("exit"), "0\n");
+    write(
+        &broken,
+        "{\"cells\": [{\"tenant\": \"Not A Tenant\", \"port\": 1}]}\n",
+    );
+    let before = exp
+        .scrape()
+        .get(names::DISCOVERY_ERRORS_TOTAL.name(), &fleet)
+        .unwrap();
+    exp.wait("two more failed listings", |s| {
+        (s.get(names::DISCOVERY_ERRORS_TOTAL.name(), &fleet)? >= before + 2.0).then_some(())
+    });
+    let s = exp.scrape();
+    assert_eq!(s.get(names::DISCOVERY_FAILING.name(), &fleet), Some(1.0));
+    assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(1.0));
+    assert_eq!(
+        s.get(names::DISCOVERED_INFO.name(), &[("gateway", "acme")]),
+        Some(1.0)
+    );
+    assert_eq!(logged(&exp, "discovery source unreadable"), 1);
+    let line = exp.wait_log("discovery source unreadable");
+    assert!(line.contains("cannot open the fleet registry"), "{line}");
+    let t0 = s
+        .get(
+            names::COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS.name(),
+            &[("gateway", "acme"), ("collector", "process")],
+        )
+        .unwrap();
+    exp.wait("acme still sampled", |s| {
+        let t = s.get(
+            names::COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS.name(),
+            &[("gateway", "acme"), ("collector", "process")],
+        )?;
+        (t > t0).then_some(())
+    });
+
+    // The registry mends, with a new cell: it is watched, the source is
+    // well again, logged once.
+    let gamma = cell("gamma");
+    write(
+        &list,
+        &fleet_json(&[("acme", acme.port), ("gamma", gamma.port)]),
+    );
+    std::fs::remove_file(&broken).unwrap();
+    exp.wait_eq("gamma ready", names::READY.name(), &g("gamma"), 1.0);
+    exp.wait_eq("fleet well", names::DISCOVERY_FAILING.name(), &fleet, 0.0);
+    exp.wait_log("discovery source readable again");
+    assert_eq!(logged(&exp, "discovery source unreadable"), 1);
+    let s = exp.scrape();
+    assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(2.0));
+    assert!(!has_gateway(&s, "beta"));
+}
+
+#[test]
+fn file_sd_targets_are_picked_up_when_the_files_change() {
+    let root = TempDir::new("file-sd");
+    let (sx, x) = Fixture::with_state(&[]);
+    let (sy, y) = Fixture::with_state(&[]);
+    let yml = root.path().join("targets.yml");
+    let json = root.path().join("targets.json");
+    write(
+        &yml,
+        &format!(
+            "- targets: ['127.0.0.1:{}']\n  labels: {{gateway: x, tenant: t1, state_dir: '{}'}}\n",
+            x.port,
+            sx.path().display()
+        ),
+    );
+    write(&json, "[]");
+    let conf = root.path().join("exporter.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "{FAST}discovery:\n  file_sd:\n    files: ['{}', '{}']\n    refresh_interval: 200ms\n",
+            yml.display(),
+            json.display()
+        ),
+    )
+    .unwrap();
+    let exp = Harness::exporter()
+        .args(&["--config.file", dir_str(&conf)])
+        .start();
+    let sd = [("source", "file_sd")];
+
+    exp.wait_eq(
+        "x listed with its tenant",
+        names::DISCOVERED_INFO.name(),
+        &[("gateway", "x"), ("source", "file_sd"), ("tenant", "t1")],
+        1.0,
+    );
+    exp.wait_eq(
+        "x found by its lock file",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "x"), ("method", "lock_file")],
+        1.0,
+    );
+    exp.wait_eq("x ready", names::READY.name(), &g("x"), 1.0);
+
+    // y is added to the JSON file: picked up.
+    write(
+        &json,
+        &format!(
+            r#"[{{"targets": ["http://127.0.0.1:{}"], "labels": {{"gateway": "y", "state_dir": "{}"}}}}]"#,
+            y.port,
+            sy.path().display()
+        ),
+    );
+    exp.wait_eq(
+        "y found by its lock file",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "y"), ("method", "lock_file")],
+        1.0,
+    );
+    exp.wait("y's own RSS", |s| {
+        let rss = s.get(names::PROCESS_RESIDENT_MEMORY_BYTES.name(), &g("y"))?;
+        let truth = vm_rss(y.pid()) as f64;
+        ((rss - truth).abs() <= truth * 0.05).then_some(())
+    });
+    exp.wait_eq("two targets", names::DISCOVERY_TARGETS.name(), &sd, 2.0);
+
+    // x is removed from the YAML file: its series leave.
+    write(&yml, "[]\n");
+    exp.wait("x's series gone", |s| (!has_gateway(s, "x")).then_some(()));
+    assert_eq!(exp.scrape().get(names::READY.name(), &g("y")), Some(1.0));
+
+    // The JSON file breaks: one error for this version of it, y kept.
+    write(
+        &json,
+        "[{\"targets\": [\"127.0.0.1:1\"], \"labels\": {\"job\": \"x\"}}]",
+    );
+    exp.wait_eq("one error", names::DISCOVERY_ERRORS_TOTAL.name(), &sd, 1.0);
+    exp.wait_eq("failing", names::DISCOVERY_FAILING.name(), &sd, 1.0);
+    let line = exp.wait_log("discovery source unreadable");
+    assert!(line.contains("unknown label"), "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    let s = exp.scrape();
+    assert_eq!(
+        s.get(names::DISCOVERY_ERRORS_TOTAL.name(), &sd),
+        Some(1.0),
+        "an unchanged broken file is counted once"
+    );
+    assert_eq!(s.get(names::READY.name(), &g("y")), Some(1.0));
+    assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &sd), Some(1.0));
+
+    // A file that goes missing is an error too, with the same gateways kept.
+    std::fs::remove_file(&json).unwrap();
+    exp.wait_eq("two errors", names::DISCOVERY_ERRORS_TOTAL.name(), &sd, 2.0);
+    assert_eq!(exp.scrape().get(names::READY.name(), &g("y")), Some(1.0));
+    drop((sx, sy));
+}
