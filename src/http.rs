@@ -87,7 +87,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let mut rows = String::new();
-    for t in &state.targets {
+    let discovered = state.discovered.as_ref().map(|d| d.targets());
+    for t in state.targets.iter().chain(discovered.iter().flatten()) {
         let found = match t.current() {
             Some(f) => format!("pid {} (found by {})", f.id.pid, f.method.as_str()),
             None => "not found".to_string(),

@@ -312,6 +312,12 @@ fn file_sd_targets_are_picked_up_when_the_files_change() {
         ((rss - truth).abs() <= truth * 0.05).then_some(())
     });
     exp.wait_eq("two targets", names::DISCOVERY_TARGETS.name(), &sd, 2.0);
+    let (status, _, page) = http_get(&exp.addr, "/", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>x</td>") && page.contains("<td>y</td>"),
+        "{page}"
+    );
 
     // x is removed from the YAML file: its series leave.
     write(&yml, "[]\n");

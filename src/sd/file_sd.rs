@@ -92,6 +92,13 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<Found>, String> {
                 ..Default::default()
             };
             let spec = config::gateway_spec(g).map_err(|e| at(format!("{target:?}: {e}")))?;
+            // The name also names the gateway's threads, where a NUL is refused.
+            if spec.name.chars().any(char::is_control) {
+                return Err(at(format!(
+                    "gateway name {:?}: control characters",
+                    spec.name
+                )));
+            }
             if out.iter().any(|f| f.spec.name == spec.name) {
                 return Err(at(format!(
                     "gateway {:?} twice: give each target its own `gateway` label",
@@ -180,6 +187,14 @@ mod tests {
                 "nested",
             ),
             ("\u{0}", "t.yml"),
+            (
+                "- targets: ['a:1']\n  labels: {gateway: \"a\\0b\"}\n",
+                "control characters",
+            ),
+            (
+                "- targets: ['a:1']\n  labels: {tenant: \"t\\nx\"}\n",
+                "control characters",
+            ),
         ] {
             let err = parse("t.yml", text).unwrap_err();
             assert!(err.contains(want), "{text:?}: {err}");

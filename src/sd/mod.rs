@@ -26,6 +26,7 @@ use prometheus_client::registry::Registry;
 
 use crate::collector::Health;
 use crate::config::Config;
+use crate::discovery::Target;
 use crate::exporter::Exporter;
 use crate::exposition::{self, Format};
 use crate::metrics;
@@ -55,6 +56,7 @@ struct Unit {
     source: &'static str,
     registry: Arc<Registry>,
     health: Vec<Arc<Health>>,
+    targets: Vec<Arc<Target>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,10 +84,10 @@ impl Discovered {
         }
     }
 
-    /// The names of the gateways watched now, with their source.
-    pub fn gateways(&self) -> Vec<(String, &'static str)> {
+    /// The gateways watched now.
+    pub fn targets(&self) -> Vec<Arc<Target>> {
         let units = self.units.read().unwrap_or_else(|e| e.into_inner());
-        units.iter().map(|(n, u)| (n.clone(), u.source)).collect()
+        units.values().flat_map(|u| u.targets.clone()).collect()
     }
 
     /// Render `main` with the sources' series and every discovered
@@ -190,6 +192,7 @@ impl Unit {
             source,
             registry: exporter.registry.clone(),
             health: exporter.health.clone(),
+            targets: exporter.targets.clone(),
         }
     }
 }
