@@ -530,6 +530,9 @@ async fn run_check(
     platform: std::sync::Arc<dyn platform::Platform>,
 ) -> ExitCode {
     let mut healthy = true;
+    if config.gateways.is_empty() {
+        println!("ok: no configured gateway; discovered gateways are watched by the server only");
+    }
     for g in &config.gateways {
         match openclaw_gateway_exporter::check::check(g, config.probe.timeout, platform.clone())
             .await
