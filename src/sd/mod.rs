@@ -221,29 +221,32 @@ pub fn start(config: &Config, view: Arc<ProcessView>) -> Option<Arc<Discovered>>
     Some(discovered)
 }
 
-/// The sources' last good lists and when each is due.
+/// The sources that are on, each with what it gave last.
 struct Sources {
-    fleet: Option<(crate::config::Fleet, Vec<Found>, Option<String>)>,
+    fleet: Option<(crate::config::Fleet, Last)>,
     file_sd: Option<(crate::config::FileSd, BTreeMap<PathBuf, FileState>)>,
 }
 
-/// One target file: what it gave when it last parsed, and the stamp of the
-/// last read, good or not.
+/// What a source (or one target file) gave at its last good read, and the
+/// error of its last read while that failed.
+#[derive(Default)]
+struct Last {
+    found: Vec<Found>,
+    error: Option<String>,
+}
+
+/// One target file: what it gave last, and its stamp when it was last read,
+/// good or not.
 #[derive(Default)]
 struct FileState {
-    found: Vec<Found>,
+    last: Last,
     read: Option<file_sd::Stamp>,
-    error: Option<String>,
 }
 
 impl Sources {
     fn new(config: &Config) -> Sources {
         Sources {
-            fleet: config
-                .discovery
-                .fleet
-                .clone()
-                .map(|f| (f, Vec::new(), None)),
+            fleet: config.discovery.fleet.clone().map(|f| (f, Last::default())),
             file_sd: config.discovery.file_sd.clone().map(|f| {
                 let files = f.files.iter().map(|p| (p.clone(), FileState::default()));
                 let files = files.collect();
@@ -258,11 +261,10 @@ impl Sources {
         loop {
             let now = Instant::now();
             let mut changed = false;
-            if let Some((fleet, cells, error)) = &mut self.fleet {
+            if let Some((fleet, last)) = &mut self.fleet {
                 if now >= fleet_due {
                     fleet_due = now + fleet.interval;
-                    let result = fleet::list(fleet);
-                    changed |= record(d, "fleet", error, result, cells);
+                    changed |= record(d, "fleet", last, fleet::list(fleet));
                 }
             }
             if let Some((sd, files)) = &mut self.file_sd {
@@ -288,11 +290,11 @@ impl Sources {
 
     /// Every gateway the sources give now, fleet first, then file by file.
     fn wanted(&self) -> Vec<(Found, &'static str)> {
-        let fleet = self.fleet.iter().flat_map(|(_, cells, _)| cells);
+        let fleet = self.fleet.iter().flat_map(|(_, last)| &last.found);
         let files = self
             .file_sd
             .iter()
-            .flat_map(|(_, f)| f.values().flat_map(|s| &s.found));
+            .flat_map(|(_, f)| f.values().flat_map(|s| &s.last.found));
         fleet
             .map(|f| (f.clone(), "fleet"))
             .chain(files.map(|f| (f.clone(), "file_sd")))
@@ -300,43 +302,42 @@ impl Sources {
     }
 }
 
-/// Take one read of a source: a good one replaces `last`, a failed one
-/// keeps it and counts. Logged when the source starts or stops failing.
-/// Whether `last` changed.
+/// Take one read of a source: a good one replaces what it gave last, a
+/// failed one keeps that and counts. Logged when the source starts or stops
+/// failing. Whether its gateways changed.
 fn record(
     d: &Discovered,
     source: &'static str,
-    error: &mut Option<String>,
+    last: &mut Last,
     result: Result<Vec<Found>, String>,
-    last: &mut Vec<Found>,
 ) -> bool {
     match result {
         Ok(found) => {
-            if error.take().is_some() {
+            if last.error.take().is_some() {
                 tracing::info!(
                     source,
                     gateways = found.len(),
                     "discovery source readable again"
                 );
             }
-            let changed = *last != found;
-            *last = found;
+            let changed = last.found != found;
+            last.found = found;
             d.stats(source, |s| {
                 s.failing = false;
-                s.targets = last.len();
+                s.targets = last.found.len();
             });
             changed
         }
         Err(e) => {
-            if error.is_none() {
+            if last.error.is_none() {
                 tracing::warn!(
                     source,
                     error = e,
-                    kept = last.len(),
+                    kept = last.found.len(),
                     "discovery source unreadable; keeping the gateways it gave last"
                 );
             }
-            *error = Some(e);
+            last.error = Some(e);
             d.stats(source, |s| {
                 s.errors += 1;
                 s.failing = true;
@@ -356,14 +357,10 @@ fn refresh_files(d: &Discovered, files: &mut BTreeMap<PathBuf, FileState>) -> bo
             continue;
         }
         state.read = Some(stamp);
-        let result = match stamp {
-            Some(_) => file_sd::read(path),
-            None => Err(format!("{}: cannot read the file", path.display())),
-        };
-        changed |= record(d, "file_sd", &mut state.error, result, &mut state.found);
+        changed |= record(d, "file_sd", &mut state.last, file_sd::read(path));
     }
-    let failing = files.values().any(|s| s.error.is_some());
-    let targets = files.values().map(|s| s.found.len()).sum();
+    let failing = files.values().any(|s| s.last.error.is_some());
+    let targets = files.values().map(|s| s.last.found.len()).sum();
     d.stats("file_sd", |s| {
         s.failing = failing;
         s.targets = targets;
