@@ -189,8 +189,14 @@ fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
     let s = exp.scrape();
     assert_eq!(s.get(names::PROCESS_UP.name(), &g("acme")), Some(1.0));
     assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(1.0));
-    // Its collectors stop: no thread of it is left, and no more threads
-    // than with acme alone.
+    // Its collectors stop: it is probed no more, no thread of it is left,
+    // and the exporter has no more threads than with acme alone.
+    let probes = |fx: &Fixture| fx.cmd("stats")["probes"].clone();
+    std::thread::sleep(Duration::from_secs(1));
+    let last = probes(&beta);
+    assert!(last["live"].as_u64().unwrap() > 0, "{last}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(probes(&beta), last, "beta is still probed");
     wait_for(Duration::from_secs(30), "beta's threads ended", || {
         let ended = threads_of(exp.proc.pid(), "beta").is_empty();
         (ended && threads(exp.proc.pid()) <= alone).then_some(())
