@@ -52,6 +52,26 @@ fn has_gateway(s: &Scrape, name: &str) -> bool {
         .any(|x| x.labels.iter().any(|(k, v)| k == "gateway" && v == name))
 }
 
+/// Run `cmd` with `input` on its standard input.
+fn pipe(cmd: &Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// How many threads `pid` has.
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |t| t.count())
@@ -179,6 +199,29 @@ fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
     let types: Vec<&str> = s.1.lines().filter(|l| l.starts_with("# TYPE ")).collect();
     let unique: std::collections::HashSet<&&str> = types.iter().collect();
     assert_eq!(types.len(), unique.len(), "{}", s.1);
+    // Both formats, merged from three registries, pass promtool and the
+    // strict OpenMetrics parser.
+    let out = pipe(&require_tool("promtool"), &["check", "metrics"], &s.1);
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, om) = http_get(
+        &exp.addr,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .unwrap();
+    assert!(om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1);
+    let checker = repo().join("tests/support/check_openmetrics.py");
+    let out = pipe(&require_tool("python3"), &[dir_str(&checker)], &om);
+    assert!(
+        out.status.success(),
+        "strict OpenMetrics parse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // beta is removed from the fleet: every series of it leaves, and so do
     // its collectors' threads; acme stays.
