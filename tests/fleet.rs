@@ -409,3 +409,149 @@ fn file_sd_targets_are_picked_up_when_the_files_change() {
     assert_eq!(exp.scrape().get(names::READY.name(), &g("y")), Some(1.0));
     drop((sx, sy));
 }
+
+/// The real `openclaw fleet list --json` (the installed package, run by
+/// tests/support/openclaw-cli.sh) over a real Fleet registry, the
+/// `fleet_cells` table of its state database, whose rows this test writes as
+/// `fleet create` would: no container runtime here can create a cell, so the
+/// rows point at fixture gateways, and the CLI lists them with `state`
+/// `unknown` (docs/cli/fleet.md: rows stay listed when Docker or Podman is
+/// unavailable).
+#[test]
+fn the_real_fleet_list_over_a_real_registry() {
+    let python = require_tool("python3");
+    let home = TempDir::new("fleet-real");
+    let state = home.path().join(".openclaw");
+    let real_dir = std::env::var("OPENCLAW_REAL_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/openclaw-gateway-exporter/openclaw-2026.9.6",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let command = [
+        "env".to_string(),
+        format!("OPENCLAW_REAL_DIR={real_dir}"),
+        format!("HOME={}", home.path().display()),
+        format!("OPENCLAW_STATE_DIR={}", state.display()),
+        "bash".to_string(),
+        repo()
+            .join("tests/support/openclaw-cli.sh")
+            .display()
+            .to_string(),
+        "fleet".to_string(),
+        "list".to_string(),
+        "--json".to_string(),
+    ];
+    // The state database made, as the CLI makes it: by a `fleet create`
+    // that finds no container runtime (no PATH) and so creates no cell.
+    let out = Command::new(require_tool("bash"))
+        .arg(repo().join("tests/support/openclaw-cli.sh"))
+        .args(["fleet", "create", "none", "--no-start"])
+        .env("OPENCLAW_REAL_DIR", &real_dir)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", &state)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    // An empty fleet.
+    let out = Command::new(&command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openclaw fleet list (is it installed? tests/support/install-openclaw.sh): {}",
+        text(&out)
+    );
+    let empty: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(empty, serde_json::json!({ "cells": [] }));
+    let db = state.join("state/openclaw.sqlite");
+    let sql = |statement: &str| {
+        let out = Command::new(&python)
+            .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+            .args([dir_str(&db), statement])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{statement}: {}", text(&out));
+    };
+    let cell = |tenant: &str| {
+        let dir = state.join("fleet/cells").join(tenant);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fx = Fixture::start(&["--port", "0", "--state-dir", dir_str(&dir)]);
+        sql(&format!(
+            "INSERT INTO fleet_cells VALUES ('{tenant}', 1764410000000, 'ghcr.io/openclaw/openclaw:latest', 'docker', {}, 'openclaw-cell-{tenant}', '{}')",
+            fx.port,
+            dir.display()
+        ));
+        fx
+    };
+    let (_acme, _beta) = (cell("acme"), cell("beta"));
+
+    let yaml_list = command
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let conf = home.path().join("exporter.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "{FAST}discovery:\n  fleet:\n    command: [{yaml_list}]\n    interval: 15s\n    timeout: 15s\n    state_dir: '{}'\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let exp = Harness::exporter()
+        .args(&["--config.file", dir_str(&conf)])
+        .start();
+    let long = |what: &str, f: &mut dyn FnMut(&Scrape) -> bool| {
+        wait_for(Duration::from_secs(90), what, || {
+            f(&exp.scrape()).then_some(())
+        })
+    };
+    for tenant in ["acme", "beta"] {
+        long(&format!("{tenant} found by its lock file"), &mut |s| {
+            s.get(
+                names::DISCOVERY_METHOD.name(),
+                &[("gateway", tenant), ("method", "lock_file")],
+            ) == Some(1.0)
+        });
+        exp.wait_eq(
+            &format!("{tenant} ready"),
+            names::READY.name(),
+            &g(tenant),
+            1.0,
+        );
+        assert_eq!(
+            exp.scrape().get(
+                names::DISCOVERED_INFO.name(),
+                &[("gateway", tenant), ("tenant", tenant)]
+            ),
+            Some(1.0)
+        );
+    }
+
+    // `fleet rm beta`: its row goes; so do its series.
+    sql("DELETE FROM fleet_cells WHERE tenant_id = 'beta'");
+    long("beta's series gone", &mut |s| !has_gateway(s, "beta"));
+    assert_eq!(exp.scrape().get(names::READY.name(), &g("acme")), Some(1.0));
+
+    // A registry that is no database: the CLI fails, counted, acme kept.
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::write(&db, "not a database ".repeat(20)).unwrap();
+    let fleet = [("source", "fleet")];
+    long("a failed listing", &mut |s| {
+        s.get(names::DISCOVERY_ERRORS_TOTAL.name(), &fleet) >= Some(1.0)
+    });
+    let line = exp.wait_log("discovery source unreadable");
+    assert!(line.contains("not a database"), "{line}");
+    let s = exp.scrape();
+    assert_eq!(s.get(names::DISCOVERY_FAILING.name(), &fleet), Some(1.0));
+    assert_eq!(s.get(names::READY.name(), &g("acme")), Some(1.0));
+    std::fs::write(&db, saved).unwrap();
+    long("the registry read again", &mut |s| {
+        s.get(names::DISCOVERY_FAILING.name(), &fleet) == Some(0.0)
+    });
+    assert_eq!(exp.scrape().get(names::READY.name(), &g("acme")), Some(1.0));
+}

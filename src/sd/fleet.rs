@@ -144,9 +144,13 @@ pub fn run(command: &[String], timeout: Duration) -> Result<String, String> {
     };
     let (out, err) = (join(stdout), join(stderr));
     if !status.success() {
-        let first = String::from_utf8_lossy(&err);
-        let first = first.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(format!("{program} failed ({status}): {first}"));
+        // The first lines of its standard error: the CLI says "failed",
+        // then why.
+        let err = String::from_utf8_lossy(&err);
+        let mut lines = err.lines().map(str::trim).filter(|l| !l.is_empty());
+        let why: Vec<&str> = lines.by_ref().take(2).collect();
+        let why: String = why.join(" ").chars().take(300).collect();
+        return Err(format!("{program} failed ({status}): {why}"));
     }
     if out.len() as u64 > MAX_OUTPUT_BYTES {
         return Err(format!(
