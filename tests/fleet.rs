@@ -1,8 +1,9 @@
 //! Discovery while running, against real processes: fixture gateways as the
-//! cells of a fleet listed by a stand-in `openclaw` on PATH that prints the
-//! JSON `openclaw fleet list --json` prints (its shape as the package's
-//! docs/cli/fleet.md and dist/commands.runtime-*.mjs define it: no Docker or
-//! Podman here can run a real cell), and as the targets of file_sd files.
+//! cells of a fleet (no Docker or Podman here can run a real cell), listed
+//! by the real `openclaw fleet list --json` over a real Fleet registry, and
+//! by a stand-in `openclaw` on PATH that prints the JSON shape the package's
+//! docs/cli/fleet.md and dist/commands.runtime-*.mjs define, changed by the
+//! test; and as the targets of file_sd files.
 //! Gateways found are watched and labelled, gateways gone lose their series
 //! and their threads, and a broken registry or file is a counted error that
 //! keeps the gateways it gave last.
