@@ -48,6 +48,9 @@ pub struct Exporter {
     pub health: Vec<Arc<Health>>,
     /// Which collectors run.
     pub collectors: Collectors,
+    /// The process table the gateways share; a discovered gateway's
+    /// exporter ([`Exporter::gateways_only`]) shares it too.
+    pub view: Arc<ProcessView>,
     jobs: Vec<Job>,
     /// Runs the probes of `sample_once`; made on first use, never by the server.
     one_shot: Option<tokio::runtime::Runtime>,
@@ -67,6 +70,23 @@ impl Exporter {
             platform.clone(),
             config.intervals.connections / 2,
         ));
+        Exporter::assemble(config, platform, view, true)
+    }
+
+    /// The collectors and series of `config`'s gateways alone, without the
+    /// exporter's own series, on a process view shared with the main
+    /// exporter: what a discovered gateway runs ([`crate::sd`]).
+    pub fn gateways_only(config: &Config, view: Arc<ProcessView>) -> Exporter {
+        Exporter::assemble(config, view.platform().clone(), view, false)
+    }
+
+    /// `own`: with the exporter's build info and process series.
+    fn assemble(
+        config: &Config,
+        platform: Arc<dyn Platform>,
+        view: Arc<ProcessView>,
+        own: bool,
+    ) -> Exporter {
         let targets: Vec<Arc<Target>> = config
             .gateways
             .iter()
@@ -93,15 +113,17 @@ impl Exporter {
         let health: Vec<Arc<Health>> = w.jobs.iter().map(|j| j.health.clone()).collect();
 
         let mut registry = Registry::default();
-        registry.register(
-            "openclaw_gateway_exporter_build",
-            "Version and git revision of the exporter; the value is always 1",
-            Info::new(vec![
-                ("version".to_string(), VERSION.to_string()),
-                ("revision".to_string(), REVISION.to_string()),
-            ]),
-        );
-        registry.register_collector(Box::new(SelfProcess::new(platform)));
+        if own {
+            registry.register(
+                "openclaw_gateway_exporter_build",
+                "Version and git revision of the exporter; the value is always 1",
+                Info::new(vec![
+                    ("version".to_string(), VERSION.to_string()),
+                    ("revision".to_string(), REVISION.to_string()),
+                ]),
+            );
+            registry.register_collector(Box::new(SelfProcess::new(platform)));
+        }
         for collector in list {
             collector.register(&w, &mut registry);
         }
@@ -117,6 +139,7 @@ impl Exporter {
             logs,
             health,
             collectors: on,
+            view,
             jobs: w.jobs,
             one_shot: None,
         }
@@ -133,12 +156,24 @@ impl Exporter {
             false => names.join(", "),
         };
         tracing::info!("collectors enabled: {}; disabled: {}", list(on), list(off));
+        self.spawn_quietly();
+    }
+
+    /// [`Exporter::spawn`] without the log line: a discovered gateway's.
+    pub fn spawn_quietly(&mut self) {
         collector::spawn(
             self.jobs
                 .drain(..)
                 .map(|j| (j.sampler, j.health, j.interval))
                 .collect(),
         );
+    }
+
+    /// Stop every collector spawned: each ends before its next sample.
+    pub fn retire(health: &[Arc<Health>]) {
+        for h in health {
+            h.retired.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Each collector's name and how often it samples.
@@ -231,6 +266,7 @@ fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
         collector: sampler.name(),
         last: Latest::new(),
         skipped: Default::default(),
+        retired: Default::default(),
     });
     Job {
         sampler,

@@ -116,6 +116,15 @@ pub struct Health {
     pub last: Latest<Run>,
     /// Reads skipped so far (blocking samplers only).
     pub skipped: std::sync::Mutex<Skipped>,
+    /// Set when its gateway is no longer watched (a discovered gateway that
+    /// went away): the collector stops before its next sample.
+    pub retired: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Run one blocking sample now and record how it went.
@@ -189,45 +198,53 @@ pub fn spawn(jobs: Vec<(Kind, Arc<Health>, Duration)>) {
     }
 }
 
+/// The probes' runtime, made by the first probes spawned: probes spawned
+/// later (a discovered gateway's) join it on its one thread.
+static PROBES: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+
+fn probes_runtime() -> Option<&'static tokio::runtime::Handle> {
+    let make = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            // The liveness probe's process check, while probes go unanswered.
+            .max_blocking_threads(2)
+            .thread_keep_alive(Duration::from_secs(3600))
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot start the probes' runtime; no gateway is probed"))
+            .ok()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("probes".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the probes' thread; no gateway is probed"))
+            .ok()?;
+        Some(handle)
+    };
+    PROBES.get_or_init(make).as_ref()
+}
+
 fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // The liveness probe's process check, while probes go unanswered.
-        .max_blocking_threads(2)
-        .thread_keep_alive(Duration::from_secs(3600))
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the probes' runtime; no gateway is probed");
-            return;
-        }
+    let Some(runtime) = probes_runtime() else {
+        return;
     };
-    let body = move || {
-        runtime.block_on(async move {
-            // Every probe on one grid: the probes of all gateways that share
-            // an interval are sent in one wake-up of the thread.
-            let start = tokio::time::Instant::now();
-            for (mut s, health, interval) in probes {
-                // A probe that panics ends its own task; the others go on,
-                // and its last-sample timestamp stops.
-                tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval_at(start, interval);
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        ticker.tick().await;
-                        run_once_async(s.as_mut(), &health).await;
-                    }
-                });
+    // Every probe of one batch (the configured gateways, or one discovered
+    // gateway) on one grid: the probes that share an interval are sent in
+    // one wake-up of the thread.
+    let start = tokio::time::Instant::now();
+    for (mut s, health, interval) in probes {
+        // A probe that panics ends its own task; the others go on, and its
+        // last-sample timestamp stops. A retired one ends before its next.
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval_at(start, interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if health.is_retired() {
+                    return;
+                }
+                run_once_async(s.as_mut(), &health).await;
             }
-            std::future::pending::<()>().await
-        })
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("probes".into())
-        .spawn(body)
-    {
-        tracing::error!(error = %e, "cannot start the probes' thread; no gateway is probed");
+        });
     }
 }
 

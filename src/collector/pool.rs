@@ -59,6 +59,8 @@ enum Gateway {
 struct State {
     jobs: Vec<Job>,
     gateways: Vec<Gateway>,
+    /// The gateway of each entry of `gateways`.
+    names: Vec<String>,
     workers: usize,
     stuck: usize,
 }
@@ -68,58 +70,44 @@ struct Pool {
     wake: Condvar,
 }
 
-/// Run `tasks` in the background, forever, on [`WORKERS`] threads and a
-/// watchdog.
+/// The one pool of the process, made by the first [`start`].
+static POOL: std::sync::OnceLock<Arc<Pool>> = std::sync::OnceLock::new();
+
+/// Run `tasks` in the background on the pool's [`WORKERS`] threads and
+/// watchdog, until their health is retired (a discovered gateway that went
+/// away). Tasks started later (discovered gateways) join the same pool.
 pub fn start(tasks: Vec<Task>) {
-    let now = Instant::now();
-    let mut names: Vec<String> = Vec::new();
-    let jobs = tasks
-        .into_iter()
-        .map(|(sampler, health, interval)| {
-            let gateway = match names.iter().position(|n| *n == health.gateway) {
-                Some(i) => i,
-                None => {
-                    names.push(health.gateway.clone());
-                    names.len() - 1
-                }
-            };
-            Job {
-                sampler: Some(sampler),
-                health,
-                interval,
-                due: now,
-                gateway,
-                running: None,
-                stuck: false,
-                logged: false,
+    let pool = POOL.get_or_init(|| {
+        let pool = Arc::new(Pool {
+            state: Mutex::new(State {
+                jobs: Vec::new(),
+                gateways: Vec::new(),
+                names: Vec::new(),
+                workers: 0,
+                stuck: 0,
+            }),
+            wake: Condvar::new(),
+        });
+        {
+            let mut st = pool.lock();
+            for _ in 0..WORKERS {
+                pool.add_worker(&mut st);
             }
-        })
-        .collect();
-    let pool = Arc::new(Pool {
-        state: Mutex::new(State {
-            jobs,
-            gateways: vec![Gateway::Free; names.len()],
-            workers: 0,
-            stuck: 0,
-        }),
-        wake: Condvar::new(),
-    });
-    {
-        let mut st = pool.lock();
-        for _ in 0..WORKERS {
-            pool.add_worker(&mut st);
         }
-    }
-    let watchdog = pool.clone();
-    // A watchdog that cannot start leaves stuck samples undetected; every
-    // other sample still runs.
-    if let Err(e) = std::thread::Builder::new()
-        .name("samplers-watch".into())
-        .stack_size(64 * 1024)
-        .spawn(move || watchdog.watch())
-    {
-        tracing::error!(error = %e, "cannot start the samplers' watchdog");
-    }
+        let watchdog = pool.clone();
+        // A watchdog that cannot start leaves stuck samples undetected; every
+        // other sample still runs.
+        if let Err(e) = std::thread::Builder::new()
+            .name("samplers-watch".into())
+            .stack_size(64 * 1024)
+            .spawn(move || watchdog.watch())
+        {
+            tracing::error!(error = %e, "cannot start the samplers' watchdog");
+        }
+        pool
+    });
+    pool.lock().add(tasks);
+    pool.wake.notify_all();
 }
 
 /// The next tick on the grid; ticks missed by a slow sample are skipped, not
@@ -150,6 +138,39 @@ enum Next {
 }
 
 impl State {
+    /// Add `tasks`, due now, in the places of retired jobs first.
+    fn add(&mut self, tasks: Vec<Task>) {
+        let now = Instant::now();
+        for (sampler, health, interval) in tasks {
+            let gateway = match self.names.iter().position(|n| *n == health.gateway) {
+                Some(i) => i,
+                None => {
+                    self.names.push(health.gateway.clone());
+                    self.gateways.push(Gateway::Free);
+                    self.names.len() - 1
+                }
+            };
+            let job = Job {
+                sampler: Some(sampler),
+                health,
+                interval,
+                due: now,
+                gateway,
+                running: None,
+                stuck: false,
+                logged: false,
+            };
+            let free = self
+                .jobs
+                .iter()
+                .position(|j| j.health.is_retired() && j.running.is_none());
+            match free {
+                Some(i) => self.jobs[i] = job,
+                None => self.jobs.push(job),
+            }
+        }
+    }
+
     /// Mark the jobs that have run for [`STUCK_AFTER`] as stuck.
     fn mark_stuck(&mut self, now: Instant) {
         for job in &mut self.jobs {
@@ -178,6 +199,12 @@ impl State {
         let mut more = false;
         let mut wait: Option<Instant> = None;
         for (i, job) in self.jobs.iter_mut().enumerate() {
+            if job.health.is_retired() {
+                // Its gateway is no longer watched: drop the sampler (and
+                // the slot it feeds); the place is taken by the next added.
+                job.sampler = None;
+                continue;
+            }
             if job.sampler.is_none() {
                 continue;
             }
@@ -343,6 +370,7 @@ mod tests {
             collector: "test",
             last: Latest::new(),
             skipped: std::sync::Mutex::new(Skipped::default()),
+            retired: Default::default(),
         })
     }
 
