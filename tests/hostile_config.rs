@@ -20,14 +20,14 @@ fn check(dir: &TempDir, content: &[u8]) -> (Option<i32>, String, Duration) {
 
 fn check_path(path: &std::path::Path) -> (Option<i32>, String, Duration) {
     let start = Instant::now();
-    let mut child = Command::new(EXPORTER)
-        .arg("--config.file")
-        .arg(path)
-        .arg("--config.check")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(
+        Command::new(EXPORTER)
+            .arg("--config.file")
+            .arg(path)
+            .arg("--config.check")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
