@@ -222,7 +222,7 @@ fn measure(n: u64, node: Option<&str>) -> Row {
         target: Arc::new(Target::new(cfg.gateways[0].clone())),
         latest: Latest::new(),
     });
-    let mut sampler = ConnectionsSampler::new(slot.clone(), Arc::new(Latest::new()));
+    let mut sampler = ConnectionsSampler::new(slot.clone(), Some(Arc::new(Latest::new())));
     let sample = median_ms(|| sampler.sample().unwrap());
     let s = slot.latest.get().flatten().unwrap();
     assert_eq!(s.tally.inbound.get("established"), Some(n));

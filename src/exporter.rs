@@ -48,6 +48,9 @@ pub struct Exporter {
     pub health: Vec<Arc<Health>>,
     /// Which collectors run.
     pub collectors: Collectors,
+    /// The process table the gateways share; a discovered gateway's
+    /// exporter ([`Exporter::gateways_only`]) shares it too.
+    pub view: Arc<ProcessView>,
     jobs: Vec<Job>,
     /// Runs the probes of `sample_once`; made on first use, never by the server.
     one_shot: Option<tokio::runtime::Runtime>,
@@ -67,6 +70,23 @@ impl Exporter {
             platform.clone(),
             config.intervals.connections / 2,
         ));
+        Exporter::assemble(config, platform, view, true)
+    }
+
+    /// The collectors and series of `config`'s gateways alone, without the
+    /// exporter's own series, on a process view shared with the main
+    /// exporter: what a discovered gateway runs ([`crate::sd`]).
+    pub fn gateways_only(config: &Config, view: Arc<ProcessView>) -> Exporter {
+        Exporter::assemble(config, view.platform().clone(), view, false)
+    }
+
+    /// `own`: with the exporter's build info and process series.
+    fn assemble(
+        config: &Config,
+        platform: Arc<dyn Platform>,
+        view: Arc<ProcessView>,
+        own: bool,
+    ) -> Exporter {
         let targets: Vec<Arc<Target>> = config
             .gateways
             .iter()
@@ -83,6 +103,7 @@ impl Exporter {
             probe_stats: Vec::new(),
             logs: Vec::new(),
             host_net: Arc::new(Latest::new()),
+            probers: Vec::new(),
         };
         for target in &targets {
             for collector in &mut list {
@@ -92,15 +113,17 @@ impl Exporter {
         let health: Vec<Arc<Health>> = w.jobs.iter().map(|j| j.health.clone()).collect();
 
         let mut registry = Registry::default();
-        registry.register(
-            "openclaw_gateway_exporter_build",
-            "Version and git revision of the exporter; the value is always 1",
-            Info::new(vec![
-                ("version".to_string(), VERSION.to_string()),
-                ("revision".to_string(), REVISION.to_string()),
-            ]),
-        );
-        registry.register_collector(Box::new(SelfProcess::new(platform)));
+        if own {
+            registry.register(
+                "openclaw_gateway_exporter_build",
+                "Version and git revision of the exporter; the value is always 1",
+                Info::new(vec![
+                    ("version".to_string(), VERSION.to_string()),
+                    ("revision".to_string(), REVISION.to_string()),
+                ]),
+            );
+            registry.register_collector(Box::new(SelfProcess::new(platform)));
+        }
         for collector in list {
             collector.register(&w, &mut registry);
         }
@@ -116,12 +139,14 @@ impl Exporter {
             logs,
             health,
             collectors: on,
+            view,
             jobs: w.jobs,
             one_shot: None,
         }
     }
 
-    /// Start every collector in the background, on threads of their own.
+    /// Start every collector in the background: the blocking samplers of
+    /// every gateway on the samplers' pool, the probes on one thread.
     pub fn spawn(&mut self) {
         let (on, off): (Vec<&str>, Vec<&str>) = Collectors::NAMES
             .into_iter()
@@ -131,12 +156,24 @@ impl Exporter {
             false => names.join(", "),
         };
         tracing::info!("collectors enabled: {}; disabled: {}", list(on), list(off));
+        self.spawn_quietly();
+    }
+
+    /// [`Exporter::spawn`] without the log line: a discovered gateway's.
+    pub fn spawn_quietly(&mut self) {
         collector::spawn(
             self.jobs
                 .drain(..)
                 .map(|j| (j.sampler, j.health, j.interval))
                 .collect(),
         );
+    }
+
+    /// Stop every collector spawned: each ends before its next sample.
+    pub fn retire(health: &[Arc<Health>]) {
+        for h in health {
+            h.retired.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Each collector's name and how often it samples.
@@ -229,6 +266,7 @@ fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
         collector: sampler.name(),
         last: Latest::new(),
         skipped: Default::default(),
+        retired: Default::default(),
     });
     Job {
         sampler,
@@ -273,13 +311,37 @@ struct Wiring<'a> {
     probe_stats: Vec<Arc<ProbeStats>>,
     /// Per gateway, in the order of the targets, while the logs collector is on.
     logs: Vec<Arc<LogSlot>>,
-    /// The host's listen counters: one slot for every gateway's sampler.
+    /// The host's listen counters: one slot, read by the first gateway's sampler.
     host_net: Arc<connections::HostSlot>,
+    /// The probe clients, by (https, idle connection kept for).
+    probers: Vec<(ProberKind, Result<Prober, String>)>,
 }
+
+/// Whether a probe client speaks https, and how long it keeps an idle
+/// connection.
+type ProberKind = (bool, Option<Duration>);
 
 impl Wiring<'_> {
     fn job(&mut self, sampler: Kind, target: &Target, interval: Duration) {
         self.jobs.push(job(sampler, target, interval));
+    }
+
+    /// A probe client for `target`, kept alive for `idle` between probes or
+    /// connecting afresh. One client serves every gateway's probes of one
+    /// kind: its pool keeps a connection per gateway (host and port).
+    fn prober(&mut self, target: &Target, idle: Option<Duration>) -> Result<Prober, String> {
+        let key = (target.spec.url.starts_with("https:"), idle);
+        if let Some((_, p)) = self.probers.iter().find(|(k, _)| *k == key) {
+            return p.clone();
+        }
+        let timeout = self.config.probe.timeout;
+        let built = match idle {
+            Some(idle) => Prober::keep_alive(timeout, key.0, idle),
+            None => Prober::new(timeout, key.0),
+        }
+        .map_err(unbuildable(target));
+        self.probers.push((key, built.clone()));
+        built
     }
 
     /// The probe statistics of one endpoint of `target`, exposed by [`ProbesWire`].
@@ -433,8 +495,7 @@ impl Wire for LivenessWire {
     fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
         // Liveness connects afresh every time: a kept connection would hide a
         // listener that no longer accepts.
-        let https = target.spec.url.starts_with("https:");
-        let prober = Prober::new(w.config.probe.timeout, https).map_err(unbuildable(target));
+        let prober = w.prober(target, None);
         let liveness = Arc::new(LivenessSlot {
             target: target.clone(),
             stats: w.stats(target, Endpoint::Live),
@@ -473,14 +534,11 @@ impl Wire for ReadinessWire {
     fn gateway(&mut self, w: &mut Wiring, target: &Arc<Target>) {
         // Readiness, polled every second, reuses its connection while the
         // poll is well inside Node's 5 s keep-alive.
-        let https = target.spec.url.starts_with("https:");
-        let (timeout, poll) = (w.config.probe.timeout, w.config.readiness_poll());
-        let prober = if poll < READINESS_KEEP_ALIVE {
-            Prober::keep_alive(timeout, https, READINESS_KEEP_ALIVE)
-        } else {
-            Prober::new(timeout, https)
-        }
-        .map_err(unbuildable(target));
+        let poll = w.config.readiness_poll();
+        let prober = w.prober(
+            target,
+            (poll < READINESS_KEEP_ALIVE).then_some(READINESS_KEEP_ALIVE),
+        );
         let readiness = Arc::new(ReadinessSlot::new(
             target.clone(),
             w.stats(target, Endpoint::Ready),
@@ -514,11 +572,10 @@ impl Wire for ConnectionsWire {
             latest: Latest::new(),
         });
         let interval = w.config.intervals.connections;
+        // The first gateway's sampler reads the host's counters for all.
+        let host = self.0.is_empty().then(|| w.host_net.clone());
         w.job(
-            Kind::Blocking(Box::new(ConnectionsSampler::new(
-                connections.clone(),
-                w.host_net.clone(),
-            ))),
+            Kind::Blocking(Box::new(ConnectionsSampler::new(connections.clone(), host))),
             target,
             interval,
         );

@@ -21,6 +21,8 @@ pub struct AppState {
     pub targets: Vec<Arc<Target>>,
     pub health: Vec<Arc<Health>>,
     pub telemetry_path: String,
+    /// Gateways found while running, when `discovery:` is configured.
+    pub discovered: Option<Arc<crate::sd::Discovered>>,
 }
 
 impl AppState {
@@ -30,6 +32,7 @@ impl AppState {
             targets: exporter.targets.clone(),
             health: exporter.health.clone(),
             telemetry_path: telemetry_path.to_string(),
+            discovered: None,
         }
     }
 }
@@ -56,7 +59,11 @@ pub fn app(state: AppState) -> Router {
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = exposition::negotiate(accept);
-    match exposition::render(&state.registry, format) {
+    let body = match &state.discovered {
+        None => exposition::render(&state.registry, format),
+        Some(d) => d.render(&state.registry, format),
+    };
+    match body {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,7 +87,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let mut rows = String::new();
-    for t in &state.targets {
+    let discovered = state.discovered.as_ref().map(|d| d.targets());
+    for t in state.targets.iter().chain(discovered.iter().flatten()) {
         let found = match t.current() {
             Some(f) => format!("pid {} (found by {})", f.id.pid, f.method.as_str()),
             None => "not found".to_string(),

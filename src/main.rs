@@ -267,6 +267,23 @@ fn main() -> ExitCode {
     };
     if cli.config_check {
         println!("config OK: {} gateway(s)", config.gateways.len());
+        if let Some(f) = &config.discovery.fleet {
+            println!(
+                "  discovery fleet: {:?} every {:?}, cells under {}",
+                f.command.join(" "),
+                f.interval,
+                f.state_dir.join("fleet/cells").display()
+            );
+        }
+        if let Some(f) = &config.discovery.file_sd {
+            for file in &f.files {
+                println!(
+                    "  discovery file_sd: {} checked every {:?}",
+                    file.display(),
+                    f.refresh_interval
+                );
+            }
+        }
         for g in &config.gateways {
             println!(
                 "  {}: url {} state dir {} token {}",
@@ -373,6 +390,12 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     let env_token = std::env::var("OPENCLAW_GATEWAY_TOKEN")
         .ok()
         .and_then(|t| config::Token::new(&t));
+    let discovery = config::discovery(file.discovery).context("invalid configuration")?;
+    // With discovery on, the single default gateway is watched only when
+    // a `--gateway.*` flag asks for it.
+    let no_static = discovery.is_on()
+        && file.gateways.is_empty()
+        && !gateway_flags.iter().any(|(id, _)| from_command_line(m, id));
     let gateways = if file.gateways.is_empty() {
         vec![GatewayFile {
             name: cli.gateway_name.clone(),
@@ -402,7 +425,12 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     };
     config::build_with_patterns(intervals, gateways, &file.log_patterns)
         .and_then(|c| c.with_probe(probe))
-        .map(|c| config::Config { collectors, ..c })
+        .map(|c| config::Config {
+            collectors,
+            discovery,
+            gateways: if no_static { Vec::new() } else { c.gateways },
+            ..c
+        })
         .context("invalid configuration")
 }
 
@@ -502,6 +530,9 @@ async fn run_check(
     platform: std::sync::Arc<dyn platform::Platform>,
 ) -> ExitCode {
     let mut healthy = true;
+    if config.gateways.is_empty() {
+        println!("ok: no configured gateway; discovered gateways are watched by the server only");
+    }
     for g in &config.gateways {
         match openclaw_gateway_exporter::check::check(g, config.probe.timeout, platform.clone())
             .await
@@ -520,13 +551,17 @@ async fn run_check(
     }
 }
 
-/// The server's runtime (the collectors run on threads of their own). Its
-/// few blocking tasks (bcrypt, the SIGHUP reload) keep their pool thread for
-/// an hour instead of 10 s: a thread made anew costs a thread start, and each
-/// new thread may take a fresh malloc arena, which grows RSS for no use.
+/// The server's runtime (the collectors run on threads of their own). A
+/// scrape is a read of the latest samples, so two workers serve it whatever
+/// the number of cores or gateways. Its few blocking tasks (bcrypt, the
+/// SIGHUP reload) share one pool thread, kept for an hour instead of 10 s: a
+/// thread made anew costs a thread start, and each new thread may take a
+/// fresh malloc arena, which grows RSS for no use.
 fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     alloc_tuning::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
         .enable_all()
         .thread_keep_alive(Duration::from_secs(3600))
         .build()
@@ -537,6 +572,7 @@ fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
 async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
     exporter.spawn();
+    let discovered = openclaw_gateway_exporter::sd::start(&config, exporter.view.clone());
     tokio::spawn(async {
         let mut every = tokio::time::interval(alloc_tuning::TRIM_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -547,7 +583,10 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
     });
     let web = std::sync::Arc::new(web);
     let app = web::wrap(
-        http::app(AppState::new(&exporter, &cli.telemetry_path)),
+        http::app(AppState {
+            discovered,
+            ..AppState::new(&exporter, &cli.telemetry_path)
+        }),
         web.clone(),
     );
     let limits = web::Limits {

@@ -286,8 +286,17 @@ pub const EXPORTER_PROCESS_THREADS: Family = Family::gauge("process_threads", No
 // Build info: src/exporter.rs (registered there as an Info).
 pub const EXPORTER_BUILD_INFO: Family = Family::info("openclaw_gateway_exporter_build_info");
 
+// Discovery of gateways while running: src/sd/mod.rs.
+pub const DISCOVERY_ERRORS_TOTAL: Family =
+    Family::counter("openclaw_gateway_exporter_discovery_errors_total", None);
+pub const DISCOVERY_FAILING: Family =
+    Family::gauge("openclaw_gateway_exporter_discovery_failing", None);
+pub const DISCOVERY_TARGETS: Family =
+    Family::gauge("openclaw_gateway_exporter_discovery_targets", None);
+pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
+
 /// Every family, in the order above.
-pub const ALL: [Family; 59] = [
+pub const ALL: [Family; 63] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -347,6 +356,10 @@ pub const ALL: [Family; 59] = [
     EXPORTER_PROCESS_START_TIME_SECONDS,
     EXPORTER_PROCESS_THREADS,
     EXPORTER_BUILD_INFO,
+    DISCOVERY_ERRORS_TOTAL,
+    DISCOVERY_FAILING,
+    DISCOVERY_TARGETS,
+    DISCOVERED_INFO,
 ];
 
 #[cfg(test)]

@@ -165,6 +165,12 @@ impl ProcessView {
         }
     }
 
+    /// How long a snapshot serves: half the connections interval in the
+    /// exporter.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
     pub fn platform(&self) -> &Arc<dyn Platform> {
         &self.platform
     }

@@ -83,7 +83,28 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
     )
     .unwrap();
 
+    // The same fixture once more as a discovered gateway, for the
+    // discovery series.
+    let targets = state.path().join("targets.yml");
+    std::fs::write(
+        &targets,
+        format!(
+            "- targets: ['127.0.0.1:{}']\n  labels: {{gateway: fx-sd, tenant: docs}}\n",
+            fx.port
+        ),
+    )
+    .unwrap();
+    let conf = state.path().join("exporter.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "discovery:\n  file_sd:\n    files: ['{}']\n",
+            targets.display()
+        ),
+    )
+    .unwrap();
     let exp = Harness::exporter()
+        .args(&["--config.file", dir_str(&conf)])
         .name("fx")
         .fixture(&state, &fx)
         .log_path(&log)

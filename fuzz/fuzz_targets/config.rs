@@ -13,5 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(file) = config::parse_file("fuzz.yml", text) else {
         return;
     };
+    let _ = config::discovery(file.discovery);
     let _ = config::build_with_patterns(file.collect, file.gateways, &file.log_patterns);
 });

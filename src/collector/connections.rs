@@ -40,12 +40,14 @@ pub struct ConnectionsSlot {
     pub latest: Latest<Option<ConnectionsSample>>,
 }
 
-/// The host's listen counters: one slot, written by every gateway's sampler.
+/// The host's listen counters: one slot, read by the first gateway's sampler for all.
 pub type HostSlot = Latest<ListenCounters>;
 
 pub struct ConnectionsSampler {
     slot: Arc<ConnectionsSlot>,
-    host: Arc<HostSlot>,
+    /// Where to put the host's counters; `None` when another gateway's
+    /// sampler reads them (one read a round, however many gateways).
+    host: Option<Arc<HostSlot>>,
     sockets: Box<dyn SocketReader>,
     /// Problems already logged, so each is logged once.
     logged: HashSet<String>,
@@ -53,8 +55,10 @@ pub struct ConnectionsSampler {
 }
 
 impl ConnectionsSampler {
-    pub fn new(slot: Arc<ConnectionsSlot>, host: Arc<HostSlot>) -> Self {
-        let sockets = slot.target.platform.socket_reader();
+    pub fn new(slot: Arc<ConnectionsSlot>, host: Option<Arc<HostSlot>>) -> Self {
+        let mut sockets = slot.target.platform.socket_reader();
+        // Every gateway's sample of a round reads the same dump.
+        sockets.share(slot.target.view.max_age());
         ConnectionsSampler {
             slot,
             host,
@@ -108,11 +112,14 @@ impl ConnectionsSampler {
     }
 
     fn sample_host(&mut self) {
+        let Some(host) = self.host.clone() else {
+            return;
+        };
         if !self.slot.target.platform.caps().host_listen_counters {
             return;
         }
         match self.slot.target.platform.host_listen_counters() {
-            Ok(c) => self.host.set(c),
+            Ok(c) => host.set(c),
             Err(message) => self.log_once("netstat", &message),
         }
     }

@@ -22,25 +22,27 @@ use crate::platform::file::{self, Stamp};
 use crate::platform::{ExitWatch, FileId, Identity, Pid, Platform};
 use crate::process_view::Snapshot;
 
-/// How often the identity watch runs while it knows no live gateway process.
+/// How often the identity watch runs: a quiet tick is one read of the
+/// watched process's stat file.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the identity watch re-checks the files while the gateway
-/// process it watches lives: the process's exit wakes it at once.
+/// process it watches lives: its exit is seen on the next tick.
 pub const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Re-checks the gateway's identity cheaply (see [`Target::watch`]), and only
-/// when something changed: a quiet tick is a `stat` of each lock folder, lock
-/// file and pid file, and one read of the current process's stat file.
-///
-/// While it watches a live process it sleeps on that process's pidfd: the
-/// exit wakes it at once, so a crash loop is followed as closely as by a 1 s
-/// tick, and a gateway that runs costs one wake-up per [`WATCH_RECHECK`]
-/// instead of one a second. Without pidfds it ticks every [`WATCH_INTERVAL`].
+/// when something changed: a quiet tick is one `pread` of the watched
+/// process's stat file, and every [`WATCH_RECHECK`] a `stat` of each lock
+/// folder, lock file and pid file. The exit of the process it watches is
+/// seen on the next tick, so a crash loop is followed within
+/// [`WATCH_INTERVAL`]; the ticks of every gateway's watch share one wake-up
+/// of the samplers' threads.
 pub struct WatchSampler {
     target: Arc<Target>,
     /// The files the last check read, with their metadata then.
     stamps: Vec<(PathBuf, Option<Stamp>)>,
+    /// When they were read.
+    stamped: Option<std::time::Instant>,
     /// The process the last check found.
     watched: Option<Box<dyn ExitWatch>>,
 }
@@ -57,13 +59,16 @@ impl WatchSampler {
         WatchSampler {
             target,
             stamps: Vec::new(),
+            stamped: None,
             watched: None,
         }
     }
 
-    /// Whether a file the identity depends on changed since the last check.
+    /// Whether a file the identity depends on changed since the last check;
+    /// looked at every [`WATCH_RECHECK`].
     fn files_changed(&self) -> bool {
-        self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s)
+        let due = self.stamped.is_none_or(|t| t.elapsed() >= WATCH_RECHECK);
+        due && (self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s))
     }
 
     fn restamp(&mut self) {
@@ -79,6 +84,7 @@ impl WatchSampler {
                 (p, s)
             })
             .collect();
+        self.stamped = Some(std::time::Instant::now());
     }
 }
 
@@ -104,17 +110,6 @@ impl Sampler for WatchSampler {
             .current()
             .and_then(|f| self.target.platform.watch(f.id));
         Ok(())
-    }
-
-    fn pause(&mut self, until_next_tick: std::time::Duration) {
-        // A process that exited already makes the wait return at once.
-        let waited = self
-            .watched
-            .as_ref()
-            .is_some_and(|w| w.wait_exit(WATCH_RECHECK));
-        if !waited {
-            std::thread::sleep(until_next_tick);
-        }
     }
 }
 

@@ -2,15 +2,18 @@
 //! interval, in the background, and keeps only its latest sample. A scrape
 //! reads those samples; it never waits on a gateway.
 //!
-//! One collector's failure never stops another: each runs on its own thread
-//! (blocking OS readers) or its own task on the probes' thread (probes),
-//! and records its own success, duration and time of its last sample.
+//! One collector's failure never stops another: each runs as its own job on
+//! the samplers' threads (blocking OS readers, [`pool`]) or its own task on
+//! the probes' thread (probes), and records its own success, duration and
+//! time of its last sample; a read stuck on one gateway holds only that
+//! gateway's jobs.
 
 pub mod connections;
 pub mod lifecycle;
 pub mod liveness;
 pub mod logs;
 pub mod memory;
+pub mod pool;
 pub mod process;
 pub mod readiness;
 
@@ -61,7 +64,8 @@ impl Skipped {
 }
 
 /// One collector of one gateway. `sample` is blocking (it reads the OS) and
-/// runs on the collector's own thread; it stores what it read in its own slot.
+/// runs on one of the samplers' threads ([`pool`]); it stores what it read
+/// in its own slot.
 pub trait Sampler: Send + 'static {
     /// The `collector` label.
     fn name(&self) -> &'static str;
@@ -69,11 +73,6 @@ pub trait Sampler: Send + 'static {
     /// The reads skipped since the last call.
     fn take_skipped(&mut self) -> Skipped {
         Skipped::default()
-    }
-    /// Wait `until_next_tick` before the next sample; a sampler may wake
-    /// earlier or later when it knows better (the identity watch).
-    fn pause(&mut self, until_next_tick: Duration) {
-        std::thread::sleep(until_next_tick);
     }
 }
 
@@ -117,6 +116,15 @@ pub struct Health {
     pub last: Latest<Run>,
     /// Reads skipped so far (blocking samplers only).
     pub skipped: std::sync::Mutex<Skipped>,
+    /// Set when its gateway is no longer watched (a discovered gateway that
+    /// went away): the collector stops before its next sample.
+    pub retired: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Run one blocking sample now and record how it went.
@@ -162,106 +170,81 @@ pub fn unix_now() -> f64 {
 /// Sample every `interval` in the background, forever. A slow sample delays the
 /// next tick instead of piling up.
 ///
-/// A blocking sampler gets a thread of its own that sleeps between samples:
-/// its OS reads never run on the async runtime, a read stuck on one
-/// process stalls only that collector, and a tick costs one thread wake-up.
-/// (`spawn_blocking` on a timer costs three per tick: the runtime's timer, the
-/// pool thread and the runtime again, which is most of an idle exporter's
-/// CPU.) Async samplers (probes) share one thread that runs a single-threaded
-/// runtime: a probe's request, its connection task and its timer then wake
-/// one thread, not two runtime workers handing the work to each other, which
-/// cost an idle exporter four times the CPU of the probes themselves.
+/// Blocking samplers (OS reads) of every gateway share the few threads of
+/// [`pool`], which sleep between rounds: their reads never run on the async
+/// runtime, a round of every gateway's samples costs a wake-up per thread,
+/// and a read stuck on one process holds only that gateway's samples.
+/// (`spawn_blocking` on a timer costs three wake-ups per tick: the runtime's
+/// timer, the pool thread and the runtime again, which is most of an idle
+/// exporter's CPU.) Async samplers (probes) of every gateway share one thread
+/// that runs a single-threaded runtime: a probe's request, its connection
+/// task and its timer then wake one thread, not two runtime workers handing
+/// the work to each other, which cost an idle exporter four times the CPU of
+/// the probes themselves.
 pub fn spawn(jobs: Vec<(Kind, Arc<Health>, Duration)>) {
+    let mut blocking = Vec::new();
     let mut probes = Vec::new();
     for (sampler, health, interval) in jobs {
         match sampler {
-            Kind::Blocking(s) => spawn_thread(s, health, interval),
+            Kind::Blocking(s) => blocking.push((s, health, interval)),
             Kind::Async(s) => probes.push((s, health, interval)),
         }
+    }
+    if !blocking.is_empty() {
+        pool::start(blocking);
     }
     if !probes.is_empty() {
         spawn_probes(probes);
     }
 }
 
-fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // The liveness probe's process check, while probes go unanswered.
-        .max_blocking_threads(2)
-        .thread_keep_alive(Duration::from_secs(3600))
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the probes' runtime; no gateway is probed");
-            return;
-        }
+/// The probes' runtime, made by the first probes spawned: probes spawned
+/// later (a discovered gateway's) join it on its one thread.
+static PROBES: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+
+fn probes_runtime() -> Option<&'static tokio::runtime::Handle> {
+    let make = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            // The liveness probe's process check, while probes go unanswered.
+            .max_blocking_threads(2)
+            .thread_keep_alive(Duration::from_secs(3600))
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot start the probes' runtime; no gateway is probed"))
+            .ok()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("probes".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the probes' thread; no gateway is probed"))
+            .ok()?;
+        Some(handle)
     };
-    let body = move || {
-        runtime.block_on(async move {
-            for (mut s, health, interval) in probes {
-                // A probe that panics ends its own task; the others go on,
-                // and its last-sample timestamp stops.
-                tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval(interval);
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        ticker.tick().await;
-                        run_once_async(s.as_mut(), &health).await;
-                    }
-                });
-            }
-            std::future::pending::<()>().await
-        })
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("probes".into())
-        .spawn(body)
-    {
-        tracing::error!(error = %e, "cannot start the probes' thread; no gateway is probed");
-    }
+    PROBES.get_or_init(make).as_ref()
 }
 
-fn spawn_thread(mut sampler: Box<dyn Sampler>, health: Arc<Health>, interval: Duration) {
-    let name = format!("{}-{}", health.collector, health.gateway);
-    let h = health.clone();
-    let body = move || {
-        let mut next = Instant::now();
-        loop {
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_once(sampler.as_mut(), &h)
-            }));
-            if ran.is_err() {
-                // The sampler panicked: record it and stop this one
-                // collector; every other collector keeps running.
-                tracing::error!(gateway = %h.gateway, collector = h.collector, "collector crashed");
-                h.last.set(Run {
-                    success: false,
-                    duration_seconds: 0.0,
-                    timestamp_seconds: unix_now(),
-                });
-                return;
-            }
-            // The next tick on the grid; ticks missed by a slow sample are
-            // skipped, not run back to back.
-            let now = Instant::now();
-            next += interval;
-            if next <= now {
-                next = now + interval;
-            }
-            sampler.pause(next - now);
-        }
+fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
+    let Some(runtime) = probes_runtime() else {
+        return;
     };
-    // Threads are named after the collector and gateway (`top -H` shows them).
-    // A thread that cannot start leaves the collector without samples, which
-    // `openclaw_gateway_collector_last_sample_timestamp` shows.
-    if let Err(e) = std::thread::Builder::new()
-        .name(name)
-        .stack_size(256 * 1024)
-        .spawn(body)
-    {
-        tracing::error!(gateway = %health.gateway, collector = health.collector, error = %e, "cannot start the collector's thread");
+    // Every probe of one batch (the configured gateways, or one discovered
+    // gateway) on one grid: the probes that share an interval are sent in
+    // one wake-up of the thread.
+    let start = tokio::time::Instant::now();
+    for (mut s, health, interval) in probes {
+        // A probe that panics ends its own task; the others go on, and its
+        // last-sample timestamp stops. A retired one ends before its next.
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval_at(start, interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if health.is_retired() {
+                    return;
+                }
+                run_once_async(s.as_mut(), &health).await;
+            }
+        });
     }
 }
 

@@ -5,6 +5,7 @@
 //! gateway; a file that lists gateways replaces it, and mixing the two is an error.
 
 mod address;
+mod discovery;
 mod duration;
 mod paths;
 mod schema;
@@ -12,6 +13,7 @@ mod token;
 mod yaml;
 
 pub use address::{listen_addresses, parse_gateway_url};
+pub use discovery::{discovery, Discovery, DiscoveryFile, FileSd, Fleet};
 pub use duration::{de_duration, parse_duration};
 pub use paths::{default_log_dir, default_state_dir, state_dir_in};
 pub use schema::{

@@ -175,6 +175,9 @@ pub struct FileConfig {
     /// Extra log patterns to count, name -> regular expression.
     #[serde(default)]
     pub log_patterns: std::collections::BTreeMap<String, String>,
+    /// Gateways learnt while running: [`super::discovery`].
+    #[serde(default)]
+    pub discovery: super::discovery::DiscoveryFile,
 }
 
 /// One watched gateway, validated.
@@ -232,6 +235,8 @@ pub struct Config {
     pub collectors: Collectors,
     pub gateways: Vec<GatewaySpec>,
     pub log_patterns: Vec<LogPattern>,
+    /// Sources of more gateways while running; off by default.
+    pub discovery: super::discovery::Discovery,
 }
 
 /// Configured log patterns, at most.
@@ -467,6 +472,7 @@ pub fn build_with_patterns(
         collectors: Collectors::default(),
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
+        discovery: Default::default(),
     })
 }
 

@@ -259,6 +259,11 @@ pub trait SocketReader: Send {
     ) -> Result<Tally, String>;
     /// Messages to log once each, by key (a fallback taken), drained.
     fn take_notices(&mut self) -> Vec<(&'static str, String)>;
+    /// Let [`SocketReader::count`] reuse a socket table another reader of
+    /// the same platform read in the same network namespace less than
+    /// `max_age` ago: the gateways of one exporter sample together, and one
+    /// dump a round serves them all. A backend that reads per port ignores it.
+    fn share(&mut self, _max_age: std::time::Duration) {}
 }
 
 /// The operating system as the exporter sees it.

@@ -31,6 +31,8 @@ pub fn comm_of_title(title: &str) -> &str {
 pub struct LinuxPlatform {
     host: Host,
     mounts: CgroupMounts,
+    /// The socket tables its readers share.
+    tables: std::sync::Arc<sockets::Tables>,
 }
 
 impl LinuxPlatform {
@@ -38,6 +40,7 @@ impl LinuxPlatform {
         LinuxPlatform {
             host: Host::read(),
             mounts: CgroupMounts::read(),
+            tables: Default::default(),
         }
     }
 }
@@ -137,7 +140,7 @@ impl Platform for LinuxPlatform {
     }
 
     fn socket_reader(&self) -> Box<dyn SocketReader> {
-        Box::new(Sockets::new())
+        Box::new(Sockets::new(self.tables.clone()))
     }
 
     fn scan_fds(&self, pid: Pid, owned: &mut Owned) -> Result<Option<FdTypes>, ProcError> {

@@ -36,6 +36,9 @@ pub struct DiagSocket {
     pub state: u8,
     pub local_port: u16,
     pub remote_port: u16,
+    /// The remote address is loopback: 127.0.0.0/8, `::1`, or 127.0.0.0/8
+    /// mapped into IPv6.
+    pub remote_loopback: bool,
     /// For a listener: the current accept backlog. Otherwise unread bytes.
     pub rqueue: u32,
     /// For a listener: the accept backlog limit. Otherwise unsent bytes.
@@ -279,7 +282,9 @@ fn parse_chunk(
     Ok(Chunk::More)
 }
 
-/// `struct inet_diag_msg`; the attributes after it are not needed.
+/// `struct inet_diag_msg`; the attributes after it are not needed. The
+/// remote address, `id.idiag_dst`, is at bytes 24..40 (an IPv4 address in
+/// its first 4).
 fn parse_socket(p: &[u8]) -> Result<DiagSocket, DiagError> {
     if p.len() < DIAG_MSG_LEN {
         return Err(DiagError::Malformed);
@@ -294,6 +299,15 @@ fn parse_socket(p: &[u8]) -> Result<DiagSocket, DiagError> {
         state: p[1],
         local_port: u16::from_be_bytes([p[4], p[5]]),
         remote_port: u16::from_be_bytes([p[6], p[7]]),
+        remote_loopback: match family {
+            Family::V4 => p[24] == 127,
+            Family::V6 => {
+                let dst = &p[24..40];
+                let one = dst[..15].iter().all(|&b| b == 0) && dst[15] == 1;
+                let mapped = dst[..10].iter().all(|&b| b == 0) && dst[10..12] == [0xff, 0xff];
+                one || mapped && dst[12] == 127
+            }
+        },
         rqueue: u32_ne(p, 56),
         wqueue: u32_ne(p, 60),
         inode: u64::from(u32_ne(p, 68)),

@@ -2,8 +2,10 @@
 //! streamer for a gateway in another network namespace or a host without
 //! sock_diag. The counting rules are [`crate::tcp`]'s.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::proc;
 use super::proc_net;
@@ -161,55 +163,202 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
     owners
 }
 
-/// Counts through netlink sock_diag; a gateway in another network namespace
-/// than the exporter (a container), or a host without sock_diag, is read from
-/// `/proc/<pid>/net/tcp{,6}` instead.
-pub(super) struct Sockets {
+/// The socket tables of each network namespace, shared by every reader of
+/// one platform: N gateways in one namespace cost one netlink dump (or one
+/// read of its `/proc/<pid>/net/tcp{,6}`) a round, not N, and one netlink
+/// socket in all.
+#[derive(Debug, Default)]
+pub(super) struct Tables(Mutex<TablesState>);
+
+#[derive(Debug, Default)]
+struct TablesState {
     diag: Option<SockDiag>,
     /// Set once sock_diag proved unavailable (no permission, not built in).
     netlink_unavailable: bool,
-    own_netns: Option<PathBuf>,
-    notices: Vec<(&'static str, String)>,
+    /// By network namespace (the link of `/proc/<pid>/ns/net`).
+    tables: HashMap<PathBuf, Arc<Table>>,
+    /// Every port counted so far: a netlink dump keeps their sockets.
+    ports: BTreeSet<u16>,
+    /// Tables read so far.
+    reads: u64,
 }
 
-impl Sockets {
-    pub(super) fn new() -> Sockets {
-        Sockets {
-            diag: None,
-            netlink_unavailable: false,
-            own_netns: proc::own_net_namespace(),
-            notices: Vec::new(),
-        }
+/// The sockets of one network namespace as read at `taken`.
+#[derive(Debug)]
+struct Table {
+    taken: Instant,
+    source: Source,
+    /// The ports whose sockets it has in full; `None`: every port.
+    ports: Option<BTreeSet<u16>>,
+    sockets: Vec<Socket>,
+}
+
+impl Table {
+    fn serves(&self, port: u16, max_age: Duration) -> bool {
+        self.taken.elapsed() < max_age && self.ports.as_ref().is_none_or(|p| p.contains(&port))
     }
 
-    /// Whether `pid` runs in another network namespace than the exporter, or
-    /// that cannot be told: then only `/proc/<pid>/net` is sure to be its own.
-    fn other_netns(&self, pid: Pid) -> bool {
-        match (&self.own_netns, proc::net_namespace(pid)) {
-            (Some(own), Ok(theirs)) => *own != theirs,
-            _ => true,
+    fn tally(&self, port: u16, owned: Option<&HashSet<u64>>) -> Tally {
+        let empty = HashSet::new();
+        let owned_set = owned.unwrap_or(&empty);
+        let mut tally = Tally::new(self.source, port, owned.is_some());
+        for s in &self.sockets {
+            tally.add(s, owned_set);
         }
+        tally
     }
+}
 
-    fn netlink(&mut self) -> Option<&mut SockDiag> {
+impl TablesState {
+    fn netlink(&mut self, notices: &mut Vec<(&'static str, String)>) -> Option<&mut SockDiag> {
         if self.diag.is_none() && !self.netlink_unavailable {
             match SockDiag::open() {
                 Ok(d) => self.diag = Some(d),
-                Err(e) => self.netlink_failed(e),
+                Err(e) => self.netlink_failed(e, notices),
             }
         }
         self.diag.as_mut()
     }
 
-    fn netlink_failed(&mut self, e: DiagError) {
+    fn netlink_failed(&mut self, e: DiagError, notices: &mut Vec<(&'static str, String)>) {
         self.diag = None;
         if matches!(e, DiagError::Unavailable(_)) {
             self.netlink_unavailable = true;
         }
-        self.notices.push((
+        notices.push((
             "netlink",
             format!("{e}; reading /proc/<pid>/net/tcp instead"),
         ));
+    }
+
+    /// Dump the exporter's namespace through netlink. With one port, the
+    /// kernel leaves out the local clients of that port (the gateway's own
+    /// are inbound) and, where it can tell, mini sockets elsewhere; with
+    /// more, a local client of one gateway may be another's outbound
+    /// connection, so only mini sockets away from the ports are left out.
+    fn dump(&mut self, notices: &mut Vec<(&'static str, String)>) -> Option<Table> {
+        let taken = Instant::now();
+        let ports = self.ports.clone();
+        let diag = self.netlink(notices)?;
+        let cgroups = diag.filters_cgroups();
+        let on_ports = ports
+            .iter()
+            .map(|&p| Filter::local_port(p))
+            .reduce(Filter::or);
+        let filter = match (ports.first(), ports.len(), on_ports) {
+            (Some(&port), 1, _) if cgroups => Filter::local_port(port)
+                .or(!Filter::loopback_peer_port(port).or(Filter::no_owner())),
+            (Some(&port), 1, _) => !Filter::loopback_peer_port(port),
+            (_, _, Some(on_ports)) if cgroups => (!Filter::no_owner()).or(on_ports),
+            _ => Filter::all(),
+        };
+        let mut sockets = Vec::new();
+        let dumped = diag.dump(sock_diag::ALL_STATES, &filter, |s| {
+            sockets.push(Socket {
+                state: s.state,
+                local_port: s.local_port,
+                remote_port: s.remote_port,
+                remote_loopback: s.remote_loopback,
+                rqueue: s.rqueue,
+                wqueue: s.wqueue,
+                inode: s.inode,
+            })
+        });
+        match dumped {
+            Ok(()) => Some(Table {
+                taken,
+                source: Source::Netlink,
+                ports: (ports.len() == 1).then_some(ports),
+                sockets,
+            }),
+            Err(e) => {
+                self.netlink_failed(e, notices);
+                None
+            }
+        }
+    }
+}
+
+/// Read a namespace's `tcp` and `tcp6` tables from its `net` folder.
+fn read_proc(net_dir: &Path) -> Result<Table, String> {
+    let taken = Instant::now();
+    let mut sockets = Vec::new();
+    proc_net::for_each_socket(net_dir, |row| {
+        sockets.push(Socket {
+            state: row.state,
+            local_port: row.local_port,
+            remote_port: row.remote_port,
+            remote_loopback: row.remote_loopback,
+            rqueue: row.rx_queue,
+            wqueue: 0,
+            inode: row.inode,
+        })
+    })
+    .map_err(|e| format!("reading {}: {e}", net_dir.display()))?;
+    Ok(Table {
+        taken,
+        source: Source::Proc,
+        ports: None,
+        sockets,
+    })
+}
+
+impl Tables {
+    /// The table of the namespace `netns` that `pid` (or the exporter, for
+    /// `None`) runs in, read now unless one that serves `port` is younger
+    /// than `max_age`. Readers that come while it is read wait for it.
+    fn get(
+        &self,
+        netns: PathBuf,
+        own: bool,
+        port: u16,
+        pid: Option<Pid>,
+        max_age: Duration,
+        notices: &mut Vec<(&'static str, String)>,
+    ) -> Result<Arc<Table>, String> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        st.ports.insert(port);
+        if let Some(t) = st.tables.get(&netns).filter(|t| t.serves(port, max_age)) {
+            return Ok(t.clone());
+        }
+        let table = match own.then(|| st.dump(notices)).flatten() {
+            Some(t) => t,
+            None => read_proc(&net_dir(pid))?,
+        };
+        let table = Arc::new(table);
+        st.reads += 1;
+        st.tables.retain(|_, t| t.taken.elapsed() < max_age);
+        st.tables.insert(netns, table.clone());
+        Ok(table)
+    }
+}
+
+fn net_dir(pid: Option<Pid>) -> PathBuf {
+    match pid {
+        Some(p) => Path::new("/proc").join(p.to_string()).join("net"),
+        None => PathBuf::from("/proc/self/net"),
+    }
+}
+
+/// Counts through netlink sock_diag; a gateway in another network namespace
+/// than the exporter (a container), or a host without sock_diag, is read from
+/// `/proc/<pid>/net/tcp{,6}` instead. Tables are shared with the platform's
+/// other readers for `max_age` ([`SocketReader::share`]).
+pub(super) struct Sockets {
+    tables: Arc<Tables>,
+    own_netns: Option<PathBuf>,
+    max_age: Duration,
+    notices: Vec<(&'static str, String)>,
+}
+
+impl Sockets {
+    pub(super) fn new(tables: Arc<Tables>) -> Sockets {
+        Sockets {
+            tables,
+            own_netns: proc::own_net_namespace(),
+            max_age: Duration::ZERO,
+            notices: Vec::new(),
+        }
     }
 }
 
@@ -221,23 +370,28 @@ impl SocketReader for Sockets {
         owned: Option<&Owned>,
     ) -> Result<Tally, String> {
         let owned = owned.map(|o| &o.inodes);
-        if !pid.is_some_and(|p| self.other_netns(p)) {
-            if let Some(diag) = self.netlink() {
-                match count_netlink(diag, port, owned) {
-                    Ok(t) => return Ok(t),
-                    Err(e) => self.netlink_failed(e),
-                }
-            }
-        }
-        let net_dir = match pid {
-            Some(p) => Path::new("/proc").join(p.to_string()).join("net"),
-            None => PathBuf::from("/proc/self/net"),
+        let netns = match pid {
+            Some(p) => proc::net_namespace(p).ok(),
+            None => self.own_netns.clone(),
         };
-        count_proc(&net_dir, port, owned).map_err(|e| format!("reading {}: {e}", net_dir.display()))
+        // A namespace that cannot be told (the process just went, or its
+        // link is unreadable): only `/proc/<pid>/net` is sure to be its own.
+        let Some(netns) = netns else {
+            return Ok(read_proc(&net_dir(pid))?.tally(port, owned));
+        };
+        let own = self.own_netns.as_ref() == Some(&netns);
+        let table = self
+            .tables
+            .get(netns, own, port, pid, self.max_age, &mut self.notices)?;
+        Ok(table.tally(port, owned))
     }
 
     fn take_notices(&mut self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.notices)
+    }
+
+    fn share(&mut self, max_age: Duration) {
+        self.max_age = max_age;
     }
 }
 
@@ -316,5 +470,53 @@ mod tests {
         let inbound_only = count_netlink(&mut diag, port, None).unwrap();
         assert_eq!(inbound_only.inbound, nl.inbound);
         assert_eq!(inbound_only.outbound, None);
+    }
+
+    /// Two gateways' readers in one namespace share the dump: the second
+    /// port makes one more (the first kept only its own port's sockets),
+    /// then every count reads the shared table. From it, gateway B's client
+    /// of gateway A's port is B's outbound connection and A's inbound one
+    /// only by its server end.
+    #[test]
+    fn readers_share_one_table_and_count_their_own() {
+        use std::os::fd::AsFd;
+        let ino = |fd: std::os::fd::BorrowedFd| rustix::fs::fstat(fd).unwrap().st_ino;
+        let la = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lb = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (pa, pb) = (
+            la.local_addr().unwrap().port(),
+            lb.local_addr().unwrap().port(),
+        );
+        let b_to_a = TcpStream::connect(("127.0.0.1", pa)).unwrap();
+        let (a_end, _) = la.accept().unwrap();
+        let own_a = Owned {
+            inodes: HashSet::from([ino(la.as_fd()), ino(a_end.as_fd())]),
+            ..Default::default()
+        };
+        let own_b = Owned {
+            inodes: HashSet::from([ino(lb.as_fd()), ino(b_to_a.as_fd())]),
+            ..Default::default()
+        };
+        let tables = Arc::new(Tables::default());
+        let (mut a, mut b) = (Sockets::new(tables.clone()), Sockets::new(tables.clone()));
+        a.share(Duration::from_secs(60));
+        b.share(Duration::from_secs(60));
+        let first = a.count(pa, None, Some(&own_a)).unwrap();
+        for _ in 0..3 {
+            let ta = a.count(pa, None, Some(&own_a)).unwrap();
+            let tb = b.count(pb, None, Some(&own_b)).unwrap();
+            assert_eq!(ta.inbound, first.inbound);
+            assert_eq!(ta.inbound.get("established"), Some(1));
+            assert_eq!(ta.inbound.get("listen"), Some(1));
+            assert_eq!(ta.outbound.unwrap().total(), 0);
+            assert_eq!(tb.inbound.get("listen"), Some(1));
+            assert_eq!(tb.inbound.get("established"), Some(0));
+            assert_eq!(tb.outbound.unwrap().get("established"), Some(1));
+        }
+        assert_eq!(tables.0.lock().unwrap().reads, 2);
+        // A reader that does not share reads anew.
+        let mut alone = Sockets::new(tables.clone());
+        alone.count(pa, None, None).unwrap();
+        assert_eq!(tables.0.lock().unwrap().reads, 3);
     }
 }
