@@ -67,8 +67,18 @@ pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
                 .map(found(Method::PidFile))
         })
         .or_else(|| from_lock_files(view, spec).map(found(Method::LockFile)))
-        .or_else(|| by_title(view, spec).map(found(Method::ProcessTitle)))
-        .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
+        // Behind a published port, the title and the port would find
+        // another container's gateway: every cell listens on the same port.
+        .or_else(|| {
+            (!spec.published())
+                .then(|| by_title(view, spec).map(found(Method::ProcessTitle)))
+                .flatten()
+        })
+        .or_else(|| {
+            (!spec.published())
+                .then(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
+                .flatten()
+        })
 }
 
 fn alive(p: &dyn Platform, pid: Pid) -> Option<Identity> {
@@ -948,6 +958,7 @@ mod tests {
         spec.pid_file = None;
         spec.pid = Some(child.id());
         spec.port = 1;
+        spec.url_port = 1;
         let target = Target::new(spec.clone());
         let first = target.resolve().expect("the child is found");
         assert_eq!(target.resolve(), Some(first));

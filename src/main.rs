@@ -76,6 +76,9 @@ struct Cli {
     /// URL of the single default gateway.
     #[arg(global = true, long = "gateway.url", env = "OPENCLAW_GATEWAY_URL")]
     gateway_url: Option<String>,
+    /// Port the single default gateway listens on in its own network namespace, when the URL has another (a container's published port) [default: the URL's].
+    #[arg(global = true, long = "gateway.listen-port")]
+    gateway_listen_port: Option<u16>,
     /// State dir of the single default gateway [default: $OPENCLAW_STATE_DIR, else .openclaw in $OPENCLAW_HOME or the home dir, as the gateway].
     #[arg(global = true, long = "gateway.state-dir")]
     gateway_state_dir: Option<PathBuf>,
@@ -379,6 +382,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     let gateway_flags = [
         ("gateway_name", "--gateway.name"),
         ("gateway_url", "--gateway.url"),
+        ("gateway_listen_port", "--gateway.listen-port"),
         ("gateway_state_dir", "--gateway.state-dir"),
         ("gateway_pid", "--gateway.pid"),
         ("gateway_pid_file", "--gateway.pid-file"),
@@ -400,6 +404,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         vec![GatewayFile {
             name: cli.gateway_name.clone(),
             url: cli.gateway_url.clone(),
+            listen_port: cli.gateway_listen_port,
             state_dir: cli.gateway_state_dir.clone(),
             pid: cli.gateway_pid,
             pid_file: cli.gateway_pid_file.clone(),

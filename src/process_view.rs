@@ -335,6 +335,7 @@ mod tests {
             let mut spec = one.clone();
             spec.name = format!("gw{i}");
             spec.port = 18790 + i;
+            spec.url_port = spec.port;
             spec.pid_file = None;
             spec.state_dir = format!("/nonexistent/ocgx-view/{i}").into();
             let pid = 100 + Pid::from(i);

@@ -1,5 +1,7 @@
 //! Discovery while running, against real processes: fixture gateways as the
-//! cells of a fleet (no Docker or Podman here can run a real cell), listed
+//! cells of a fleet (no Docker or Podman here can run a real cell), each as
+//! a cell's gateway runs, on port 18789 in a network namespace of its own,
+//! published on a loopback port of the host (`common::Published`), listed
 //! by the real `openclaw fleet list --json` over a real Fleet registry, and
 //! by a stand-in `openclaw` on PATH that prints the JSON shape the package's
 //! docs/cli/fleet.md and dist/commands.runtime-*.mjs define, changed by the
@@ -110,7 +112,7 @@ fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
     let cell = |tenant: &str| {
         let dir = state.join("fleet/cells").join(tenant);
         std::fs::create_dir_all(&dir).unwrap();
-        Fixture::start(&["--port", "0", "--state-dir", dir_str(&dir)])
+        Published::start(&dir, &[])
     };
     let (acme, beta) = (cell("acme"), cell("beta"));
 
@@ -185,6 +187,26 @@ fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
             &g(tenant),
             1.0,
         );
+        // Both cells listen on 18789, each in its own namespace: each is one
+        // instance, its listener counted there, not hung.
+        exp.wait_eq(
+            &format!("{tenant} listens in its namespace"),
+            names::TCP_CONNECTIONS.name(),
+            &[
+                ("gateway", tenant),
+                ("direction", "inbound"),
+                ("state", "listen"),
+            ],
+            1.0,
+        );
+        let s = exp.scrape();
+        for (family, want) in [
+            (names::INSTANCES.name(), 1.0),
+            (names::HUNG.name(), 0.0),
+            (names::PORT_OWNER_MISMATCH.name(), 0.0),
+        ] {
+            assert_eq!(s.get(family, &g(tenant)), Some(want), "{family}: {}", s.1);
+        }
     }
     let s = exp.scrape();
     let fleet = [("source", "fleet")];
@@ -305,6 +327,16 @@ fn fleet_cells_are_watched_by_tenant_and_leave_with_their_series() {
     let s = exp.scrape();
     assert_eq!(s.get(names::DISCOVERY_TARGETS.name(), &fleet), Some(2.0));
     assert!(!has_gateway(&s, "beta"));
+
+    // acme's gateway dies (its container stops): acme is down, and not
+    // taken for gamma's gateway, which has the same title and listens on
+    // the same port, in its own namespace.
+    drop(acme);
+    exp.wait_eq("acme down", names::PROCESS_UP.name(), &g("acme"), 0.0);
+    let s = exp.scrape();
+    assert_eq!(s.get(names::PROCESS_UP.name(), &g("gamma")), Some(1.0));
+    assert_eq!(s.get(names::INSTANCES.name(), &g("acme")), Some(0.0));
+    assert_eq!(s.get(names::INSTANCES.name(), &g("gamma")), Some(1.0));
 }
 
 #[test]
@@ -479,7 +511,7 @@ fn the_real_fleet_list_over_a_real_registry() {
     let cell = |tenant: &str| {
         let dir = state.join("fleet/cells").join(tenant);
         std::fs::create_dir_all(&dir).unwrap();
-        let fx = Fixture::start(&["--port", "0", "--state-dir", dir_str(&dir)]);
+        let fx = Published::start(&dir, &[]);
         sql(&format!(
             "INSERT INTO fleet_cells VALUES ('{tenant}', 1764410000000, 'ghcr.io/openclaw/openclaw:latest', 'docker', {}, 'openclaw-cell-{tenant}', '{}')",
             fx.port,

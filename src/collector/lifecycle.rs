@@ -186,7 +186,13 @@ impl Sampler for LifecycleSampler {
         let lock_owners: Vec<Identity> = locks.iter().filter_map(|l| l.owner).collect();
         let mut known = lock_owners.clone();
         known.extend(self.target.current().map(|f| f.id));
-        let listeners = p.listen_owners(spec.port, &known);
+        // Behind a published port the listener is in the gateway's own
+        // network namespace: with no process known there is none to read.
+        let listeners = if spec.published() && known.is_empty() {
+            Vec::new()
+        } else {
+            p.listen_owners(spec.port, &known)
+        };
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
         let view = self.target.view.snapshot();

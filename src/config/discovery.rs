@@ -40,6 +40,7 @@ pub struct FleetFile {
     #[serde(default, deserialize_with = "de_some_interval")]
     pub timeout: Option<Duration>,
     pub state_dir: Option<PathBuf>,
+    pub gateway_port: Option<u16>,
 }
 
 /// `discovery.file_sd` as written.
@@ -81,6 +82,9 @@ pub struct Fleet {
     /// The OpenClaw state dir Fleet keeps its cells under: a cell's state
     /// (and lock files) is `<state_dir>/fleet/cells/<tenant>`.
     pub state_dir: PathBuf,
+    /// The port a cell's gateway listens on inside its container, which
+    /// Fleet publishes on the cell's loopback host port.
+    pub gateway_port: u16,
 }
 
 /// The file_sd source, validated.
@@ -96,6 +100,10 @@ pub struct FileSd {
 pub const FLEET_COMMAND: [&str; 4] = ["openclaw", "fleet", "list", "--json"];
 pub const FLEET_INTERVAL: Duration = Duration::from_secs(60);
 pub const FLEET_TIMEOUT: Duration = Duration::from_secs(30);
+/// The port a Fleet cell's gateway listens on in its container: Fleet
+/// publishes `18789` on `127.0.0.1:<port>` (the package's
+/// `docs/gateway/multi-tenant-hosting.md`, "Architecture").
+pub const FLEET_GATEWAY_PORT: u16 = crate::config::DEFAULT_GATEWAY_PORT;
 pub const FILE_SD_REFRESH: Duration = Duration::from_secs(10);
 
 /// Validate the `discovery:` block.
@@ -120,11 +128,15 @@ pub fn discovery(file: DiscoveryFile) -> Result<Discovery, ConfigError> {
                     "fleet.timeout ({timeout:?}) must not be longer than fleet.interval ({interval:?})"
                 ));
             }
+            if f.gateway_port == Some(0) {
+                return invalid("fleet.gateway_port must be 1-65535".into());
+            }
             Some(Fleet {
                 command,
                 interval,
                 timeout,
                 state_dir: f.state_dir.unwrap_or_else(super::default_state_dir),
+                gateway_port: f.gateway_port.unwrap_or(FLEET_GATEWAY_PORT),
             })
         }
     };

@@ -145,6 +145,9 @@ impl Default for Collectors {
 pub struct GatewayFile {
     pub name: Option<String>,
     pub url: Option<String>,
+    /// The port the gateway listens on in its own network namespace, when
+    /// it is not the URL's: a container's port published on another one.
+    pub listen_port: Option<u16>,
     pub state_dir: Option<PathBuf>,
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
@@ -187,9 +190,14 @@ pub struct GatewaySpec {
     pub name: String,
     /// Base URL, without a trailing slash.
     pub url: String,
-    /// Host and port taken from the URL.
+    /// Host taken from the URL.
     pub host: String,
+    /// The port the gateway listens on, in its own network namespace: its
+    /// lock files' `port` and the LISTEN socket looked for. The URL's port
+    /// unless `listen_port` says otherwise (a container's published port).
     pub port: u16,
+    /// The URL's port.
+    pub url_port: u16,
     pub state_dir: PathBuf,
     pub pid: Option<u32>,
     pub pid_file: Option<PathBuf>,
@@ -207,6 +215,14 @@ impl GatewaySpec {
     /// `comm`): [`crate::platform::title_key`].
     pub fn comm(&self) -> &str {
         crate::platform::title_key(&self.process_title)
+    }
+
+    /// Whether the gateway is reached through a port other than the one it
+    /// listens on: a container's published port. Its LISTEN socket is then
+    /// in a network namespace of its own, where every other cell listens on
+    /// the same port, so only its pid, pid file and lock files identify it.
+    pub fn published(&self) -> bool {
+        self.port != self.url_port
     }
 }
 
@@ -381,13 +397,19 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         .unwrap_or_else(|| DEFAULT_GATEWAY_URL.to_string())
         .trim_end_matches('/')
         .to_string();
-    let (host, port) = parse_gateway_url(&url).map_err(ConfigError::Invalid)?;
-    let name = g.name.unwrap_or_else(|| default_name(&host, port));
+    let (host, url_port) = parse_gateway_url(&url).map_err(ConfigError::Invalid)?;
+    let name = g.name.unwrap_or_else(|| default_name(&host, url_port));
     if name.is_empty() {
         return Err(ConfigError::Invalid(
             "gateway name must not be empty".into(),
         ));
     }
+    if g.listen_port == Some(0) {
+        return Err(ConfigError::Invalid(format!(
+            "gateway {name:?}: listen_port must be 1-65535"
+        )));
+    }
+    let port = g.listen_port.unwrap_or(url_port);
     let process_title = g
         .process_title
         .unwrap_or_else(|| DEFAULT_PROCESS_TITLE.to_string());
@@ -416,6 +438,7 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         url,
         host,
         port,
+        url_port,
         state_dir: g.state_dir.unwrap_or_else(default_state_dir),
         pid: g.pid,
         pid_file: g.pid_file,
@@ -498,6 +521,23 @@ mod tests {
         assert_eq!(cfg.gateways[2].host, "::1");
         assert_eq!(cfg.gateways[2].port, 18790);
         assert_eq!(cfg.gateways[2].url, "http://[::1]:18790");
+    }
+
+    #[test]
+    fn listen_port_apart_from_the_url() {
+        // A container's 18789 published on the host's 19100.
+        let text = "gateways:\n  - {url: 'http://127.0.0.1:19100', listen_port: 18789}\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let cfg = build(f.collect, f.gateways).unwrap();
+        let g = &cfg.gateways[0];
+        assert_eq!((g.port, g.url.as_str()), (18789, "http://127.0.0.1:19100"));
+        assert_eq!(g.name, "127.0.0.1:19100");
+        let text = "gateways:\n  - {listen_port: 0}\n";
+        let f = parse_file("c.yml", text).unwrap();
+        let err = build(f.collect, f.gateways).unwrap_err().to_string();
+        assert!(err.contains("listen_port must be 1-65535"), "{err}");
+        let text = "gateways:\n  - {listen_port: 70000}\n";
+        assert!(parse_file("c.yml", text).is_err());
     }
 
     #[test]

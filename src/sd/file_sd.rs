@@ -12,7 +12,9 @@
 //! URL (`host:port` means `http://host:port`), and its group's labels set
 //! what a gateway in the config file would: `gateway` (the name; default
 //! `tenant`, else `host:port`), `tenant`, `state_dir`, `pid_file`,
-//! `log_path`, `token_file`, `process_title`, `memory_limit`. Labels that
+//! `log_path`, `token_file`, `process_title`, `memory_limit`, `listen_port`
+//! (the port it listens on in its own network namespace, when the target is
+//! a published one). Labels that
 //! begin with `__` are ignored, as Prometheus drops them; any other is an
 //! error, so that a typo is not silently lost.
 
@@ -38,7 +40,7 @@ struct Group {
 }
 
 /// The labels a target group may carry.
-pub const LABELS: [&str; 8] = [
+pub const LABELS: [&str; 9] = [
     "gateway",
     "tenant",
     "state_dir",
@@ -47,6 +49,7 @@ pub const LABELS: [&str; 8] = [
     "token_file",
     "process_title",
     "memory_limit",
+    "listen_port",
 ];
 
 /// The gateways of one file's text; `path` labels errors. A file with one
@@ -80,9 +83,17 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<Found>, String> {
                     _ => return Err(at(format!("target {target:?}: host:port or a URL"))),
                 },
             };
+            let listen_port = match label("listen_port") {
+                None => None,
+                Some(p) => Some(
+                    p.parse::<u16>()
+                        .map_err(|_| at(format!("listen_port {p:?}: a port number, 1-65535")))?,
+                ),
+            };
             let g = GatewayFile {
                 name: label("gateway").or_else(|| label("tenant")),
                 url: Some(url),
+                listen_port,
                 state_dir: path_label("state_dir"),
                 pid_file: path_label("pid_file"),
                 log_path: path_label("log_path"),
@@ -147,6 +158,14 @@ mod tests {
             Some(Path::new("/run/oc.pid"))
         );
 
+        let yaml = "- targets: ['127.0.0.1:19100']\n  labels: {listen_port: '18789'}\n";
+        let found = parse("t.yml", yaml).unwrap();
+        assert_eq!(found[0].spec.url, "http://127.0.0.1:19100");
+        assert_eq!(found[0].spec.port, 18789);
+        for bad in ["x", "0", "70000", "-1"] {
+            let yaml = format!("- targets: ['h:1']\n  labels: {{listen_port: '{bad}'}}\n");
+            assert!(parse("t.yml", &yaml).is_err(), "{bad}");
+        }
         let json = r#"[{"targets": ["127.0.0.1:19100"], "labels": {"tenant": "acme"}}]"#;
         let found = parse("t.json", json).unwrap();
         assert_eq!(found[0].spec.name, "acme");

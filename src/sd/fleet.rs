@@ -58,10 +58,12 @@ pub fn valid_tenant(t: &str) -> bool {
         && b.iter().all(|c| inner(c) || *c == b'-')
 }
 
-/// The gateways of the cells in `json`, the output of `fleet list --json`.
+/// The gateways of the cells in `json`, the output of `fleet list --json`:
+/// probed on the published port, their process found by the port their
+/// gateway listens on inside the container, `gateway_port`.
 /// Anything malformed fails the whole list: a cell dropped by mistake would
 /// lose its series.
-pub fn parse(json: &str, state_dir: &Path) -> Result<Vec<Found>, String> {
+pub fn parse(json: &str, state_dir: &Path, gateway_port: u16) -> Result<Vec<Found>, String> {
     let list: List = serde_json::from_str(json).map_err(|e| format!("not a fleet list: {e}"))?;
     let mut out: Vec<Found> = Vec::with_capacity(list.cells.len());
     for cell in list.cells {
@@ -77,6 +79,7 @@ pub fn parse(json: &str, state_dir: &Path) -> Result<Vec<Found>, String> {
         let g = GatewayFile {
             name: Some(cell.tenant.clone()),
             url: Some(format!("http://127.0.0.1:{}", cell.port)),
+            listen_port: Some(gateway_port),
             state_dir: Some(state_dir.join("fleet/cells").join(&cell.tenant)),
             // Its log is inside the container (/tmp/openclaw), which Fleet
             // does not mount: the cell's state dir holds none.
@@ -96,7 +99,7 @@ pub fn parse(json: &str, state_dir: &Path) -> Result<Vec<Found>, String> {
 /// Run the fleet command and parse what it prints.
 pub fn list(fleet: &Fleet) -> Result<Vec<Found>, String> {
     let out = run(&fleet.command, fleet.timeout)?;
-    parse(&out, &fleet.state_dir)
+    parse(&out, &fleet.state_dir, fleet.gateway_port)
 }
 
 /// Run `command`; its standard output, if it exits 0 within `timeout`.
@@ -185,16 +188,17 @@ mod tests {
 
     #[test]
     fn the_documented_shape() {
-        let cells = parse(DOCUMENTED, Path::new("/srv/oc")).unwrap();
+        let cells = parse(DOCUMENTED, Path::new("/srv/oc"), 18789).unwrap();
         assert_eq!(cells.len(), 2);
         let acme = &cells[0];
         assert_eq!(acme.tenant.as_deref(), Some("acme"));
         assert_eq!(acme.spec.name, "acme");
         assert_eq!(acme.spec.url, "http://127.0.0.1:19100");
-        assert_eq!(acme.spec.port, 19100);
+        // Probed on the published port, found by the container's port.
+        assert_eq!(acme.spec.port, 18789);
         assert_eq!(acme.spec.state_dir, Path::new("/srv/oc/fleet/cells/acme"));
-        assert_eq!(cells[1].spec.port, 19101);
-        assert!(parse(r#"{"cells": []}"#, Path::new("/"))
+        assert_eq!(cells[1].spec.url, "http://127.0.0.1:19101");
+        assert!(parse(r#"{"cells": []}"#, Path::new("/"), 18789)
             .unwrap()
             .is_empty());
     }
@@ -222,13 +226,13 @@ mod tests {
             r#"{"cells": [{"tenant": "acme", "port": 19100}"#,
             "\u{0}\u{ffff}",
         ] {
-            assert!(parse(bad, Path::new("/s")).is_err(), "{bad:?}");
+            assert!(parse(bad, Path::new("/s"), 18789).is_err(), "{bad:?}");
         }
         let long = format!(
             r#"{{"cells": [{{"tenant": "{}", "port": 1}}]}}"#,
             "a".repeat(41)
         );
-        assert!(parse(&long, Path::new("/s")).is_err());
+        assert!(parse(&long, Path::new("/s"), 18789).is_err());
     }
 
     #[test]

@@ -491,6 +491,62 @@ impl Fixture {
     }
 }
 
+/// A fixture gateway in a network namespace of its own, listening there on
+/// 18789 as a container's gateway does, with that port published on the
+/// host's loopback by `tests/support/publish.py` (a port proxy, as Docker's
+/// `docker-proxy`). `fx.port` is the published port. Needs root.
+pub struct Published {
+    pub fx: Fixture,
+    pub proxy: Proc,
+}
+
+impl std::ops::Deref for Published {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.fx
+    }
+}
+
+/// The port a published fixture listens on inside its namespace.
+pub const CONTAINER_PORT: u16 = 18789;
+
+impl Published {
+    pub fn start(state_dir: &Path, extra: &[&str]) -> Published {
+        let mut script = format!(
+            "ip link set lo up && exec node {} --port {CONTAINER_PORT} --state-dir {}",
+            repo().join("tests/fixture/gateway.js").display(),
+            state_dir.display()
+        );
+        for a in extra {
+            script.push(' ');
+            script.push_str(a);
+        }
+        let mut unshare = Command::new(require_tool("unshare"));
+        unshare.args(["--net", "sh", "-c", &script]);
+        let fx = Fixture::spawn(unshare);
+        assert_eq!(fx.port, CONTAINER_PORT);
+        let mut proxy = Command::new(require_tool("python3"))
+            .arg(repo().join("tests/support/publish.py"))
+            .args([fx.pid().to_string(), CONTAINER_PORT.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(proxy.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("publish.py said {line:?}: {e}"));
+        let port = v["port"].as_u64().unwrap() as u16;
+        Published {
+            fx: Fixture { port, ..fx },
+            proxy: Proc { child: proxy },
+        }
+    }
+}
+
 /// A fixture with a state dir and a log folder of its own, writing the
 /// day's file `openclaw-2026-11-24.log` there as the gateway does.
 pub struct LoggedFixture {

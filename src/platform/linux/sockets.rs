@@ -119,8 +119,17 @@ pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
 /// itself holds them all) costs one fd-table read; only a socket nobody known
 /// holds triggers a scan of every process.
 pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
-    let mut listen: HashSet<u64> = listen_inodes(port, None).into_iter().collect();
-    for id in known.iter().filter(|id| in_other_namespace(id.pid)) {
+    // The namespaces the known processes are in; the exporter's own one
+    // when none is known. A listener on the same port in a namespace none of
+    // them is in is another host's, as far as this gateway goes (another
+    // container's gateway, or the host's own).
+    let (foreign, here): (Vec<&Identity>, Vec<&Identity>) =
+        known.iter().partition(|id| in_other_namespace(id.pid));
+    let mut listen: HashSet<u64> = HashSet::new();
+    if known.is_empty() || !here.is_empty() {
+        listen.extend(listen_inodes(port, None));
+    }
+    for id in foreign {
         listen.extend(listen_inodes(port, Some(id.pid)));
     }
     if listen.is_empty() {
