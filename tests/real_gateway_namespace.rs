@@ -1,6 +1,7 @@
 //! The real gateway in its own pid and network namespaces, as Docker or
 //! Podman runs it, with its state dir shared with the host and the exporter
-//! on the host. Its lock files record pid 1, its pid in its namespace.
+//! on the host, reached over a veth pair and through a port published on
+//! the host's loopback. Its lock files record pid 1, its pid in its namespace.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -243,6 +244,34 @@ fn a_gateway_in_its_own_pid_and_network_namespace() {
     });
     assert_eq!(exp.scrape().get(names::HUNG.name(), G), Some(0.0));
 
+    // Its port published on the host's loopback, as `docker run -p
+    // 127.0.0.1:P:<port>` does: probed there, its process found by its own
+    // port (--gateway.listen-port) and its lock files.
+    let (_proxy, published) = publish(pid, port.parse().unwrap());
+    let on_host = Harness::exporter()
+        .name("ns")
+        .url(&format!("http://127.0.0.1:{published}"))
+        .state_dir(gw.state_dir())
+        .fast()
+        .args(&["--probe.timeout", "1s", "--gateway.listen-port", port])
+        .start();
+    on_host.wait_eq(
+        "published: found by its lock files",
+        names::DISCOVERY_METHOD.name(),
+        &[("gateway", "ns"), ("method", "lock_file")],
+        1.0,
+    );
+    on_host.wait("published: its listeners, in its namespace", |s| {
+        (conns(s, "inbound", "listen") == Some(listeners)).then_some(())
+    });
+    on_host.wait("published: liveness probe succeeds", |s| {
+        (probe(s) == Some(1.0)).then_some(())
+    });
+    let s = on_host.scrape();
+    assert_eq!(s.get(names::INSTANCES.name(), G), Some(1.0), "{}", s.1);
+    assert_eq!(lock(&s, "live"), Some(2.0), "{}", s.1);
+    assert_eq!(s.get(names::HUNG.name(), G), Some(0.0));
+
     // diagnose on the host calls its locks live, with nothing to remove.
     let url = gw.url();
     let diagnose = Command::new(EXPORTER)
@@ -263,8 +292,15 @@ fn a_gateway_in_its_own_pid_and_network_namespace() {
     // Stopped: alive, listening, not answering.
     gw.signal("STOP");
     exp.wait_eq("hung after SIGSTOP", names::HUNG.name(), G, 1.0);
+    on_host.wait_eq("published: hung after SIGSTOP", names::HUNG.name(), G, 1.0);
     gw.signal("CONT");
     exp.wait_eq("not hung after SIGCONT", names::HUNG.name(), G, 0.0);
+    on_host.wait_eq(
+        "published: not hung after SIGCONT",
+        names::HUNG.name(),
+        G,
+        0.0,
+    );
 
     // A crash leaves its locks behind: stale now, and no instance.
     gw.signal("KILL");

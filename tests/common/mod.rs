@@ -525,26 +525,34 @@ impl Published {
         unshare.args(["--net", "sh", "-c", &script]);
         let fx = Fixture::spawn(unshare);
         assert_eq!(fx.port, CONTAINER_PORT);
-        let mut proxy = Command::new(require_tool("python3"))
-            .arg(repo().join("tests/support/publish.py"))
-            .args([fx.pid().to_string(), CONTAINER_PORT.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(proxy.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("publish.py said {line:?}: {e}"));
-        let port = v["port"].as_u64().unwrap() as u16;
+        let (proxy, port) = publish(fx.pid(), CONTAINER_PORT);
         Published {
             fx: Fixture { port, ..fx },
-            proxy: Proc { child: proxy },
+            proxy,
         }
     }
+}
+
+/// Publish `port` of the network namespace of `pid` on a free loopback port
+/// of the host (`tests/support/publish.py`, a port proxy); returns the proxy
+/// and the host port. Needs root.
+pub fn publish(pid: u32, port: u16) -> (Proc, u16) {
+    let mut proxy = Command::new(require_tool("python3"))
+        .arg(repo().join("tests/support/publish.py"))
+        .args([pid.to_string(), port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("publish.py said {line:?}: {e}"));
+    let host_port = v["port"].as_u64().unwrap() as u16;
+    (Proc { child: proxy }, host_port)
 }
 
 /// A fixture with a state dir and a log folder of its own, writing the
