@@ -349,8 +349,9 @@ fn real_gateway_over_the_portable_backend() {
     exp.wait("down after kill -9", |s| {
         (s.get("openclaw_gateway_process_up", g) == Some(0.0)).then_some(())
     });
-    exp.wait("stale locks", |s| {
-        (lock(s, "stale").unwrap_or(0.0) >= 1.0).then_some(())
+    // Every lock stale, none live: one sample may judge the two locks on
+    // either side of the process's end.
+    exp.wait("stale locks, none live", |s| {
+        (lock(s, "stale").unwrap_or(0.0) >= 1.0 && lock(s, "live") == Some(0.0)).then_some(())
     });
-    assert_eq!(lock(&exp.scrape(), "live"), Some(0.0));
 }
