@@ -178,6 +178,9 @@ pub struct FileConfig {
     /// Gateways learnt while running: [`super::discovery`].
     #[serde(default)]
     pub discovery: super::discovery::DiscoveryFile,
+    /// Incident snapshots: [`super::incident`].
+    #[serde(default)]
+    pub incident: super::incident::IncidentFile,
 }
 
 /// One watched gateway, validated.
@@ -237,6 +240,8 @@ pub struct Config {
     pub log_patterns: Vec<LogPattern>,
     /// Sources of more gateways while running; off by default.
     pub discovery: super::discovery::Discovery,
+    /// Incident snapshots.
+    pub incident: super::incident::Incident,
 }
 
 /// Configured log patterns, at most.
@@ -473,6 +478,7 @@ pub fn build_with_patterns(
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
         discovery: Default::default(),
+        incident: Default::default(),
     })
 }
 
