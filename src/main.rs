@@ -32,7 +32,9 @@ struct Cli {
     command: Option<Command>,
 
     /// Address to listen on; repeat for several. ":9789" means every interface.
+    /// (`snapshot` asks the exporter running there for its series and probes.)
     #[arg(
+        global = true,
         long = "web.listen-address",
         env = "OPENCLAW_EXPORTER_LISTEN_ADDRESS",
         default_value = ":9789",
