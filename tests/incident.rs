@@ -315,6 +315,7 @@ fn snapshot_command_on_the_fixture_with_retention() {
     assert!(name.ends_with("-fx-manual"), "{name}");
     let m = manifest(&first);
     let series = item(&m, "series");
+    assert_eq!(series["status"], "ok", "{m:#}");
     assert!(
         series["detail"]
             .as_str()

@@ -101,6 +101,18 @@ impl Folder {
         });
     }
 
+    /// [`Folder::write`] of a whole item, with a `note` on where it came
+    /// from in its manifest line.
+    pub fn write_noted(&mut self, name: &str, file: &str, text: &str, cap: usize, note: String) {
+        self.write(name, file, text, cap, None);
+        if let Some(item) = self.manifest.items.last_mut().filter(|i| i.name == name) {
+            item.detail = Some(match item.detail.take() {
+                Some(d) => format!("{note}; {d}"),
+                None => note,
+            });
+        }
+    }
+
     /// Record an item that could not be collected.
     pub fn failed(&mut self, name: &str, why: String) {
         self.manifest.items.push(Item {

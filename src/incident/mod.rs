@@ -155,8 +155,8 @@ impl Snapshotter {
 
         match self.inner.live.as_ref().map(|l| l.view(&spec.name)) {
             Some(Ok(view)) => {
-                let note = Some(format!("from {}", view.source));
-                f.write(
+                let note = format!("from {}", view.source);
+                f.write_noted(
                     "series",
                     "series.prom",
                     &view.series,
@@ -164,7 +164,7 @@ impl Snapshotter {
                     note.clone(),
                 );
                 let probes = serde_json::to_string_pretty(&view.probes).unwrap_or_default();
-                f.write("probes", "probes.json", &probes, PROBES_CAP, note);
+                f.write_noted("probes", "probes.json", &probes, PROBES_CAP, note);
             }
             Some(Err(e)) => {
                 f.failed("series", e.clone());
@@ -352,5 +352,90 @@ mod tests {
         assert_eq!(file_safe("a/b c..d"), "a_b_c..d");
         assert_eq!(file_safe("../x"), ".._x");
         assert_eq!(file_safe(""), "_");
+    }
+
+    /// A gateway that is not running, a huge log, a token in the log, a
+    /// folder that vanishes: a partial or failed snapshot, never a panic.
+    #[test]
+    fn bad_input_is_a_partial_or_failed_snapshot() {
+        let dir = std::env::temp_dir().join(format!("ocgx-incident-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("huge.log");
+        let token = "unit-test-token-9f8e7d6c5b";
+        let line = format!(
+            "{{\"time\":\"t\",\"message\":\"bad token {token}\",\"_meta\":{{\"logLevelName\":\"ERROR\"}}}}\n"
+        );
+        std::fs::write(&log, line.repeat(20_000)).unwrap();
+        let spec = crate::config::gateway_spec(crate::config::GatewayFile {
+            name: Some("gone".into()),
+            url: Some("http://127.0.0.1:1".into()),
+            state_dir: Some(dir.join("state")),
+            pid: Some(999_999_999),
+            log_path: Some(log.clone()),
+            token: crate::config::Token::new(token),
+            ..Default::default()
+        })
+        .unwrap();
+        let platform: Arc<dyn Platform> = Arc::new(crate::platform::fake::FakePlatform::new(
+            crate::platform::Caps::ALL,
+            Vec::new(),
+        ));
+        let view = Arc::new(ProcessView::new(platform, std::time::Duration::ZERO));
+        let settings = Incident {
+            dir: dir.join("incidents"),
+            max_count: 2,
+            max_bytes: 10 << 20,
+            on_hung: true,
+        };
+        let s = Snapshotter::new(
+            settings,
+            view,
+            Some(Arc::new(live::Fixed(Err("no exporter".into())))),
+        );
+        let path = s.take(&spec, "manual").unwrap();
+        let m: Manifest =
+            serde_json::from_str(&std::fs::read_to_string(path.join("manifest.json")).unwrap())
+                .unwrap();
+        assert!(!m.complete());
+        let status = |n: &str| m.items.iter().find(|i| i.name == n).unwrap().status.clone();
+        for failed in ["series", "probes", "process", "threads", "sockets"] {
+            assert_eq!(status(failed), "failed", "{failed}");
+        }
+        assert_eq!(status("log_tail"), "ok");
+        let tail = std::fs::read(path.join("log-tail.log")).unwrap();
+        assert!(tail.len() <= scene::LOG_TAIL_CAP + 64, "{}", tail.len());
+        for e in std::fs::read_dir(&path).unwrap().flatten() {
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned();
+            assert!(!text.contains(token), "{}", e.path().display());
+        }
+        // An incident dir that cannot be made: an error, counted.
+        std::fs::write(dir.join("file"), "").unwrap();
+        let blocked = Snapshotter::new(
+            Incident {
+                dir: dir.join("file").join("x"),
+                ..s.settings().clone()
+            },
+            s.inner.view.clone(),
+            None,
+        );
+        assert!(blocked.take(&spec, "manual").is_err());
+        let failed = COUNTS
+            .lock()
+            .unwrap()
+            .get(&("gone".to_string(), "manual".to_string(), "failed"))
+            .copied();
+        assert_eq!(failed, Some(1));
+        // A folder that vanishes while written: its items fail, the
+        // manifest cannot be written, no panic.
+        let mut f = Folder::new(
+            dir.join("vanished"),
+            Redactor::default(),
+            Manifest::default(),
+        );
+        f.write("x", "x.txt", "text", 100, None);
+        assert_eq!(f.manifest.items[0].status, "failed");
+        assert!(f.finish().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
