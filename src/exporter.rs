@@ -120,6 +120,9 @@ impl Exporter {
             probers: Vec::new(),
         };
         for target in &targets {
+            if on.liveness && on.process && config.incident.on_hung {
+                crate::incident::init_counts(&target.spec.name);
+            }
             for collector in &mut list {
                 collector.gateway(&mut w, target);
             }

@@ -93,8 +93,8 @@ impl Snapshotter {
     /// signals the gateway.
     pub fn take(&self, gateway: &GatewaySpec, reason: &str) -> Result<PathBuf, Error> {
         let name = gateway.name.clone();
+        // Not counted: the one under way is.
         if !self.lock_busy().insert(name.clone()) {
-            count(&name, reason, "failed");
             return Err(Error::Busy(name));
         }
         let result = self.take_now(gateway, reason);
@@ -295,6 +295,16 @@ static COUNTS: Mutex<BTreeMap<(String, String, &'static str), u64>> = Mutex::new
 
 /// The `result` label values.
 pub const RESULTS: [&str; 3] = ["complete", "partial", "failed"];
+
+/// Expose the hung snapshots of `gateway` as 0 until one is taken, so that
+/// `increase()` sees the first.
+pub fn init_counts(gateway: &str) {
+    let mut c = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    for result in RESULTS {
+        c.entry((gateway.to_string(), "hung".to_string(), result))
+            .or_default();
+    }
+}
 
 /// Count one snapshot of `gateway` for `reason` with `result` ([`RESULTS`]).
 pub fn count(gateway: &str, reason: &str, result: &'static str) {

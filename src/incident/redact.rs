@@ -25,9 +25,11 @@ static BEARER: LazyLock<regex::Regex> = LazyLock::new(|| {
 });
 
 static NAMED: LazyLock<regex::Regex> = LazyLock::new(|| {
-    // `"token": "x"`, `token=x`, `--token x`, `apiKey: x`, ...
+    // `--token x`, `--gateway.token=x`; `"token": "x"`, `token=x`,
+    // `apiKey: x`. A name followed by a space only as a flag: "auth=token
+    // conn=5" and "gateway token mismatch" are left alone.
     regex::Regex::new(
-        r#"(?i)((?:[a-z0-9_.-]*(?:token|password|passwd|secret|api[_-]?key|authorization))["']?(?:\s*[:=]\s*|\s+)["']?)([^\s"',;&}\[\]][^\s"',;&}\]]*)"#,
+        r#"(?i)((?:--?[a-z0-9_.-]*(?:token|password|passwd|secret|api[_-]?key)(?:\s*=\s*|\s+))|(?:[a-z0-9_.-]*(?:token|password|passwd|secret|api[_-]?key|authorization)["']?\s*[:=]\s*["']?))([^\s"',;&}\[\]][^\s"',;&}\]]*)"#,
     )
     .expect("a valid regex")
 });
@@ -110,5 +112,11 @@ mod tests {
         let plain = r#"{"ready":true,"failing":[],"uptimeMs":123}"#;
         assert_eq!(r.redact(plain), plain);
         assert_eq!(r.redact("event loop delay 12ms"), "event loop delay 12ms");
+        for kept in [
+            "auth=token conn=5",
+            "gateway token mismatch (provide a token)",
+        ] {
+            assert_eq!(r.redact(kept), kept);
+        }
     }
 }
