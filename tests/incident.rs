@@ -190,6 +190,10 @@ fn stopped_real_gateway_leaves_a_snapshot_of_stopped_threads_and_a_full_queue() 
     // The scene around it.
     let series = std::fs::read_to_string(dir.join("series.prom")).unwrap();
     assert!(
+        series.contains("openclaw_gateway_hung{gateway=\"real\"} 1"),
+        "{series}"
+    );
+    assert!(
         series.contains("openclaw_gateway_process_up{gateway=\"real\"} 1"),
         "{series}"
     );

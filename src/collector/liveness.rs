@@ -95,14 +95,17 @@ impl LivenessSampler {
         if hung != was {
             if hung {
                 tracing::warn!(gateway = %self.slot.target.spec.name, probes = self.streak, "gateway hung: its process is alive and its port listens, but it does not answer /healthz");
-                if let Some(s) = &self.snapshots {
-                    snapshot_off_probes(s.clone(), self.slot.target.spec.clone());
-                }
             } else {
                 tracing::info!(gateway = %self.slot.target.spec.name, "gateway no longer hung");
             }
         }
         self.slot.hung.set(hung);
+        // After the verdict is set: the snapshot's series show it.
+        if hung && !was {
+            if let Some(s) = &self.snapshots {
+                snapshot_off_probes(s.clone(), self.slot.target.spec.clone());
+            }
+        }
         Ok(())
     }
 }
