@@ -32,7 +32,9 @@ struct Cli {
     command: Option<Command>,
 
     /// Address to listen on; repeat for several. ":9789" means every interface.
+    /// (`snapshot` asks the exporter running there for its series and probes.)
     #[arg(
+        global = true,
         long = "web.listen-address",
         env = "OPENCLAW_EXPORTER_LISTEN_ADDRESS",
         default_value = ":9789",
@@ -135,6 +137,14 @@ struct Cli {
     #[arg(global = true, long = "probe.event-loop-floor", value_parser = config::parse_duration)]
     probe_event_loop_floor: Option<Duration>,
 
+    /// Folder of incident snapshots [default: incidents in the exporter's state dir; see docs/configuration.md].
+    #[arg(
+        global = true,
+        long = "incident.dir",
+        env = "OPENCLAW_EXPORTER_INCIDENT_DIR"
+    )]
+    incident_dir: Option<PathBuf>,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(
         long = "log.level",
@@ -191,6 +201,16 @@ enum Command {
     /// exit 0 when every gateway is found, listening, not hung and answers
     /// /healthz within --probe.timeout; 1 with a one-line reason otherwise.
     Check,
+    /// Take an incident snapshot of a gateway now and print its folder. The
+    /// exporter's series and last minute of probes come from the exporter
+    /// running on --web.listen-address, else from a one-shot sample. Exit 0
+    /// when a folder was written (its manifest.json lists what failed), 1
+    /// otherwise.
+    Snapshot {
+        /// The gateway (its name); needed when several are configured.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
 }
 
 const LONG_VERSION: &str = concat!(
@@ -260,6 +280,24 @@ fn main() -> ExitCode {
             print!("{}", openclaw_gateway_exporter::diagnose::print(&report));
         }
         return ExitCode::from(report.exit_code());
+    }
+    if let Some(Command::Snapshot { gateway }) = &cli.command {
+        let listen = cli.listen_addresses.first().map(String::as_str);
+        return match openclaw_gateway_exporter::incident::command::run(
+            &config,
+            gateway.as_deref(),
+            listen,
+            platform::select(cli.platform_backend),
+        ) {
+            Ok(path) => {
+                println!("{}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: incident snapshot not written: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(Command::Check) = cli.command {
         return run_check(&config, platform::select(cli.platform_backend));
@@ -395,6 +433,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         .ok()
         .and_then(|t| config::Token::new(&t));
     let discovery = config::discovery(file.discovery).context("invalid configuration")?;
+    let incident = config::incident(file.incident, cli.incident_dir.clone())
+        .context("invalid configuration")?;
     // With discovery on, the single default gateway is watched only when
     // a `--gateway.*` flag asks for it.
     let no_static = discovery.is_on()
@@ -433,6 +473,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         .map(|c| config::Config {
             collectors,
             discovery,
+            incident,
             gateways: if no_static { Vec::new() } else { c.gateways },
             ..c
         })

@@ -295,8 +295,12 @@ pub const DISCOVERY_TARGETS: Family =
     Family::gauge("openclaw_gateway_exporter_discovery_targets", None);
 pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
 
+// Incident snapshots: src/incident/mod.rs.
+pub const INCIDENT_SNAPSHOTS_TOTAL: Family =
+    Family::counter("openclaw_gateway_incident_snapshots_total", None);
+
 /// Every family, in the order above.
-pub const ALL: [Family; 63] = [
+pub const ALL: [Family; 64] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -360,6 +364,7 @@ pub const ALL: [Family; 63] = [
     DISCOVERY_FAILING,
     DISCOVERY_TARGETS,
     DISCOVERED_INFO,
+    INCIDENT_SNAPSHOTS_TOTAL,
 ];
 
 #[cfg(test)]

@@ -259,6 +259,8 @@ fn systemd_unit_matches_the_binary_and_is_hardened() {
         ),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
+        // The one writable folder: incident snapshots.
+        ("StateDirectory", "openclaw-gateway-exporter"),
         ("ProtectHome", "tmpfs"),
         ("ProtectProc", "default"),
         ("PrivateUsers", "no"),

@@ -181,6 +181,9 @@ pub struct FileConfig {
     /// Gateways learnt while running: [`super::discovery`].
     #[serde(default)]
     pub discovery: super::discovery::DiscoveryFile,
+    /// Incident snapshots: [`super::incident`].
+    #[serde(default)]
+    pub incident: super::incident::IncidentFile,
 }
 
 /// One watched gateway, validated.
@@ -253,6 +256,8 @@ pub struct Config {
     pub log_patterns: Vec<LogPattern>,
     /// Sources of more gateways while running; off by default.
     pub discovery: super::discovery::Discovery,
+    /// Incident snapshots.
+    pub incident: super::incident::Incident,
 }
 
 /// Configured log patterns, at most.
@@ -496,6 +501,7 @@ pub fn build_with_patterns(
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
         discovery: Default::default(),
+        incident: Default::default(),
     })
 }
 

@@ -603,6 +603,12 @@ impl Exporter {
         cmd.args(["--web.listen-address", "127.0.0.1:0"])
             .args(args)
             .env_remove("OPENCLAW_STATE_DIR")
+            // A test that hangs a gateway leaves its incident snapshots in
+            // the temp dir, not the exporter's state dir (--incident.dir wins).
+            .env(
+                "OPENCLAW_EXPORTER_INCIDENT_DIR",
+                std::env::temp_dir().join("ocgx-test-incidents"),
+            )
             .env("OPENCLAW_EXPORTER_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
