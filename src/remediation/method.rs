@@ -148,6 +148,21 @@ impl Method {
         })
     }
 
+    /// The supervisor's own graceful stop, where `recover` asks it rather
+    /// than SIGTERM: `systemctl [--user] stop <unit>`, so systemd does not
+    /// count the stop as a crash and restart the unit meanwhile.
+    pub fn stop_plan(&self) -> Option<Vec<String>> {
+        let Method::Systemd { unit, user } = self else {
+            return None;
+        };
+        let mut argv = vec!["systemctl".to_string()];
+        if *user {
+            argv.push("--user".into());
+        }
+        argv.extend(["stop".to_string(), unit.clone()]);
+        Some(argv)
+    }
+
     /// Start the gateway (again); `Ok` with what the tool said, `Err` with
     /// why it failed. At most `timeout` in all.
     pub fn start(&self, timeout: Duration) -> Result<String, String> {
