@@ -194,7 +194,7 @@ enum Command {
     /// loop settled. Prints each step with its timing. Exit 0 only when the
     /// gateway is verified ready (or, with --dry-run, the plan is made); 1
     /// when a step failed; 2 when refused or misused.
-    Recover(RecoverArgs),
+    Recover(Box<RecoverArgs>),
 }
 
 #[derive(Debug, clap::Args)]
