@@ -63,6 +63,10 @@ fn locks(state_dir: &Path) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir(lock_dir(state_dir))
         .map(|d| {
             d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with("gateway.") && name.ends_with(".lock")
+                })
                 .map(|e| {
                     let text = std::fs::read_to_string(e.path()).unwrap_or_default();
                     (e.file_name().to_string_lossy().into_owned(), text)
