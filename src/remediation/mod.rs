@@ -1,5 +1,10 @@
-//! Remediation: the watchdog that restarts a hung gateway within a budget.
+//! Acting on a gateway: the restart methods ([`method`]) and the field
+//! report's standard recovery procedure, §5.1 ([`recover`]); the watchdog
+//! that runs it on a hung gateway within a budget ([`watchdog`], [`budget`],
+//! [`state`]).
 
 pub mod budget;
+pub mod method;
+pub mod recover;
 pub mod state;
 pub mod watchdog;
