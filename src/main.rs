@@ -408,6 +408,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             log_path: cli.gateway_log_path.clone(),
             token_file: cli.gateway_token_file.clone(),
             token: env_token,
+            remediation: None,
         }]
     } else {
         if env_token.is_some() {
@@ -429,6 +430,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             collectors,
             discovery,
             gateways: if no_static { Vec::new() } else { c.gateways },
+            remediation_state_file: file.remediation.state_file(),
             ..c
         })
         .context("invalid configuration")
