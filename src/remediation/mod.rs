@@ -6,5 +6,6 @@
 pub mod budget;
 pub mod method;
 pub mod recover;
+pub mod runner;
 pub mod state;
 pub mod watchdog;
