@@ -19,6 +19,8 @@ use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessS
 use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::{Collectors, Config};
 use crate::discovery::Target;
+use crate::incident::live::ExporterLive;
+use crate::incident::{IncidentMetrics, Snapshotter};
 use crate::metrics::Latest;
 use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
@@ -56,6 +58,11 @@ pub struct Exporter {
     /// The process table the gateways share; a discovered gateway's
     /// exporter ([`Exporter::gateways_only`]) shares it too.
     pub view: Arc<ProcessView>,
+    /// Takes incident snapshots of these gateways, with these series and
+    /// probe histories ([`crate::incident`]).
+    pub snapshotter: Snapshotter,
+    /// The series and probe histories, for the snapshots and `/-/incident`.
+    pub live: Arc<ExporterLive>,
     jobs: Vec<Job>,
     /// Runs the probes of `sample_once`; made on first use, never by the server.
     one_shot: Option<tokio::runtime::Runtime>,
@@ -102,8 +109,15 @@ impl Exporter {
         // reads) and no series.
         let on = config.collectors;
         let mut list = registrations(on);
+        let live = Arc::new(ExporterLive::new("the exporter's own state"));
+        let snapshotter = Snapshotter::new(
+            config.incident.clone(),
+            view.clone(),
+            Some(live.clone() as Arc<dyn crate::incident::live::Live>),
+        );
         let mut w = Wiring {
             config,
+            snapshotter: snapshotter.clone(),
             jobs: Vec::new(),
             probe_stats: Vec::new(),
             logs: Vec::new(),
@@ -129,6 +143,7 @@ impl Exporter {
                 ]),
             );
             registry.register_collector(Box::new(SelfProcess::new(platform)));
+            registry.register_collector(Box::new(IncidentMetrics));
         }
         for collector in list {
             collector.register(&w, &mut registry);
@@ -143,18 +158,22 @@ impl Exporter {
             registry.register_collector(Box::new(RemediationMetrics(boards)));
         }
 
+        let registry = Arc::new(registry);
+        live.fill(registry.clone(), w.probe_stats.clone());
         let logs = match on.logs {
             true => w.logs.into_iter().map(Some).collect(),
             false => targets.iter().map(|_| None).collect(),
         };
         Exporter {
-            registry: Arc::new(registry),
+            registry,
             targets,
             logs,
             health,
             collectors: on,
             watched,
             view,
+            snapshotter,
+            live,
             jobs: w.jobs,
             one_shot: None,
         }
@@ -351,6 +370,8 @@ type MakeWire = fn(Collectors) -> Box<dyn Wire>;
 /// What the collectors share while they are wired.
 struct Wiring<'a> {
     config: &'a Config,
+    /// Takes a snapshot on each transition to hung.
+    snapshotter: Snapshotter,
     jobs: Vec<Job>,
     /// Fed by both probe collectors, exposed once.
     probe_stats: Vec<Arc<ProbeStats>>,
@@ -557,11 +578,10 @@ impl Wire for LivenessWire {
         };
         let interval = w.config.intervals.latency;
         w.job(
-            Kind::Async(Box::new(LivenessSampler::new(
-                liveness.clone(),
-                prober,
-                hang_after,
-            ))),
+            Kind::Async(Box::new(
+                LivenessSampler::new(liveness.clone(), prober, hang_after)
+                    .with_snapshots(w.config.incident.on_hung.then(|| w.snapshotter.clone())),
+            )),
             target,
             interval,
         );

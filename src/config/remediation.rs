@@ -141,27 +141,10 @@ impl RemediationSettings {
     }
 }
 
-const STATE_FILE: &str = "remediation.json";
-const APP: &str = "openclaw-gateway-exporter";
-
-/// `%ProgramData%\openclaw-gateway-exporter\remediation.json` on Windows
-/// (beside the service's config and log); elsewhere
-/// `$XDG_STATE_HOME/openclaw-gateway-exporter/remediation.json`, by default
-/// `~/.local/state/...`; the temporary folder when there is no home.
+/// `remediation.json` in the exporter's state dir
+/// ([`super::exporter_state_dir`], beside the incident snapshots).
 pub fn default_state_file() -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = if cfg!(windows) {
-        env("ProgramData")
-    } else {
-        env("XDG_STATE_HOME").or_else(|| env("HOME").map(|h| h.join(".local").join("state")))
-    };
-    dir.unwrap_or_else(std::env::temp_dir)
-        .join(APP)
-        .join(STATE_FILE)
+    super::exporter_state_dir().join("remediation.json")
 }
 
 #[cfg(test)]

@@ -181,6 +181,9 @@ pub struct FileConfig {
     /// Gateways learnt while running: [`super::discovery`].
     #[serde(default)]
     pub discovery: super::discovery::DiscoveryFile,
+    /// Incident snapshots: [`super::incident`].
+    #[serde(default)]
+    pub incident: super::incident::IncidentFile,
     /// The watchdog's settings for every gateway (its state file).
     #[serde(default)]
     pub remediation: RemediationSettings,
@@ -245,6 +248,8 @@ pub struct Config {
     pub log_patterns: Vec<LogPattern>,
     /// Sources of more gateways while running; off by default.
     pub discovery: super::discovery::Discovery,
+    /// Incident snapshots.
+    pub incident: super::incident::Incident,
     /// Where the watchdog keeps its state (used only when a gateway has a
     /// `remediation:` block).
     pub remediation_state_file: PathBuf,
@@ -486,6 +491,7 @@ pub fn build_with_patterns(
         gateways: specs,
         log_patterns: log_patterns(extra_patterns)?,
         discovery: Default::default(),
+        incident: Default::default(),
         remediation_state_file: super::remediation::default_state_file(),
     })
 }
