@@ -206,6 +206,55 @@ enum Command {
         #[arg(long)]
         gateway: Option<String>,
     },
+    /// The field report's standard recovery procedure (§5.1) on one gateway:
+    /// snapshot, graceful stop, kill of its process tree, removal of its
+    /// stale locks, start with --method, verify /readyz 200 with the event
+    /// loop settled. Prints each step with its timing. Exit 0 only when the
+    /// gateway is verified ready (or, with --dry-run, the plan is made); 1
+    /// when a step failed; 2 when refused or misused.
+    Recover(Box<RecoverArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RecoverArgs {
+    /// The gateway (its `gateway` label) [default: the only one configured].
+    #[arg(long = "gateway")]
+    gateway: Option<String>,
+    /// How to start it: openclaw-cli, systemd, launchd, scheduled-task or argv.
+    #[arg(long, value_parser = ["openclaw-cli", "systemd", "launchd", "scheduled-task", "argv"])]
+    method: String,
+    /// argv: one argument of the command each; or give the command after `--`.
+    #[arg(long = "argv", allow_hyphen_values = true)]
+    argv: Vec<String>,
+    #[arg(last = true, hide = true)]
+    rest: Vec<String>,
+    /// openclaw-cli: the OpenClaw CLI [default: openclaw].
+    #[arg(long)]
+    openclaw: Option<String>,
+    /// systemd: the unit [default: openclaw-gateway.service].
+    #[arg(long)]
+    unit: Option<String>,
+    /// systemd: a system unit, not a user one (`systemctl` without `--user`).
+    #[arg(long)]
+    system: bool,
+    /// launchd: the LaunchAgent's label [default: ai.openclaw.gateway].
+    #[arg(long)]
+    label: Option<String>,
+    /// launchd: the uid of its GUI domain [default: this process's].
+    #[arg(long)]
+    uid: Option<u32>,
+    /// scheduled-task: the task's name [default: OpenClaw Gateway].
+    #[arg(long)]
+    task: Option<String>,
+    /// Print what would be done; do nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Time the gateway has to stop gracefully before it is killed.
+    #[arg(long, default_value = "30s", value_parser = config::parse_duration)]
+    stop_timeout: Duration,
+    /// Time the started gateway has to be verified ready.
+    #[arg(long, default_value = "120s", value_parser = config::parse_duration)]
+    verify_timeout: Duration,
 }
 
 const LONG_VERSION: &str = concat!(
@@ -297,6 +346,9 @@ fn main() -> ExitCode {
     if let Some(Command::Check) = cli.command {
         return run_check(&config, platform::select(cli.platform_backend));
     }
+    if let Some(Command::Recover(args)) = &cli.command {
+        return run_recover(&config, args, platform::select(cli.platform_backend));
+    }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
         Err(e) => return config_error(e.to_string()),
@@ -335,6 +387,104 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `recover`: the method from the flags, the steps printed as they end.
+fn run_recover(
+    config: &config::Config,
+    args: &RecoverArgs,
+    platform: std::sync::Arc<dyn platform::Platform>,
+) -> ExitCode {
+    use openclaw_gateway_exporter::remediation::{method::Method, recover};
+    let usage = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(2)
+    };
+    let gateway = match &args.gateway {
+        Some(name) => config.gateways.iter().find(|g| &g.name == name),
+        None if config.gateways.len() == 1 => config.gateways.first(),
+        None => return usage("--gateway: name one of the configured gateways".into()),
+    };
+    let Some(gateway) = gateway else {
+        return usage(format!(
+            "no gateway named {:?} is configured",
+            args.gateway.as_deref().unwrap_or("")
+        ));
+    };
+    // The flags as the config's `kind` and fields, so that the defaults and
+    // the check of fields that do not belong to the method are the config's.
+    let mut fields = serde_json::Map::new();
+    fields.insert("kind".into(), args.method.replace('-', "_").into());
+    let argv: Vec<String> = args.argv.iter().chain(&args.rest).cloned().collect();
+    let given = [
+        ("argv", (!argv.is_empty()).then(|| argv.into())),
+        ("command", args.openclaw.clone().map(|c| vec![c].into())),
+        ("unit", args.unit.clone().map(Into::into)),
+        ("user", args.system.then_some(false.into())),
+        ("label", args.label.clone().map(Into::into)),
+        ("uid", args.uid.map(Into::into)),
+        ("name", args.task.clone().map(Into::into)),
+    ];
+    for (key, value) in given {
+        if let Some(v) = value {
+            fields.insert(key.into(), v);
+        }
+    }
+    let method: Method = match serde_json::from_value(fields.into()) {
+        Ok(m) => m,
+        Err(e) => {
+            return usage(format!(
+                "--method {}: {e} (a flag of another method?)",
+                args.method
+            ))
+        }
+    };
+    let opts = recover::RecoverOptions {
+        stop_timeout: args.stop_timeout,
+        verify_timeout: args.verify_timeout,
+        dry_run: args.dry_run,
+        probe_timeout: config.probe.timeout,
+        platform,
+        ..Default::default()
+    };
+    println!(
+        "recover {}: method {}{}",
+        gateway.name,
+        method.kind(),
+        if args.dry_run { " (dry run)" } else { "" }
+    );
+    let mut print = |s: &recover::Step| {
+        let mark = if s.ok { "ok" } else { "FAILED" };
+        println!(
+            "  {:<8} {:>7.2} s  {:<6} {}",
+            s.name,
+            s.took.as_secs_f64(),
+            mark,
+            s.outcome
+        );
+    };
+    match recover::recover(gateway, &method, &opts, &|| None, &mut print) {
+        Ok(_) if args.dry_run => {
+            println!("dry run: nothing was done");
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "recovered: gateway {} verified ready in {:.1} s",
+                gateway.name,
+                r.took.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ recover::RecoverError::Refused(_)) => {
+            println!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            println!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -38,9 +38,14 @@ pub struct RemediationFile {
     /// Log and count what would be done; do nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// Passed to the recovery: how long a graceful stop may take.
+    /// Passed to the recovery: how long a graceful stop may take. Shorter
+    /// than `recover`'s 30 s: a hung gateway's event loop does not turn, so
+    /// its SIGTERM handler (a callback on that loop) cannot run.
     #[serde(default = "default_stop_timeout", deserialize_with = "de_duration")]
     pub stop_timeout: Duration,
+    /// Passed to the recovery: how long the restart command may run.
+    #[serde(default = "default_start_timeout", deserialize_with = "de_duration")]
+    pub start_timeout: Duration,
     /// Passed to the recovery: how long the started gateway has to be
     /// verified ready.
     #[serde(default = "default_verify_timeout", deserialize_with = "de_duration")]
@@ -60,7 +65,10 @@ fn default_backoff() -> Duration {
     Duration::from_secs(30)
 }
 fn default_stop_timeout() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(10)
+}
+fn default_start_timeout() -> Duration {
+    Duration::from_secs(180)
 }
 fn default_verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -76,6 +84,7 @@ pub struct Remediation {
     pub method: Method,
     pub policy: Policy,
     pub stop_timeout: Duration,
+    pub start_timeout: Duration,
     pub verify_timeout: Duration,
 }
 
@@ -90,6 +99,7 @@ impl RemediationFile {
             ("down_grace", self.down_grace),
             ("budget_window", Some(self.budget_window)),
             ("stop_timeout", Some(self.stop_timeout)),
+            ("start_timeout", Some(self.start_timeout)),
             ("verify_timeout", Some(self.verify_timeout)),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
@@ -121,6 +131,7 @@ impl RemediationFile {
                 dry_run: self.dry_run,
             },
             stop_timeout: self.stop_timeout,
+            start_timeout: self.start_timeout,
             verify_timeout: self.verify_timeout,
         })
     }

@@ -4,6 +4,7 @@
 //! [`state`]).
 
 pub mod budget;
+mod kill;
 pub mod method;
 pub mod recover;
 pub mod runner;

@@ -376,6 +376,7 @@ fn act(
     let method = w.remediation.method.clone();
     let opts = RecoverOptions {
         stop_timeout: w.remediation.stop_timeout,
+        start_timeout: w.remediation.start_timeout,
         verify_timeout: w.remediation.verify_timeout,
         dry_run: false,
         probe_timeout: settings.probe_timeout,
