@@ -356,9 +356,10 @@ fn the_budget_survives_an_exporter_restart() {
     let exp = exporter(dir.path(), &config);
     let line = exp.wait_log("remediation state file");
     assert!(
-        line.contains("corrupt") && line.contains("level=ERROR") || line.contains("ERROR"),
+        line.contains("corrupt") && line.contains("level=error"),
         "{line}"
     );
+    assert!(line.contains("budget as spent"), "{line}");
     exp.wait_eq(
         "a corrupt file spends the budget",
         "openclaw_gateway_remediation_budget_remaining",
