@@ -55,6 +55,8 @@ pub struct Exporter {
     /// ([`crate::remediation::runner::start`]); empty in a discovered
     /// gateway's exporter.
     pub watched: Vec<crate::remediation::runner::Watched>,
+    /// The watchdog's state file, which `diagnose` reads.
+    pub remediation_state_file: std::path::PathBuf,
     /// The process table the gateways share; a discovered gateway's
     /// exporter ([`Exporter::gateways_only`]) shares it too.
     pub view: Arc<ProcessView>,
@@ -171,6 +173,7 @@ impl Exporter {
             health,
             collectors: on,
             watched,
+            remediation_state_file: config.remediation_state_file.clone(),
             view,
             snapshotter,
             live,
