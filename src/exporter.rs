@@ -19,10 +19,13 @@ use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessS
 use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::{Collectors, Config};
 use crate::discovery::Target;
+use crate::incident::live::ExporterLive;
+use crate::incident::{IncidentMetrics, Snapshotter};
 use crate::metrics::Latest;
 use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::process_view::ProcessView;
+use crate::remediation::runner::{Board, RemediationMetrics, Watched};
 use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,9 +51,20 @@ pub struct Exporter {
     pub health: Vec<Arc<Health>>,
     /// Which collectors run.
     pub collectors: Collectors,
+    /// The gateways with a `remediation:` block, for the watchdog
+    /// ([`crate::remediation::runner::start`]); empty in a discovered
+    /// gateway's exporter.
+    pub watched: Vec<crate::remediation::runner::Watched>,
+    /// The watchdog's state file, which `diagnose` reads.
+    pub remediation_state_file: std::path::PathBuf,
     /// The process table the gateways share; a discovered gateway's
     /// exporter ([`Exporter::gateways_only`]) shares it too.
     pub view: Arc<ProcessView>,
+    /// Takes incident snapshots of these gateways, with these series and
+    /// probe histories ([`crate::incident`]).
+    pub snapshotter: Snapshotter,
+    /// The series and probe histories, for the snapshots and `/-/incident`.
+    pub live: Arc<ExporterLive>,
     jobs: Vec<Job>,
     /// Runs the probes of `sample_once`; made on first use, never by the server.
     one_shot: Option<tokio::runtime::Runtime>,
@@ -97,13 +111,21 @@ impl Exporter {
         // reads) and no series.
         let on = config.collectors;
         let mut list = registrations(on);
+        let live = Arc::new(ExporterLive::new("the exporter's own state"));
+        let snapshotter = Snapshotter::new(
+            config.incident.clone(),
+            view.clone(),
+            Some(live.clone() as Arc<dyn crate::incident::live::Live>),
+        );
         let mut w = Wiring {
             config,
+            snapshotter: snapshotter.clone(),
             jobs: Vec::new(),
             probe_stats: Vec::new(),
             logs: Vec::new(),
             host_net: Arc::new(Latest::new()),
             probers: Vec::new(),
+            liveness: Vec::new(),
         };
         for target in &targets {
             for collector in &mut list {
@@ -123,23 +145,38 @@ impl Exporter {
                 ]),
             );
             registry.register_collector(Box::new(SelfProcess::new(platform)));
+            registry.register_collector(Box::new(IncidentMetrics));
         }
         for collector in list {
             collector.register(&w, &mut registry);
         }
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
+        let watched = match own {
+            true => watched(&targets, &w, &health),
+            false => Vec::new(),
+        };
+        if !watched.is_empty() {
+            let boards = watched.iter().map(|w| w.board.clone()).collect();
+            registry.register_collector(Box::new(RemediationMetrics(boards)));
+        }
 
+        let registry = Arc::new(registry);
+        live.fill(registry.clone(), w.probe_stats.clone());
         let logs = match on.logs {
             true => w.logs.into_iter().map(Some).collect(),
             false => targets.iter().map(|_| None).collect(),
         };
         Exporter {
-            registry: Arc::new(registry),
+            registry,
             targets,
             logs,
             health,
             collectors: on,
+            watched,
+            remediation_state_file: config.remediation_state_file.clone(),
             view,
+            snapshotter,
+            live,
             jobs: w.jobs,
             one_shot: None,
         }
@@ -260,6 +297,36 @@ impl Exporter {
     }
 }
 
+/// The gateways with a `remediation:` block, with the hang verdict the
+/// watchdog reads. Without that verdict (the liveness or process collector
+/// off) a gateway is never remediated, and the log says so.
+fn watched(targets: &[Arc<Target>], w: &Wiring, health: &[Arc<Health>]) -> Vec<Watched> {
+    let mut out = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let Some(remediation) = &target.spec.remediation else {
+            continue;
+        };
+        let name = &target.spec.name;
+        let liveness = w.liveness.get(i).cloned();
+        let run = health
+            .iter()
+            .find(|h| h.collector == "liveness" && h.gateway == *name)
+            .cloned();
+        let (Some(liveness), Some(liveness_health)) = (liveness, run) else {
+            tracing::error!(gateway = %name, "remediation needs the hang verdict, so the liveness and process collectors; this gateway will not be remediated");
+            continue;
+        };
+        out.push(Watched {
+            target: target.clone(),
+            liveness,
+            liveness_health,
+            remediation: remediation.clone(),
+            board: Arc::new(Board::new(name)),
+        });
+    }
+    out
+}
+
 fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
     let health = Arc::new(Health {
         gateway: target.spec.name.clone(),
@@ -306,6 +373,8 @@ type MakeWire = fn(Collectors) -> Box<dyn Wire>;
 /// What the collectors share while they are wired.
 struct Wiring<'a> {
     config: &'a Config,
+    /// Takes a snapshot on each transition to hung.
+    snapshotter: Snapshotter,
     jobs: Vec<Job>,
     /// Fed by both probe collectors, exposed once.
     probe_stats: Vec<Arc<ProbeStats>>,
@@ -315,6 +384,9 @@ struct Wiring<'a> {
     host_net: Arc<connections::HostSlot>,
     /// The probe clients, by (https, idle connection kept for).
     probers: Vec<(ProberKind, Result<Prober, String>)>,
+    /// Per gateway, in the order of the targets, while liveness and process
+    /// are on (the hang verdict needs both): what the watchdog reads.
+    liveness: Vec<Arc<LivenessSlot>>,
 }
 
 /// Whether a probe client speaks https, and how long it keeps an idle
@@ -509,14 +581,16 @@ impl Wire for LivenessWire {
         };
         let interval = w.config.intervals.latency;
         w.job(
-            Kind::Async(Box::new(LivenessSampler::new(
-                liveness.clone(),
-                prober,
-                hang_after,
-            ))),
+            Kind::Async(Box::new(
+                LivenessSampler::new(liveness.clone(), prober, hang_after)
+                    .with_snapshots(w.config.incident.on_hung.then(|| w.snapshotter.clone())),
+            )),
             target,
             interval,
         );
+        if self.process_on {
+            w.liveness.push(liveness.clone());
+        }
         self.slots.push(liveness);
     }
 

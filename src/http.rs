@@ -14,6 +14,7 @@ use crate::collector::Health;
 use crate::discovery::Target;
 use crate::exporter::{Exporter, REVISION, VERSION};
 use crate::exposition;
+use crate::incident::live::{self, Live};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +24,9 @@ pub struct AppState {
     pub telemetry_path: String,
     /// Gateways found while running, when `discovery:` is configured.
     pub discovered: Option<Arc<crate::sd::Discovered>>,
+    /// The configured gateways' series and probe histories, for
+    /// `/-/incident` (the `snapshot` command reads them there).
+    pub live: Arc<dyn Live>,
 }
 
 impl AppState {
@@ -33,6 +37,7 @@ impl AppState {
             health: exporter.health.clone(),
             telemetry_path: telemetry_path.to_string(),
             discovered: None,
+            live: exporter.live.clone(),
         }
     }
 }
@@ -53,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .route(&state.telemetry_path, get(metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
+        .route(live::ENDPOINT, get(incident))
         .with_state(state)
 }
 
@@ -82,6 +88,33 @@ async fn ready(State(state): State<AppState>) -> Response {
             "Not ready: collectors have not finished their first sample\n",
         )
             .into_response()
+    }
+}
+
+/// One configured gateway's series and last minute of probes, as JSON
+/// ([`live::LiveView`]): what `openclaw-gateway-exporter snapshot` puts in
+/// its folder. Behind the same web config (TLS, basic auth) as the metrics.
+async fn incident(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(gateway) = q.get("gateway") else {
+        return (StatusCode::BAD_REQUEST, "usage: /-/incident?gateway=NAME\n").into_response();
+    };
+    if !state.targets.iter().any(|t| &t.spec.name == gateway) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no configured gateway {gateway:?}\n"),
+        )
+            .into_response();
+    }
+    match state
+        .live
+        .view(gateway)
+        .and_then(|v| serde_json::to_string(&v).map_err(|e| e.to_string()))
+    {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod incident;
 pub mod lockfile;
 pub mod logging;
 pub mod logtail;

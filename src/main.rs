@@ -132,6 +132,14 @@ struct Cli {
     #[arg(global = true, long = "probe.event-loop-floor", value_parser = config::parse_duration)]
     probe_event_loop_floor: Option<Duration>,
 
+    /// Folder of incident snapshots [default: incidents in the exporter's state dir; see docs/configuration.md].
+    #[arg(
+        global = true,
+        long = "incident.dir",
+        env = "OPENCLAW_EXPORTER_INCIDENT_DIR"
+    )]
+    incident_dir: Option<PathBuf>,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(
         long = "log.level",
@@ -188,6 +196,16 @@ enum Command {
     /// exit 0 when every gateway is found, listening, not hung and answers
     /// /healthz within --probe.timeout; 1 with a one-line reason otherwise.
     Check,
+    /// Take an incident snapshot of a gateway now and print its folder. The
+    /// exporter's series and last minute of probes come from the exporter
+    /// running on --web.listen-address, else from a one-shot sample. Exit 0
+    /// when a folder was written (its manifest.json lists what failed), 1
+    /// otherwise.
+    Snapshot {
+        /// The gateway (its name); needed when several are configured.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
     /// The field report's standard recovery procedure (§5.1) on one gateway:
     /// snapshot, graceful stop, kill of its process tree, removal of its
     /// stale locks, start with --method, verify /readyz 200 with the event
@@ -306,6 +324,24 @@ fn main() -> ExitCode {
             print!("{}", openclaw_gateway_exporter::diagnose::print(&report));
         }
         return ExitCode::from(report.exit_code());
+    }
+    if let Some(Command::Snapshot { gateway }) = &cli.command {
+        let listen = cli.listen_addresses.first().map(String::as_str);
+        return match openclaw_gateway_exporter::incident::command::run(
+            &config,
+            gateway.as_deref(),
+            listen,
+            platform::select(cli.platform_backend),
+        ) {
+            Ok(path) => {
+                println!("{}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: incident snapshot not written: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(Command::Check) = cli.command {
         return run_check(&config, platform::select(cli.platform_backend));
@@ -541,6 +577,8 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         .ok()
         .and_then(|t| config::Token::new(&t));
     let discovery = config::discovery(file.discovery).context("invalid configuration")?;
+    let incident = config::incident(file.incident, cli.incident_dir.clone())
+        .context("invalid configuration")?;
     // With discovery on, the single default gateway is watched only when
     // a `--gateway.*` flag asks for it.
     let no_static = discovery.is_on()
@@ -558,6 +596,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             log_path: cli.gateway_log_path.clone(),
             token_file: cli.gateway_token_file.clone(),
             token: env_token,
+            remediation: None,
         }]
     } else {
         if env_token.is_some() {
@@ -578,7 +617,9 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
         .map(|c| config::Config {
             collectors,
             discovery,
+            incident,
             gateways: if no_static { Vec::new() } else { c.gateways },
+            remediation_state_file: file.remediation.state_file(),
             ..c
         })
         .context("invalid configuration")
@@ -722,6 +763,7 @@ fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
 async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
     exporter.spawn();
+    start_watchdog(&mut exporter, &config);
     let discovered = openclaw_gateway_exporter::sd::start(&config, exporter.view.clone());
     tokio::spawn(async {
         let mut every = tokio::time::interval(alloc_tuning::TRIM_EVERY);
@@ -774,6 +816,24 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
         res.context("server task failed")?;
     }
     Ok(())
+}
+
+/// The watchdog, when some gateway has a `remediation:` block.
+fn start_watchdog(exporter: &mut Exporter, config: &config::Config) {
+    let snapshotter = exporter.snapshotter.clone();
+    openclaw_gateway_exporter::remediation::runner::start(
+        std::mem::take(&mut exporter.watched),
+        openclaw_gateway_exporter::remediation::runner::Settings {
+            state_file: config.remediation_state_file.clone(),
+            probe_timeout: config.probe.timeout,
+            snapshot: std::sync::Arc::new(move |gateway| {
+                snapshotter
+                    .take(gateway, "watchdog")
+                    .map_err(|e| tracing::error!(gateway = %gateway.name, error = %e, "watchdog: no incident snapshot"))
+                    .ok()
+            }),
+        },
+    );
 }
 
 /// SIGHUP reloads the web config (Unix only: Windows has no such signal); a

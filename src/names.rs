@@ -295,8 +295,19 @@ pub const DISCOVERY_TARGETS: Family =
     Family::gauge("openclaw_gateway_exporter_discovery_targets", None);
 pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
 
+// Incident snapshots: src/incident/mod.rs.
+pub const INCIDENT_SNAPSHOTS_TOTAL: Family =
+    Family::counter("openclaw_gateway_incident_snapshots_total", None);
+
+// Watchdog: src/remediation/runner.rs.
+pub const REMEDIATIONS_TOTAL: Family = Family::counter("openclaw_gateway_remediations_total", None);
+pub const REMEDIATION_BUDGET_REMAINING: Family =
+    Family::gauge("openclaw_gateway_remediation_budget_remaining", None);
+pub const RECOVERY_DURATION_SECONDS: Family =
+    Family::histogram("openclaw_gateway_recovery_duration_seconds", SECONDS);
+
 /// Every family, in the order above.
-pub const ALL: [Family; 63] = [
+pub const ALL: [Family; 67] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -360,6 +371,10 @@ pub const ALL: [Family; 63] = [
     DISCOVERY_FAILING,
     DISCOVERY_TARGETS,
     DISCOVERED_INFO,
+    INCIDENT_SNAPSHOTS_TOTAL,
+    REMEDIATIONS_TOTAL,
+    REMEDIATION_BUDGET_REMAINING,
+    RECOVERY_DURATION_SECONDS,
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::discovery::Target;
+use crate::incident::Snapshotter;
 use crate::metrics::{self, Latest};
 use crate::names;
 use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
@@ -36,6 +37,8 @@ pub struct LivenessSampler {
     hang_after: u32,
     /// Consecutive probes that timed out or were refused.
     streak: u32,
+    /// Takes an incident snapshot on each transition to hung.
+    snapshots: Option<Snapshotter>,
 }
 
 impl LivenessSampler {
@@ -47,7 +50,14 @@ impl LivenessSampler {
             url,
             hang_after,
             streak: 0,
+            snapshots: None,
         }
+    }
+
+    /// Take an incident snapshot on each transition to hung.
+    pub fn with_snapshots(mut self, snapshots: Option<Snapshotter>) -> Self {
+        self.snapshots = snapshots;
+        self
     }
 
     async fn probe(&mut self) -> Result<(), SampleError> {
@@ -85,12 +95,32 @@ impl LivenessSampler {
         if hung != was {
             if hung {
                 tracing::warn!(gateway = %self.slot.target.spec.name, probes = self.streak, "gateway hung: its process is alive and its port listens, but it does not answer /healthz");
+                if let Some(s) = &self.snapshots {
+                    snapshot_off_probes(s.clone(), self.slot.target.spec.clone());
+                }
             } else {
                 tracing::info!(gateway = %self.slot.target.spec.name, "gateway no longer hung");
             }
         }
         self.slot.hung.set(hung);
         Ok(())
+    }
+}
+
+/// Take a "hung" snapshot on a thread of its own: it reads the OS for a
+/// second or so, and the probes' thread never waits on it. A second hang of
+/// the same gateway while one is under way is refused by the snapshotter.
+fn snapshot_off_probes(s: Snapshotter, spec: crate::config::GatewaySpec) {
+    let name = spec.name.clone();
+    let spawned = std::thread::Builder::new()
+        .name("incident".into())
+        .spawn(move || {
+            // Logged and counted by `take`.
+            let _ = s.take(&spec, "hung");
+        });
+    if let Err(e) = spawned {
+        tracing::error!(gateway = %name, error = %e, "cannot start a thread for the incident snapshot");
+        crate::incident::count(&name, "hung", "failed");
     }
 }
 

@@ -22,7 +22,7 @@ use crate::config::TokenSource;
 use crate::discovery::Target;
 use crate::metrics;
 use crate::names;
-use crate::probe::{self, Answer, Failure, ProbeStats, Prober, Reason};
+use crate::probe::{self, history, Answer, Failure, ProbeStats, Prober, Reason};
 
 /// The most body a /readyz answer may have (the real one has about 300 bytes).
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -406,13 +406,14 @@ impl ReadinessSampler {
         let prober = self.prober.clone().map_err(SampleError::Failed)?;
         let token = self.token.current(&self.slot.target.spec.name);
         let started = Instant::now();
-        let result = prober
-            .get(&self.url, token, BODY_CAP)
-            .await
-            .and_then(interpret);
-        self.slot.stats.record(
+        let answer = prober.get(&self.url, token, BODY_CAP).await;
+        // The start of every answer, for incident snapshots' last minute.
+        let body = answer.as_ref().ok().map(|a| history::excerpt(&a.body));
+        let result = answer.and_then(interpret);
+        self.slot.stats.record_answer(
             started.elapsed(),
             result.as_ref().map(|(s, _)| *s).map_err(|f| *f),
+            body,
         );
         match result {
             Ok((_, readyz)) => {

@@ -7,7 +7,9 @@
 mod address;
 mod discovery;
 mod duration;
+mod incident;
 mod paths;
+mod remediation;
 mod schema;
 mod token;
 mod yaml;
@@ -15,7 +17,11 @@ mod yaml;
 pub use address::{listen_addresses, parse_gateway_url};
 pub use discovery::{discovery, Discovery, DiscoveryFile, FileSd, Fleet};
 pub use duration::{de_duration, parse_duration};
-pub use paths::{default_log_dir, default_state_dir, state_dir_in};
+pub use incident::{default_incident_dir, incident, Incident, IncidentFile};
+pub use paths::{
+    default_log_dir, default_state_dir, exporter_state_dir, exporter_state_dir_with, state_dir_in,
+};
+pub use remediation::{default_state_file, Remediation, RemediationFile, RemediationSettings};
 pub use schema::{
     build, build_with_patterns, gateway_spec, log_patterns, Collectors, Config, FileConfig,
     GatewayFile, GatewaySpec, Intervals, LogPattern, Probe, BUILTIN_LOG_PATTERNS, MAX_LOG_PATTERNS,

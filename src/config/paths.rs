@@ -201,6 +201,57 @@ pub fn default_log_dir() -> PathBuf {
     })
 }
 
+/// The exporter's own state dir, where it keeps incident snapshots
+/// (`incident.dir` defaults to its `incidents` folder): systemd's
+/// `$STATE_DIRECTORY` (the unit's `StateDirectory=`) on Linux; else, as
+/// root, `/var/lib/openclaw-gateway-exporter` on Linux and
+/// `/Library/Application Support/openclaw-gateway-exporter` on macOS;
+/// else under the user's home, `$XDG_STATE_HOME` or `~/.local/state` on
+/// Linux, `~/Library/Application Support` on macOS; on Windows
+/// `%ProgramData%\openclaw-gateway-exporter` (a service runs as
+/// LocalSystem). Without a home: the OS's temp dir.
+pub fn exporter_state_dir_with(os: Os, env: Env, root: bool, home: Option<PathBuf>) -> PathBuf {
+    const NAME: &str = "openclaw-gateway-exporter";
+    let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let under = |base: PathBuf| base.join(NAME);
+    match os {
+        Os::Linux => {
+            if let Some(d) = var("STATE_DIRECTORY") {
+                // Several directories are separated by colons; the first.
+                return PathBuf::from(d.split(':').next().unwrap_or(&d));
+            }
+            if root {
+                return under(PathBuf::from("/var/lib"));
+            }
+            if let Some(x) = var("XDG_STATE_HOME") {
+                return under(PathBuf::from(x));
+            }
+            match home {
+                Some(h) => under(h.join(".local").join("state")),
+                None => under(PathBuf::from(node_tmpdir(os, env))),
+            }
+        }
+        Os::Macos => match (root, home) {
+            (false, Some(h)) => under(h.join("Library").join("Application Support")),
+            _ => under(PathBuf::from("/Library/Application Support")),
+        },
+        Os::Windows => {
+            let data = var("ProgramData").unwrap_or_else(|| r"C:\ProgramData".to_string());
+            PathBuf::from(os.join(&data, &[NAME]))
+        }
+    }
+}
+
+/// [`exporter_state_dir_with`] for this process.
+pub fn exporter_state_dir() -> PathBuf {
+    exporter_state_dir_with(
+        Os::CURRENT,
+        &process_env,
+        current_uid() == Some(0),
+        std::env::home_dir(),
+    )
+}
+
 /// This process's real uid, as Node's `process.getuid()`; none on Windows.
 fn current_uid() -> Option<u32> {
     #[cfg(unix)]
@@ -249,6 +300,45 @@ mod tests {
             Some("/cwd".into()),
             &|p| existing.iter().any(|e| e == p),
         )
+    }
+
+    #[test]
+    fn exporter_state_dir_on_every_os() {
+        let dir = |os, vars: &[(&str, &str)], root| {
+            exporter_state_dir_with(os, &env(vars), root, Some("/home/me".into()))
+        };
+        assert_eq!(
+            dir(
+                Os::Linux,
+                &[("STATE_DIRECTORY", "/var/lib/x:/var/lib/y")],
+                false
+            ),
+            Path::new("/var/lib/x")
+        );
+        assert_eq!(
+            dir(Os::Linux, &[], true),
+            Path::new("/var/lib/openclaw-gateway-exporter")
+        );
+        assert_eq!(
+            dir(Os::Linux, &[("XDG_STATE_HOME", "/st")], false),
+            Path::new("/st/openclaw-gateway-exporter")
+        );
+        assert_eq!(
+            dir(Os::Linux, &[], false),
+            Path::new("/home/me/.local/state/openclaw-gateway-exporter")
+        );
+        assert_eq!(
+            dir(Os::Macos, &[], false),
+            Path::new("/home/me/Library/Application Support/openclaw-gateway-exporter")
+        );
+        assert_eq!(
+            dir(Os::Macos, &[], true),
+            Path::new("/Library/Application Support/openclaw-gateway-exporter")
+        );
+        assert_eq!(
+            dir(Os::Windows, &[("ProgramData", r"D:\PD")], true),
+            Path::new(r"D:\PD\openclaw-gateway-exporter")
+        );
     }
 
     #[test]

@@ -74,6 +74,54 @@ impl ProcError {
     }
 }
 
+impl ProcError {
+    /// A read this OS's backend does not have.
+    pub fn unavailable(pid: Pid, what: &'static str) -> ProcError {
+        ProcError::Other {
+            pid,
+            what,
+            reason: "not available on this OS".to_string(),
+        }
+    }
+}
+
+/// One thread of a process, for an incident snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub tid: Pid,
+    pub name: String,
+    /// The scheduler state as the OS shows it (Linux: `R`, `S`, `D`, `T`, ...).
+    pub state: String,
+    /// What the thread sleeps in (Linux: `wchan`); `None` when unreadable.
+    pub wchan: Option<String>,
+    /// The kernel stack, where readable (Linux: root only).
+    pub kernel_stack: Option<String>,
+}
+
+/// One resource limit of a process, as the OS shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLimit {
+    pub name: String,
+    pub soft: String,
+    pub hard: String,
+    pub unit: String,
+}
+
+/// One row of a socket table, for an incident snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRow {
+    pub proto: &'static str,
+    pub local: String,
+    pub remote: String,
+    pub state: String,
+    /// A listener's accept queue; else bytes not yet read.
+    pub recv_q: u64,
+    pub send_q: u64,
+    pub inode: Option<u64>,
+    /// Held by the gateway's process tree.
+    pub owned: bool,
+}
+
 /// What failed, besides the process being gone, while reading vitals.
 #[derive(Debug, Default)]
 pub struct PartialErrors(pub Vec<ProcError>);
@@ -331,6 +379,33 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     fn cgroup_memory_limit(&self, pid: Pid) -> Option<u64>;
     /// The host's memory.
     fn host_memory_bytes(&self) -> Option<u64>;
+
+    // The scene of an incident (`crate::incident`): read once per snapshot,
+    // never signalling or tracing the process. A backend without one says
+    // so with [`ProcError::unavailable`].
+    /// The OS's status lines of `pid` (Linux: `/proc/<pid>/status`).
+    fn status(&self, pid: Pid) -> Result<Vec<(String, String)>, ProcError> {
+        Err(ProcError::unavailable(pid, "status"))
+    }
+    /// The resource limits of `pid`.
+    fn limits(&self, pid: Pid) -> Result<Vec<ResourceLimit>, ProcError> {
+        Err(ProcError::unavailable(pid, "limits"))
+    }
+    /// Every thread of `pid`, at most `max`, with its state and wait channel.
+    fn threads(&self, pid: Pid, _max: usize) -> Result<Vec<ThreadInfo>, ProcError> {
+        Err(ProcError::unavailable(pid, "threads"))
+    }
+    /// The TCP sockets on `port` (either end) and those in `owned`, in the
+    /// network namespace of `pid`, at most `max`.
+    fn socket_table(
+        &self,
+        _port: u16,
+        pid: Pid,
+        _owned: &Owned,
+        _max: usize,
+    ) -> Result<Vec<SocketRow>, ProcError> {
+        Err(ProcError::unavailable(pid, "socket table"))
+    }
 }
 
 /// Whether the name the OS shows for a process ([`Platform::title`]) is the

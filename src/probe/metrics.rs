@@ -45,6 +45,7 @@ struct Counts {
     failures: [u64; Reason::ALL.len()],
     last: Option<Last>,
     window: ErrorWindow,
+    history: super::history::History,
 }
 
 /// The last probe.
@@ -68,6 +69,7 @@ impl ProbeStats {
                 failures: [0; Reason::ALL.len()],
                 last: None,
                 window: ErrorWindow::new(error_window),
+                history: Default::default(),
             }),
         }
     }
@@ -76,6 +78,17 @@ impl ProbeStats {
     /// probe never reached the gateway (refused or failed to connect), so a
     /// gateway that is down does not look fast.
     pub fn record(&self, elapsed: Duration, result: Result<u16, Failure>) {
+        self.record_answer(elapsed, result, None)
+    }
+
+    /// [`ProbeStats::record`], with the start of the answer's body kept in
+    /// the probe history ([`super::history`]).
+    pub fn record_answer(
+        &self,
+        elapsed: Duration,
+        result: Result<u16, Failure>,
+        body: Option<String>,
+    ) {
         let seconds = elapsed.as_secs_f64();
         let reached = !matches!(
             result,
@@ -93,6 +106,17 @@ impl ProbeStats {
             c.failures[f.reason.index()] += 1;
         }
         c.window.record(Instant::now(), result.is_err());
+        c.history.push(super::history::Entry {
+            at: crate::collector::unix_now(),
+            duration_seconds: seconds,
+            success: result.is_ok(),
+            status: match result {
+                Ok(status) => status,
+                Err(f) => f.status.unwrap_or(0),
+            },
+            reason: result.err().map(|f| f.reason.as_str().to_string()),
+            body,
+        });
         c.last = Some(Last {
             success: result.is_ok(),
             duration_seconds: seconds,
@@ -101,6 +125,11 @@ impl ProbeStats {
                 Err(f) => f.status.unwrap_or(0),
             },
         });
+    }
+
+    /// The probes of the last minute, oldest first.
+    pub fn history(&self) -> Vec<super::history::Entry> {
+        self.with(|c| c.history.recent(crate::collector::unix_now()))
     }
 
     pub fn last(&self) -> Option<Last> {

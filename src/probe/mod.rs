@@ -11,6 +11,7 @@
 //! failed probe has one of a few bounded [`Reason`]s.
 
 mod client;
+pub mod history;
 mod metrics;
 mod window;
 

@@ -5,12 +5,13 @@
 pub mod cgroup;
 pub mod proc;
 pub mod proc_net;
+pub mod scene;
 pub mod sock_diag;
 pub mod sockets;
 
 use super::{
     Caps, ExitWatch, FdTypes, FileId, Identity, ListenCounters, Owned, PartialErrors, Pid,
-    Platform, ProcError, SocketReader, Vitals,
+    Platform, ProcError, ResourceLimit, SocketReader, SocketRow, ThreadInfo, Vitals,
 };
 use crate::tcp;
 use cgroup::CgroupMounts;
@@ -178,6 +179,28 @@ impl Platform for LinuxPlatform {
 
     fn host_memory_bytes(&self) -> Option<u64> {
         cgroup::mem_total()
+    }
+
+    fn status(&self, pid: Pid) -> Result<Vec<(String, String)>, ProcError> {
+        scene::status(pid)
+    }
+
+    fn limits(&self, pid: Pid) -> Result<Vec<ResourceLimit>, ProcError> {
+        scene::limits(pid)
+    }
+
+    fn threads(&self, pid: Pid, max: usize) -> Result<Vec<ThreadInfo>, ProcError> {
+        scene::threads(pid, max)
+    }
+
+    fn socket_table(
+        &self,
+        port: u16,
+        pid: Pid,
+        owned: &Owned,
+        max: usize,
+    ) -> Result<Vec<SocketRow>, ProcError> {
+        scene::socket_table(port, pid, owned, max)
     }
 }
 
