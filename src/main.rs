@@ -220,9 +220,9 @@ struct RecoverArgs {
     /// The gateway (its `gateway` label) [default: the only one configured].
     #[arg(long = "gateway")]
     gateway: Option<String>,
-    /// How to start it: openclaw-cli, systemd, launchd, scheduled-task or argv.
+    /// How to start it: openclaw-cli, systemd, launchd, scheduled-task or argv [default: the gateway's `remediation:` method].
     #[arg(long, value_parser = ["openclaw-cli", "systemd", "launchd", "scheduled-task", "argv"])]
-    method: String,
+    method: Option<String>,
     /// argv: one argument of the command each; or give the command after `--`.
     #[arg(long = "argv", allow_hyphen_values = true)]
     argv: Vec<String>,
@@ -249,12 +249,12 @@ struct RecoverArgs {
     /// Print what would be done; do nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Time the gateway has to stop gracefully before it is killed.
-    #[arg(long, default_value = "30s", value_parser = config::parse_duration)]
-    stop_timeout: Duration,
-    /// Time the started gateway has to be verified ready.
-    #[arg(long, default_value = "120s", value_parser = config::parse_duration)]
-    verify_timeout: Duration,
+    /// Time the gateway has to stop gracefully before it is killed [default: the `remediation:` block's, else 30s].
+    #[arg(long, value_parser = config::parse_duration)]
+    stop_timeout: Option<Duration>,
+    /// Time the started gateway has to be verified ready [default: the `remediation:` block's, else 120s].
+    #[arg(long, value_parser = config::parse_duration)]
+    verify_timeout: Option<Duration>,
 }
 
 const LONG_VERSION: &str = concat!(
@@ -347,7 +347,13 @@ fn main() -> ExitCode {
         return run_check(&config, platform::select(cli.platform_backend));
     }
     if let Some(Command::Recover(args)) = &cli.command {
-        return run_recover(&config, args, platform::select(cli.platform_backend));
+        let listen = cli.listen_addresses.first().map(String::as_str);
+        return run_recover(
+            &config,
+            args,
+            listen,
+            platform::select(cli.platform_backend),
+        );
     }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
@@ -396,9 +402,10 @@ fn main() -> ExitCode {
 fn run_recover(
     config: &config::Config,
     args: &RecoverArgs,
+    listen: Option<&str>,
     platform: std::sync::Arc<dyn platform::Platform>,
 ) -> ExitCode {
-    use openclaw_gateway_exporter::remediation::{method::Method, recover};
+    use openclaw_gateway_exporter::remediation::recover;
     let usage = |msg: String| {
         eprintln!("error: {msg}");
         ExitCode::from(2)
@@ -414,41 +421,34 @@ fn run_recover(
             args.gateway.as_deref().unwrap_or("")
         ));
     };
-    // The flags as the config's `kind` and fields, so that the defaults and
-    // the check of fields that do not belong to the method are the config's.
-    let mut fields = serde_json::Map::new();
-    fields.insert("kind".into(), args.method.replace('-', "_").into());
-    let argv: Vec<String> = args.argv.iter().chain(&args.rest).cloned().collect();
-    let given = [
-        ("argv", (!argv.is_empty()).then(|| argv.into())),
-        ("command", args.openclaw.clone().map(|c| vec![c].into())),
-        ("unit", args.unit.clone().map(Into::into)),
-        ("user", args.system.then_some(false.into())),
-        ("label", args.label.clone().map(Into::into)),
-        ("uid", args.uid.map(Into::into)),
-        ("name", args.task.clone().map(Into::into)),
-    ];
-    for (key, value) in given {
-        if let Some(v) = value {
-            fields.insert(key.into(), v);
-        }
-    }
-    let method: Method = match serde_json::from_value(fields.into()) {
-        Ok(m) => m,
-        Err(e) => {
-            return usage(format!(
-                "--method {}: {e} (a flag of another method?)",
-                args.method
-            ))
-        }
+    let block = gateway.remediation.as_ref();
+    let method = match (&args.method, block) {
+        (Some(kind), _) => method_from_flags(kind, args),
+        (None, Some(r)) if !has_method_flags(args) => Ok(r.method.clone()),
+        (None, Some(_)) => Err("a method's flag needs --method".into()),
+        (None, None) => Err(format!(
+            "--method: gateway {:?} has no remediation block to take it from",
+            gateway.name
+        )),
     };
+    let method = match method {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
+    let defaults = recover::RecoverOptions::default();
     let opts = recover::RecoverOptions {
-        stop_timeout: args.stop_timeout,
-        verify_timeout: args.verify_timeout,
+        stop_timeout: args
+            .stop_timeout
+            .or(block.map(|r| r.stop_timeout))
+            .unwrap_or(defaults.stop_timeout),
+        start_timeout: block.map_or(defaults.start_timeout, |r| r.start_timeout),
+        verify_timeout: args
+            .verify_timeout
+            .or(block.map(|r| r.verify_timeout))
+            .unwrap_or(defaults.verify_timeout),
         dry_run: args.dry_run,
         probe_timeout: config.probe.timeout,
-        platform,
-        ..Default::default()
+        platform: platform.clone(),
     };
     println!(
         "recover {}: method {}{}",
@@ -466,7 +466,19 @@ fn run_recover(
             s.outcome
         );
     };
-    match recover::recover(gateway, &method, &opts, &|| None, &mut print) {
+    // The incident snapshot, as the `snapshot` command takes it.
+    let snapshot = || {
+        openclaw_gateway_exporter::incident::command::run_for(
+            config,
+            Some(&gateway.name),
+            listen,
+            platform.clone(),
+            "recover",
+        )
+        .map_err(|e| eprintln!("warning: incident snapshot not written: {e}"))
+        .ok()
+    };
+    match recover::recover(gateway, &method, &opts, &snapshot, &mut print) {
         Ok(_) if args.dry_run => {
             println!("dry run: nothing was done");
             ExitCode::SUCCESS
@@ -488,6 +500,45 @@ fn run_recover(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `recover` flags as the config's `kind` and fields, so that the
+/// defaults and the check of fields that do not belong to the method are
+/// the config's.
+fn method_from_flags(
+    kind: &str,
+    args: &RecoverArgs,
+) -> Result<openclaw_gateway_exporter::remediation::method::Method, String> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("kind".into(), kind.replace('-', "_").into());
+    let argv: Vec<String> = args.argv.iter().chain(&args.rest).cloned().collect();
+    let given = [
+        ("argv", (!argv.is_empty()).then(|| argv.into())),
+        ("command", args.openclaw.clone().map(|c| vec![c].into())),
+        ("unit", args.unit.clone().map(Into::into)),
+        ("user", args.system.then_some(false.into())),
+        ("label", args.label.clone().map(Into::into)),
+        ("uid", args.uid.map(Into::into)),
+        ("name", args.task.clone().map(Into::into)),
+    ];
+    for (key, value) in given {
+        if let Some(v) = value {
+            fields.insert(key.into(), v);
+        }
+    }
+    serde_json::from_value(fields.into())
+        .map_err(|e| format!("--method {kind}: {e} (a flag of another method?)"))
+}
+
+fn has_method_flags(a: &RecoverArgs) -> bool {
+    !a.argv.is_empty()
+        || !a.rest.is_empty()
+        || a.openclaw.is_some()
+        || a.unit.is_some()
+        || a.system
+        || a.label.is_some()
+        || a.uid.is_some()
+        || a.task.is_some()
 }
 
 /// `one_shot`: `check` and `diagnose` print their own verdict on the gateway

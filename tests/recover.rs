@@ -25,8 +25,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Run `recover` on the gateway at `url`, its incident snapshots in
+/// `state_dir/incidents`.
 fn recover(url: &str, state_dir: &Path, args: &[&str], path_prefix: Option<&Path>) -> Output {
     let mut cmd = Command::new(EXPORTER);
+    cmd.arg("--incident.dir").arg(state_dir.join("incidents"));
     cmd.arg("recover")
         .args([
             "--gateway.url",
@@ -306,6 +309,10 @@ fn dry_run_changes_nothing() {
     );
     assert_eq!(locks(state.path()), before);
     assert!(stale.exists() && alive(fx.pid()) && !state.path().join("started").exists());
+    assert!(
+        !state.path().join("incidents").exists(),
+        "no snapshot in a dry run"
+    );
     let (status, _, _) = http_get(&fx.addr(), "/healthz", &[]).unwrap();
     assert_eq!(status, 200);
 }
@@ -385,6 +392,24 @@ fn systemd_resets_failed_then_restarts_and_stops_through_systemctl() {
     assert!(
         said.contains("still alive after 1s") && said.contains("killed pids"),
         "{said}"
+    );
+    // The snapshot was taken before the stop, into the incident folder.
+    let incidents: Vec<_> = std::fs::read_dir(state.path().join("incidents"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(incidents.len(), 1, "{said}");
+    assert!(
+        said.contains(&format!("ok     {}", incidents[0].path().display())),
+        "{said}"
+    );
+    assert!(
+        incidents[0]
+            .file_name()
+            .to_string_lossy()
+            .contains("recover"),
+        "{:?}",
+        incidents[0].file_name()
     );
 
     // A system unit of another name, and a restart that fails: exit 1, the
@@ -601,4 +626,72 @@ fn refuses_from_inside_the_gateways_process_tree() {
         said.contains("rc=2") && said.contains("upstream #41198"),
         "{said}"
     );
+}
+
+#[test]
+fn the_method_and_timeouts_come_from_the_remediation_block() {
+    let (bin, state, port, url) = down_gateway();
+    let _started = PidFile(bin.path().join("fixture.pid"));
+    stand_in(
+        bin.path(),
+        "systemctl",
+        "case \"$*\" in *restart*) start_fixture;; esac",
+        port,
+        state.path(),
+    );
+    let config = bin.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "gateways:\n  - name: gw\n    url: {url}\n    state_dir: {}\n    remediation:\n      method: {{kind: systemd, unit: oc.service, user: false}}\n      stop_timeout: 7s\n",
+            state.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let out = Command::new(EXPORTER)
+            .args([
+                "recover",
+                "--config.file",
+                dir_str(&config),
+                "--incident.dir",
+                dir_str(state.path()),
+            ])
+            .args(args)
+            .env("PATH", format!("{}:{path}", bin.path().display()))
+            .env_remove("OPENCLAW_STATE_DIR")
+            .output()
+            .unwrap();
+        println!("{}", text(&out));
+        out
+    };
+    let fx = Fixture::start(&[
+        "--port",
+        &port.to_string(),
+        "--state-dir",
+        dir_str(state.path()),
+    ]);
+    let out = run(&["--dry-run"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("recover gw: method systemd (dry run)")
+            && said.contains(r#"with ["systemctl", "stop", "oc.service"], waiting up to 7s"#),
+        "{said}"
+    );
+    let out = run(&["--gateway", "gw"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!alive(fx.pid()));
+    assert_eq!(
+        logged(bin.path(), "systemctl"),
+        [
+            "[stop][oc.service]",
+            "[reset-failed][oc.service]",
+            "[restart][oc.service]"
+        ]
+    );
+    // A method's flag without --method is a usage error; so is an unknown gateway.
+    assert_eq!(run(&["--unit", "x"]).status.code(), Some(2));
+    assert_eq!(run(&["--gateway", "nope"]).status.code(), Some(2));
 }
