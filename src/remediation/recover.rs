@@ -315,29 +315,34 @@ fn stop(
         ));
     }
     let deadline = Instant::now() + timeout;
-    let mut how = match supervisor
+    let (mut how, asked) = match supervisor
         .map(|argv| method::run(&argv, timeout).and_then(|r| method::parse_plain(&r)))
     {
-        Some(Ok(said)) => said,
-        Some(Err(e)) => format!("{e}; SIGTERM instead: {}", term(p, tree.main)),
+        Some(Ok(said)) => (said, true),
+        Some(Err(e)) => {
+            let (said, sent) = term(p, tree.main);
+            (format!("{e}; SIGTERM instead: {said}"), sent)
+        }
         None => term(p, tree.main),
     };
-    while kill::alive(p, tree.main) && Instant::now() < deadline {
+    // Nothing asked it to stop (no SIGTERM on Windows): no use waiting.
+    while asked && kill::alive(p, tree.main) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    if kill::alive(p, tree.main) {
-        how += &format!("; still alive after {timeout:?}");
-    } else {
+    if !kill::alive(p, tree.main) {
         how += "; exited";
+    } else if asked {
+        how += &format!("; still alive after {timeout:?}");
     }
     Ok(((), format!("pid {pid}: {how}")))
 }
 
-fn term(p: &dyn Platform, id: Identity) -> String {
+/// SIGTERM `id`: what happened, and whether it was sent.
+fn term(p: &dyn Platform, id: Identity) -> (String, bool) {
     match kill::send(p, id, Signal::Term) {
-        Ok(kill::Sent::Sent) => "SIGTERM sent".into(),
-        Ok(kill::Sent::Gone) => "already gone".into(),
-        Err(e) => format!("no SIGTERM ({e})"),
+        Ok(kill::Sent::Sent) => ("SIGTERM sent".into(), true),
+        Ok(kill::Sent::Gone) => ("already gone".into(), false),
+        Err(e) => (format!("no SIGTERM ({e})"), false),
     }
 }
 
