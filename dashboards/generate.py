@@ -170,6 +170,19 @@ ROWS = [
             (f"sum by (gateway, pattern) (rate(openclaw_gateway_log_pattern_matches_total{{{SEL}}}[$__rate_interval]))", "{{gateway}} {{pattern}}"),
         ], unit="ops", w=12),
     ]),
+    ("Watchdog", [
+        panel("timeseries", "Remediations", [
+            (f"sum by (gateway, result) (increase(openclaw_gateway_remediations_total{{{SEL}}}[$__range])) > 0", "{{gateway}} {{result}}"),
+        ], w=8, description="Watchdog restarts by result over the shown range: success, failed, skipped_budget (a hang met a spent budget), dry_run. Only gateways with a remediation: block."),
+        panel("stat", "Restart budget left", [
+            (f"openclaw_gateway_remediation_budget_remaining{{{SEL}}}", "{{gateway}}"),
+        ], steps=[{"color": "red", "value": None}, {"color": "green", "value": 1}], w=8,
+              description="Restarts the watchdog may still make in its budget window; 0: it no longer acts."),
+        panel("timeseries", "Hang to verified ready", [
+            (f"histogram_quantile(0.5, sum by (gateway, le) (rate(openclaw_gateway_recovery_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "p50 {{gateway}}"),
+            (f"max by (gateway) (rate(openclaw_gateway_recovery_duration_seconds_sum{{{SEL}}}[1h]) / rate(openclaw_gateway_recovery_duration_seconds_count{{{SEL}}}[1h]))", "mean 1h {{gateway}}"),
+        ], unit="s", w=8, description="From the watchdog's first sight of the hang to the restarted gateway verified ready."),
+    ]),
     ("Exporter health", [
         panel("timeseries", "Collector success", [
             (f"openclaw_gateway_collector_success{{{SEL}}}", "{{gateway}} {{collector}}"),

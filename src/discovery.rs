@@ -195,7 +195,7 @@ pub fn locks(view: &ProcessView, state_dir: &Path, comm: &str) -> Vec<LockInfo> 
 /// A lock without a start time cannot tell its gateway from a later process
 /// on the same pid: it names its pid, on the host, only while that has the
 /// gateway's title (`comm`).
-fn lock_owner(
+pub fn lock_owner(
     view: &ProcessView,
     lock: &lockfile::Lock,
     modified: Option<f64>,

@@ -25,6 +25,7 @@ use crate::metrics::Latest;
 use crate::platform::{self, Platform};
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::process_view::ProcessView;
+use crate::remediation::runner::{Board, RemediationMetrics, Watched};
 use crate::self_process::SelfProcess;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -50,6 +51,12 @@ pub struct Exporter {
     pub health: Vec<Arc<Health>>,
     /// Which collectors run.
     pub collectors: Collectors,
+    /// The gateways with a `remediation:` block, for the watchdog
+    /// ([`crate::remediation::runner::start`]); empty in a discovered
+    /// gateway's exporter.
+    pub watched: Vec<crate::remediation::runner::Watched>,
+    /// The watchdog's state file, which `diagnose` reads.
+    pub remediation_state_file: std::path::PathBuf,
     /// The process table the gateways share; a discovered gateway's
     /// exporter ([`Exporter::gateways_only`]) shares it too.
     pub view: Arc<ProcessView>,
@@ -118,6 +125,7 @@ impl Exporter {
             logs: Vec::new(),
             host_net: Arc::new(Latest::new()),
             probers: Vec::new(),
+            liveness: Vec::new(),
         };
         for target in &targets {
             if on.liveness && on.process && config.incident.on_hung {
@@ -146,6 +154,14 @@ impl Exporter {
             collector.register(&w, &mut registry);
         }
         registry.register_collector(Box::new(HealthMetrics(health.clone())));
+        let watched = match own {
+            true => watched(&targets, &w, &health),
+            false => Vec::new(),
+        };
+        if !watched.is_empty() {
+            let boards = watched.iter().map(|w| w.board.clone()).collect();
+            registry.register_collector(Box::new(RemediationMetrics(boards)));
+        }
 
         let registry = Arc::new(registry);
         live.fill(registry.clone(), w.probe_stats.clone());
@@ -159,6 +175,8 @@ impl Exporter {
             logs,
             health,
             collectors: on,
+            watched,
+            remediation_state_file: config.remediation_state_file.clone(),
             view,
             snapshotter,
             live,
@@ -282,6 +300,36 @@ impl Exporter {
     }
 }
 
+/// The gateways with a `remediation:` block, with the hang verdict the
+/// watchdog reads. Without that verdict (the liveness or process collector
+/// off) a gateway is never remediated, and the log says so.
+fn watched(targets: &[Arc<Target>], w: &Wiring, health: &[Arc<Health>]) -> Vec<Watched> {
+    let mut out = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let Some(remediation) = &target.spec.remediation else {
+            continue;
+        };
+        let name = &target.spec.name;
+        let liveness = w.liveness.get(i).cloned();
+        let run = health
+            .iter()
+            .find(|h| h.collector == "liveness" && h.gateway == *name)
+            .cloned();
+        let (Some(liveness), Some(liveness_health)) = (liveness, run) else {
+            tracing::error!(gateway = %name, "remediation needs the hang verdict, so the liveness and process collectors; this gateway will not be remediated");
+            continue;
+        };
+        out.push(Watched {
+            target: target.clone(),
+            liveness,
+            liveness_health,
+            remediation: remediation.clone(),
+            board: Arc::new(Board::new(name)),
+        });
+    }
+    out
+}
+
 fn job(sampler: Kind, target: &Target, interval: Duration) -> Job {
     let health = Arc::new(Health {
         gateway: target.spec.name.clone(),
@@ -339,6 +387,9 @@ struct Wiring<'a> {
     host_net: Arc<connections::HostSlot>,
     /// The probe clients, by (https, idle connection kept for).
     probers: Vec<(ProberKind, Result<Prober, String>)>,
+    /// Per gateway, in the order of the targets, while liveness and process
+    /// are on (the hang verdict needs both): what the watchdog reads.
+    liveness: Vec<Arc<LivenessSlot>>,
 }
 
 /// Whether a probe client speaks https, and how long it keeps an idle
@@ -540,6 +591,9 @@ impl Wire for LivenessWire {
             target,
             interval,
         );
+        if self.process_on {
+            w.liveness.push(liveness.clone());
+        }
         self.slots.push(liveness);
     }
 

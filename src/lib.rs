@@ -25,6 +25,7 @@ pub mod os;
 pub mod platform;
 pub mod probe;
 pub mod process_view;
+pub mod remediation;
 pub mod sd;
 pub mod self_process;
 pub mod stamp;

@@ -211,6 +211,55 @@ enum Command {
         #[arg(long)]
         gateway: Option<String>,
     },
+    /// The field report's standard recovery procedure (§5.1) on one gateway:
+    /// snapshot, graceful stop, kill of its process tree, removal of its
+    /// stale locks, start with --method, verify /readyz 200 with the event
+    /// loop settled. Prints each step with its timing. Exit 0 only when the
+    /// gateway is verified ready (or, with --dry-run, the plan is made); 1
+    /// when a step failed; 2 when refused or misused.
+    Recover(Box<RecoverArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RecoverArgs {
+    /// The gateway (its `gateway` label) [default: the only one configured].
+    #[arg(long = "gateway")]
+    gateway: Option<String>,
+    /// How to start it: openclaw-cli, systemd, launchd, scheduled-task or argv [default: the gateway's `remediation:` method].
+    #[arg(long, value_parser = ["openclaw-cli", "systemd", "launchd", "scheduled-task", "argv"])]
+    method: Option<String>,
+    /// argv: one argument of the command each; or give the command after `--`.
+    #[arg(long = "argv", allow_hyphen_values = true)]
+    argv: Vec<String>,
+    #[arg(last = true, hide = true)]
+    rest: Vec<String>,
+    /// openclaw-cli: the OpenClaw CLI [default: openclaw].
+    #[arg(long)]
+    openclaw: Option<String>,
+    /// systemd: the unit [default: openclaw-gateway.service].
+    #[arg(long)]
+    unit: Option<String>,
+    /// systemd: a system unit, not a user one (`systemctl` without `--user`).
+    #[arg(long)]
+    system: bool,
+    /// launchd: the LaunchAgent's label [default: ai.openclaw.gateway].
+    #[arg(long)]
+    label: Option<String>,
+    /// launchd: the uid of its GUI domain [default: this process's].
+    #[arg(long)]
+    uid: Option<u32>,
+    /// scheduled-task: the task's name [default: OpenClaw Gateway].
+    #[arg(long)]
+    task: Option<String>,
+    /// Print what would be done; do nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Time the gateway has to stop gracefully before it is killed [default: the `remediation:` block's, else 30s].
+    #[arg(long, value_parser = config::parse_duration)]
+    stop_timeout: Option<Duration>,
+    /// Time the started gateway has to be verified ready [default: the `remediation:` block's, else 120s].
+    #[arg(long, value_parser = config::parse_duration)]
+    verify_timeout: Option<Duration>,
 }
 
 const LONG_VERSION: &str = concat!(
@@ -302,6 +351,15 @@ fn main() -> ExitCode {
     if let Some(Command::Check) = cli.command {
         return run_check(&config, platform::select(cli.platform_backend));
     }
+    if let Some(Command::Recover(args)) = &cli.command {
+        let listen = cli.listen_addresses.first().map(String::as_str);
+        return run_recover(
+            &config,
+            args,
+            listen,
+            platform::select(cli.platform_backend),
+        );
+    }
     let web = match Web::load(cli.web_config_file.as_deref()) {
         Ok(w) => w,
         Err(e) => return config_error(e.to_string()),
@@ -343,6 +401,149 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `recover`: the method from the flags, the steps printed as they end.
+fn run_recover(
+    config: &config::Config,
+    args: &RecoverArgs,
+    listen: Option<&str>,
+    platform: std::sync::Arc<dyn platform::Platform>,
+) -> ExitCode {
+    use openclaw_gateway_exporter::remediation::recover;
+    let usage = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(2)
+    };
+    let gateway = match &args.gateway {
+        Some(name) => config.gateways.iter().find(|g| &g.name == name),
+        None if config.gateways.len() == 1 => config.gateways.first(),
+        None => return usage("--gateway: name one of the configured gateways".into()),
+    };
+    let Some(gateway) = gateway else {
+        return usage(format!(
+            "no gateway named {:?} is configured",
+            args.gateway.as_deref().unwrap_or("")
+        ));
+    };
+    let block = gateway.remediation.as_ref();
+    let method = match (&args.method, block) {
+        (Some(kind), _) => method_from_flags(kind, args),
+        (None, Some(r)) if !has_method_flags(args) => Ok(r.method.clone()),
+        (None, Some(_)) => Err("a method's flag needs --method".into()),
+        (None, None) => Err(format!(
+            "--method: gateway {:?} has no remediation block to take it from",
+            gateway.name
+        )),
+    };
+    let method = match method {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
+    let defaults = recover::RecoverOptions::default();
+    let opts = recover::RecoverOptions {
+        stop_timeout: args
+            .stop_timeout
+            .or(block.map(|r| r.stop_timeout))
+            .unwrap_or(defaults.stop_timeout),
+        start_timeout: block.map_or(defaults.start_timeout, |r| r.start_timeout),
+        verify_timeout: args
+            .verify_timeout
+            .or(block.map(|r| r.verify_timeout))
+            .unwrap_or(defaults.verify_timeout),
+        dry_run: args.dry_run,
+        probe_timeout: config.probe.timeout,
+        platform: platform.clone(),
+    };
+    println!(
+        "recover {}: method {}{}",
+        gateway.name,
+        method.kind(),
+        if args.dry_run { " (dry run)" } else { "" }
+    );
+    let mut print = |s: &recover::Step| {
+        let mark = if s.ok { "ok" } else { "FAILED" };
+        println!(
+            "  {:<8} {:>7.2} s  {:<6} {}",
+            s.name,
+            s.took.as_secs_f64(),
+            mark,
+            s.outcome
+        );
+    };
+    // The incident snapshot, as the `snapshot` command takes it.
+    let snapshot = || {
+        openclaw_gateway_exporter::incident::command::run_for(
+            config,
+            Some(&gateway.name),
+            listen,
+            platform.clone(),
+            "recover",
+        )
+        .map_err(|e| eprintln!("warning: incident snapshot not written: {e}"))
+        .ok()
+    };
+    match recover::recover(gateway, &method, &opts, &snapshot, &mut print) {
+        Ok(_) if args.dry_run => {
+            println!("dry run: nothing was done");
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "recovered: gateway {} verified ready in {:.1} s",
+                gateway.name,
+                r.took.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ recover::RecoverError::Refused(_)) => {
+            println!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `recover` flags as the config's `kind` and fields, so that the
+/// defaults and the check of fields that do not belong to the method are
+/// the config's.
+fn method_from_flags(
+    kind: &str,
+    args: &RecoverArgs,
+) -> Result<openclaw_gateway_exporter::remediation::method::Method, String> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("kind".into(), kind.replace('-', "_").into());
+    let argv: Vec<String> = args.argv.iter().chain(&args.rest).cloned().collect();
+    let given = [
+        ("argv", (!argv.is_empty()).then(|| argv.into())),
+        ("command", args.openclaw.clone().map(|c| vec![c].into())),
+        ("unit", args.unit.clone().map(Into::into)),
+        ("user", args.system.then_some(false.into())),
+        ("label", args.label.clone().map(Into::into)),
+        ("uid", args.uid.map(Into::into)),
+        ("name", args.task.clone().map(Into::into)),
+    ];
+    for (key, value) in given {
+        if let Some(v) = value {
+            fields.insert(key.into(), v);
+        }
+    }
+    serde_json::from_value(fields.into())
+        .map_err(|e| format!("--method {kind}: {e} (a flag of another method?)"))
+}
+
+fn has_method_flags(a: &RecoverArgs) -> bool {
+    !a.argv.is_empty()
+        || !a.rest.is_empty()
+        || a.openclaw.is_some()
+        || a.unit.is_some()
+        || a.system
+        || a.label.is_some()
+        || a.uid.is_some()
+        || a.task.is_some()
 }
 
 /// `one_shot`: `check` and `diagnose` print their own verdict on the gateway
@@ -453,6 +654,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             log_path: cli.gateway_log_path.clone(),
             token_file: cli.gateway_token_file.clone(),
             token: env_token,
+            remediation: None,
         }]
     } else {
         if env_token.is_some() {
@@ -475,6 +677,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
             discovery,
             incident,
             gateways: if no_static { Vec::new() } else { c.gateways },
+            remediation_state_file: file.remediation.state_file(),
             ..c
         })
         .context("invalid configuration")
@@ -618,6 +821,7 @@ fn serve(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
 async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow::Result<()> {
     let mut exporter = Exporter::with_platform(&config, platform::select(cli.platform_backend));
     exporter.spawn();
+    start_watchdog(&mut exporter, &config);
     let discovered = openclaw_gateway_exporter::sd::start(&config, exporter.view.clone());
     tokio::spawn(async {
         let mut every = tokio::time::interval(alloc_tuning::TRIM_EVERY);
@@ -670,6 +874,24 @@ async fn serve_on_runtime(cli: Cli, config: config::Config, web: Web) -> anyhow:
         res.context("server task failed")?;
     }
     Ok(())
+}
+
+/// The watchdog, when some gateway has a `remediation:` block.
+fn start_watchdog(exporter: &mut Exporter, config: &config::Config) {
+    let snapshotter = exporter.snapshotter.clone();
+    openclaw_gateway_exporter::remediation::runner::start(
+        std::mem::take(&mut exporter.watched),
+        openclaw_gateway_exporter::remediation::runner::Settings {
+            state_file: config.remediation_state_file.clone(),
+            probe_timeout: config.probe.timeout,
+            snapshot: std::sync::Arc::new(move |gateway| {
+                snapshotter
+                    .take(gateway, "watchdog")
+                    .map_err(|e| tracing::error!(gateway = %gateway.name, error = %e, "watchdog: no incident snapshot"))
+                    .ok()
+            }),
+        },
+    );
 }
 
 /// SIGHUP reloads the web config (Unix only: Windows has no such signal); a

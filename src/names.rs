@@ -299,8 +299,15 @@ pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_in
 pub const INCIDENT_SNAPSHOTS_TOTAL: Family =
     Family::counter("openclaw_gateway_incident_snapshots_total", None);
 
+// Watchdog: src/remediation/runner.rs.
+pub const REMEDIATIONS_TOTAL: Family = Family::counter("openclaw_gateway_remediations_total", None);
+pub const REMEDIATION_BUDGET_REMAINING: Family =
+    Family::gauge("openclaw_gateway_remediation_budget_remaining", None);
+pub const RECOVERY_DURATION_SECONDS: Family =
+    Family::histogram("openclaw_gateway_recovery_duration_seconds", SECONDS);
+
 /// Every family, in the order above.
-pub const ALL: [Family; 64] = [
+pub const ALL: [Family; 67] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -365,6 +372,9 @@ pub const ALL: [Family; 64] = [
     DISCOVERY_TARGETS,
     DISCOVERED_INFO,
     INCIDENT_SNAPSHOTS_TOTAL,
+    REMEDIATIONS_TOTAL,
+    REMEDIATION_BUDGET_REMAINING,
+    RECOVERY_DURATION_SECONDS,
 ];
 
 #[cfg(test)]

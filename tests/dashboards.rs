@@ -13,7 +13,7 @@ use serde_json::Value;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "Overview",
     "Latency",
     "Event loop",
@@ -22,6 +22,7 @@ const ROWS: [&str; 9] = [
     "Errors",
     "File descriptors",
     "Logs",
+    "Watchdog",
     "Exporter health",
 ];
 
@@ -268,9 +269,22 @@ fn every_metric_exists_in_a_real_scrape() {
     let LoggedFixture {
         state, logs, fx, ..
     } = LoggedFixture::start(&[]);
+    // Listed in a config file with a remediation block (a dry run that
+    // never confirms), for the watchdog's series.
+    let conf = state.path().join("exporter.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "remediation:\n  state_file: {}\ngateways:\n  - url: {}\n    state_dir: {}\n    log_path: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
+            state.path().join("remediation.json").display(),
+            fx.url(),
+            state.path().display(),
+            logs.path().display(),
+        ),
+    )
+    .unwrap();
     let exp = Harness::exporter()
-        .fixture(&state, &fx)
-        .log_path(logs.path())
+        .args(&["--config.file", dir_str(&conf)])
         .fast()
         .every("latency", "200ms")
         .every("event-loop", "1s")

@@ -94,20 +94,23 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
         ),
     )
     .unwrap();
+    // The gateway is listed in the file, with a remediation block (a dry
+    // run that never confirms) for the watchdog's series.
     let conf = state.path().join("exporter.yml");
     std::fs::write(
         &conf,
         format!(
-            "discovery:\n  file_sd:\n    files: ['{}']\n",
-            targets.display()
+            "discovery:\n  file_sd:\n    files: ['{}']\nremediation:\n  state_file: {}\ngateways:\n  - name: fx\n    url: {}\n    state_dir: {}\n    log_path: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
+            targets.display(),
+            state.path().join("remediation.json").display(),
+            fx.url(),
+            state.path().display(),
+            log.display(),
         ),
     )
     .unwrap();
     let exp = Harness::exporter()
         .args(&["--config.file", dir_str(&conf)])
-        .name("fx")
-        .fixture(&state, &fx)
-        .log_path(&log)
         .fast()
         .every("logs", "200ms")
         .every("latency", "200ms")

@@ -9,6 +9,7 @@ mod discovery;
 mod duration;
 mod incident;
 mod paths;
+mod remediation;
 mod schema;
 mod token;
 mod yaml;
@@ -20,6 +21,7 @@ pub use incident::{default_incident_dir, incident, Incident, IncidentFile};
 pub use paths::{
     default_log_dir, default_state_dir, exporter_state_dir, exporter_state_dir_with, state_dir_in,
 };
+pub use remediation::{default_state_file, Remediation, RemediationFile, RemediationSettings};
 pub use schema::{
     build, build_with_patterns, gateway_spec, log_patterns, Collectors, Config, FileConfig,
     GatewayFile, GatewaySpec, Intervals, LogPattern, Probe, BUILTIN_LOG_PATTERNS, MAX_LOG_PATTERNS,

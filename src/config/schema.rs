@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 use super::address::{default_name, parse_gateway_url};
 use super::duration::{de_duration, de_interval};
 use super::paths::{default_log_dir, default_state_dir};
+use super::remediation::{Remediation, RemediationFile, RemediationSettings};
 use super::token::{read_token_file, Token};
 use super::{ConfigError, DEFAULT_GATEWAY_URL, DEFAULT_PROCESS_TITLE};
 
@@ -161,6 +162,8 @@ pub struct GatewayFile {
     pub memory_limit: Option<String>,
     /// The gateway's log: a file, or a folder of `openclaw-YYYY-MM-DD.log`.
     pub log_path: Option<PathBuf>,
+    /// Watchdog mode: restart it when hung (opt-in).
+    pub remediation: Option<RemediationFile>,
 }
 
 /// The YAML config file.
@@ -184,6 +187,9 @@ pub struct FileConfig {
     /// Incident snapshots: [`super::incident`].
     #[serde(default)]
     pub incident: super::incident::IncidentFile,
+    /// The watchdog's settings for every gateway (its state file).
+    #[serde(default)]
+    pub remediation: RemediationSettings,
 }
 
 /// One watched gateway, validated.
@@ -211,6 +217,8 @@ pub struct GatewaySpec {
     pub token_file: Option<PathBuf>,
     pub memory_limit: Option<u64>,
     pub log_path: PathBuf,
+    /// Watchdog mode; `None`: never acted on.
+    pub remediation: Option<Remediation>,
 }
 
 impl GatewaySpec {
@@ -258,6 +266,9 @@ pub struct Config {
     pub discovery: super::discovery::Discovery,
     /// Incident snapshots.
     pub incident: super::incident::Incident,
+    /// Where the watchdog keeps its state (used only when a gateway has a
+    /// `remediation:` block).
+    pub remediation_state_file: PathBuf,
 }
 
 /// Configured log patterns, at most.
@@ -436,7 +447,9 @@ pub fn gateway_spec(g: GatewayFile) -> Result<GatewaySpec, ConfigError> {
         .map(crate::memory_limit::parse_size)
         .transpose()
         .map_err(|e| ConfigError::Invalid(format!("gateway {name:?}: memory_limit: {e}")))?;
+    let remediation = g.remediation.map(|r| r.validate(&name)).transpose()?;
     Ok(GatewaySpec {
+        remediation,
         memory_limit,
         log_path: g.log_path.unwrap_or_else(default_log_dir),
         name,
@@ -502,6 +515,7 @@ pub fn build_with_patterns(
         log_patterns: log_patterns(extra_patterns)?,
         discovery: Default::default(),
         incident: Default::default(),
+        remediation_state_file: super::remediation::default_state_file(),
     })
 }
 

@@ -15,6 +15,7 @@
 
 mod advice;
 mod checks;
+pub mod remediation;
 mod snapshot;
 
 use serde::Serialize;
@@ -49,6 +50,13 @@ pub struct GatewayReport {
     pub uptime_seconds: Option<f64>,
     pub checks: Vec<Check>,
     pub recent_log_lines: Vec<LogLine>,
+    /// The newest incident snapshot folders of this gateway.
+    pub recent_incidents: Vec<String>,
+    /// The watchdog's newest remediations of it (its state file).
+    pub recent_remediations: Vec<remediation::Remediation>,
+    /// Why the state file could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediations_unknown: Option<String>,
     pub what_to_do: Vec<String>,
 }
 
@@ -91,7 +99,15 @@ pub fn run(exporter: &mut Exporter) -> Report {
                 .as_ref()
                 .map(|l| recent_from_tail(target, &l.recent()))
                 .unwrap_or_default();
-            gateway_report(&snap, target, &recent, crate::collector::unix_now())
+            let mut report = gateway_report(&snap, target, &recent, crate::collector::unix_now());
+            let name = &target.spec.name;
+            report.recent_incidents =
+                remediation::incidents(&exporter.snapshotter.settings().dir, name);
+            match remediation::remediations(&exporter.remediation_state_file, name) {
+                Ok(list) => report.recent_remediations = list,
+                Err(e) => report.remediations_unknown = Some(e),
+            }
+            report
         })
         .collect();
     let status = gateways
@@ -175,6 +191,9 @@ fn gateway_report(snap: &Snapshot, target: &Target, recent: &[LogLine], now: f64
         uptime_seconds: uptime.map(|(u, _)| u),
         checks,
         recent_log_lines: recent.to_vec(),
+        recent_incidents: Vec::new(),
+        recent_remediations: Vec::new(),
+        remediations_unknown: None,
         what_to_do,
     }
 }
@@ -208,6 +227,11 @@ pub fn print(report: &Report) -> String {
                 ));
             }
         }
+        let remediations = match &g.remediations_unknown {
+            Some(e) => Err(e.clone()),
+            None => Ok(g.recent_remediations.clone()),
+        };
+        out.push_str(&remediation::print(&g.recent_incidents, &remediations));
         if !g.what_to_do.is_empty() {
             out.push_str("  what to do:\n");
             for (i, a) in g.what_to_do.iter().enumerate() {

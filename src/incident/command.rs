@@ -29,6 +29,18 @@ pub fn run(
     listen: Option<&str>,
     platform: Arc<dyn Platform>,
 ) -> Result<PathBuf, String> {
+    run_for(config, name, listen, platform, "manual")
+}
+
+/// [`run`] with another `reason` than "manual": `recover` takes its
+/// snapshot so.
+pub fn run_for(
+    config: &Config,
+    name: Option<&str>,
+    listen: Option<&str>,
+    platform: Arc<dyn Platform>,
+    reason: &str,
+) -> Result<PathBuf, String> {
     let spec = pick(config, name)?;
     let url = listen.and_then(exporter_url).map(|base| {
         format!(
@@ -64,7 +76,7 @@ pub fn run(
     };
     let snapshotter = Snapshotter::new(config.incident.clone(), view, Some(Arc::new(Fixed(live))));
     snapshotter
-        .take(&spec, "manual")
+        .take(&spec, reason)
         .map_err(|e| format!("gateway {:?}: {e}", spec.name))
 }
 
