@@ -171,9 +171,9 @@ ROWS = [
         ], unit="ops", w=12),
     ]),
     ("Watchdog", [
-        panel("timeseries", "Remediations", [
-            (f"sum by (gateway, result) (increase(openclaw_gateway_remediations_total{{{SEL}}}[$__range])) > 0", "{{gateway}} {{result}}"),
-        ], w=8, description="Watchdog restarts by result over the shown range: success, failed, skipped_budget (a hang met a spent budget), dry_run. Only gateways with a remediation: block."),
+        panel("timeseries", "Remediations (1h)", [
+            (f"sum by (gateway, result) (increase(openclaw_gateway_remediations_total{{{SEL}}}[1h])) > 0", "{{gateway}} {{result}}"),
+        ], w=8, description="Watchdog restarts by result in the last hour: success, failed, skipped_budget (a hang met a spent budget), dry_run. Only gateways with a remediation: block."),
         panel("stat", "Restart budget left", [
             (f"openclaw_gateway_remediation_budget_remaining{{{SEL}}}", "{{gateway}}"),
         ], steps=[{"color": "red", "value": None}, {"color": "green", "value": 1}], w=8,

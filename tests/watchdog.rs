@@ -568,3 +568,77 @@ fn alert_expr_true(s: &Scrape, alert: &str, dir: &Path) -> bool {
     // An expectation of no alert fails exactly when the alert fires.
     !out.status.success() && text(&out).contains(alert)
 }
+
+/// Kills its pids when dropped.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            signal(pid, "CONT");
+            signal(pid, "KILL");
+        }
+    }
+}
+
+/// The exporter inside the gateway's process tree (upstream #41198: a
+/// restart from there kills the restarter): bash starts the exporter in the
+/// background, then becomes the fixture gateway (`exec`), so the gateway is
+/// the exporter's parent. Hung past its confirm period, it is left alone.
+#[test]
+fn never_from_inside_the_gateways_process_tree() {
+    let dir = TempDir::new("watchdog-inside");
+    let state = TempDir::new("watchdog-inside-state");
+    let port = free_port();
+    let started = Started::new(dir.path());
+    let config = format!(
+        "{}gateways:\n  - name: tree\n    url: http://127.0.0.1:{port}\n    state_dir: {}\n    remediation:\n      method: {{kind: argv, argv: {}}}\n      confirm: 2s\n",
+        settings(dir.path()),
+        state.path().display(),
+        bash_argv(&started.script("true")),
+    );
+    let path = dir.path().join("exporter.yml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!(
+            "\"$0\" \"$@\" & exec node {} --port {port} --state-dir {} >/dev/null",
+            repo().join("tests/fixture/gateway.js").display(),
+            state.path().display()
+        ))
+        .arg(EXPORTER);
+    let exp = Exporter::start_command(cmd, &["--config.file", dir_str(&path)]);
+    let gateway = exp.proc.pid();
+    let exporter_pid = children(gateway)
+        .into_iter()
+        .find(|c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains("--config.file"))
+        })
+        .expect("the exporter is the gateway's child");
+    let _kill = KillOnDrop(vec![exporter_pid]);
+    exp.wait_eq(
+        "the gateway found",
+        "openclaw_gateway_process_up",
+        &[("gateway", "tree")],
+        1.0,
+    );
+    exp.wait_eq(
+        "not hung",
+        "openclaw_gateway_hung",
+        &[("gateway", "tree")],
+        0.0,
+    );
+    signal(gateway, "STOP");
+    exp.wait_eq("hung", "openclaw_gateway_hung", &[("gateway", "tree")], 1.0);
+    exp.wait_log("the exporter runs inside the gateway's process tree");
+    std::thread::sleep(Duration::from_secs(5));
+    let s = exp.scrape();
+    for r in ["success", "failed", "skipped_budget", "dry_run"] {
+        assert_eq!(count(&s, "tree", r), 0.0, "{r}");
+    }
+    assert_eq!(budget(&s, "tree"), Some(3.0));
+    assert_eq!(started.runs(), 0, "the restart script never ran");
+    assert!(alive(gateway));
+    signal(gateway, "CONT");
+}
