@@ -203,6 +203,8 @@ pub const TCP_CONNECTIONS: Family = Family::gauge("openclaw_gateway_tcp_connecti
 pub const LISTEN_QUEUE_LENGTH: Family = Family::gauge("openclaw_gateway_listen_queue_length", None);
 pub const LISTEN_QUEUE_CAPACITY: Family =
     Family::gauge("openclaw_gateway_listen_queue_capacity", None);
+pub const LISTEN_QUEUE_USAGE_RATIO: Family =
+    Family::gauge("openclaw_gateway_listen_queue_usage_ratio", RATIO);
 pub const PROCESS_OPEN_FDS_BY_TYPE: Family =
     Family::gauge("openclaw_gateway_process_open_fds_by_type", None);
 pub const CONNECTIONS_SOURCE: Family = Family::gauge("openclaw_gateway_connections_source", None);
@@ -296,7 +298,7 @@ pub const DISCOVERY_TARGETS: Family =
 pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
 
 /// Every family, in the order above.
-pub const ALL: [Family; 63] = [
+pub const ALL: [Family; 64] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -314,6 +316,7 @@ pub const ALL: [Family; 63] = [
     TCP_CONNECTIONS,
     LISTEN_QUEUE_LENGTH,
     LISTEN_QUEUE_CAPACITY,
+    LISTEN_QUEUE_USAGE_RATIO,
     PROCESS_OPEN_FDS_BY_TYPE,
     CONNECTIONS_SOURCE,
     HOST_LISTEN_OVERFLOWS_TOTAL,
