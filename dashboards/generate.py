@@ -102,7 +102,7 @@ ROWS = [
     ("Event loop", [
         panel("timeseries", "Event-loop delay p99 above the sampling floor (peak)", [
             (f'openclaw_gateway_eventloop_delay_p99_seconds{{{SEL}, stat="peak"}} - on (job, instance, gateway) openclaw_gateway_eventloop_delay_floor_seconds{{{SEL}}}', "{{gateway}}"),
-        ], unit="s", tier=EVENT_LOOP_DELAY_SECONDS, w=12,
+        ], unit="s", tier=EVENT_LOOP_DELAY_SECONDS, w=8,
             description="The gateway's own p99, peak over --collect.event-loop.interval, minus its monitor's 20 ms sampling floor. Normal < 20 ms, danger > 50 ms."),
         panel("timeseries", "Event-loop delay as reported", [
             (f'openclaw_gateway_eventloop_delay_p99_seconds{{{SEL}, stat="last"}}', "p99 {{gateway}}"),
@@ -111,7 +111,11 @@ ROWS = [
         panel("timeseries", "Event-loop utilization and CPU", [
             (f'openclaw_gateway_eventloop_utilization_ratio{{{SEL}, stat="last"}}', "utilization {{gateway}}"),
             (f'openclaw_gateway_cpu_core_ratio{{{SEL}, stat="last"}}', "cores {{gateway}}"),
-        ], unit="percentunit", w=6),
+        ], unit="percentunit", w=5),
+        panel("timeseries", "Event loop stalled, share of time", [
+            (f'rate(openclaw_gateway_eventloop_stall_seconds_total{{{SEL}}}[5m])', "{{gateway}}"),
+        ], unit="percentunit", w=5,
+            description="Share of the last 5 minutes the event loop spent in stalls over 50 ms, a fully blocked loop (probes timing out) included. A counter: a stall shorter than the scrape interval, or one during which /readyz never answered, is not lost; it lands when the gateway answers again."),
     ]),
     ("Memory", [
         panel("timeseries", "Resident memory", [

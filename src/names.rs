@@ -247,6 +247,8 @@ pub const EVENTLOOP_DELAY_FLOOR_SECONDS: Family =
     Family::gauge("openclaw_gateway_eventloop_delay_floor_seconds", SECONDS);
 pub const READINESS_PARSE_ERRORS_TOTAL: Family =
     Family::counter("openclaw_gateway_readiness_parse_errors_total", None);
+pub const EVENTLOOP_STALL_SECONDS_TOTAL: Family =
+    Family::counter("openclaw_gateway_eventloop_stall_seconds_total", SECONDS);
 
 // Probes, both endpoints: src/probe/metrics.rs.
 pub const PROBE_DURATION_SECONDS: Family =
@@ -298,7 +300,7 @@ pub const DISCOVERY_TARGETS: Family =
 pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
 
 /// Every family, in the order above.
-pub const ALL: [Family; 64] = [
+pub const ALL: [Family; 65] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -340,6 +342,7 @@ pub const ALL: [Family; 64] = [
     CPU_CORE_RATIO,
     EVENTLOOP_DELAY_FLOOR_SECONDS,
     READINESS_PARSE_ERRORS_TOTAL,
+    EVENTLOOP_STALL_SECONDS_TOTAL,
     PROBE_DURATION_SECONDS,
     PROBE_LAST_DURATION_SECONDS,
     PROBE_SUCCESS,
