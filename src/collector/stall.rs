@@ -12,11 +12,13 @@
 //!   loop did not answer from the start of the first timed-out probe until
 //!   that answer.
 //!
-//! The outside stall ends at the answer; the inside one somewhere in the
-//! answer's monitor window (`intervalMs`), placed at its earliest. Only the
-//! part of a stall not already counted is added: two kinds of evidence of
-//! one block, or one block reported by two answers, count once, to within
-//! the readiness poll interval. An answer whose event-loop figures equal the previous
+//! Each answer evidences one stall, ending at the answer, as long as the
+//! larger of the two (they are one block seen from both sides); an inside
+//! stall longer than the time since the previous answer ended before that
+//! answer, which proves the loop ran then (the gateway reports an earlier
+//! window again). Only the part of a stall not already counted is added, so
+//! one block reported by two answers counts once, to within the readiness
+//! poll interval. An answer whose event-loop figures equal the previous
 //! answer's reports the same monitor window again and adds nothing. Only
 //! stalls longer than [`STALL_THRESHOLD`] count: the field report's danger
 //! line for the event-loop delay.
@@ -51,6 +53,8 @@ pub struct Stalls {
     /// Where the counted stall time ends.
     counted_until: Option<Instant>,
     last_window: Option<EventLoop>,
+    /// When the last answer arrived.
+    last_answer: Option<Instant>,
 }
 
 impl Stalls {
@@ -62,6 +66,7 @@ impl Stalls {
             unanswered_since: None,
             counted_until: None,
             last_window: None,
+            last_answer: None,
         }
     }
 
@@ -83,10 +88,11 @@ impl Stalls {
             }
             Outcome::Answered(el) => el,
         };
+        let previous = self.last_answer.replace(ended);
         let outside = self
             .unanswered_since
             .take()
-            .map_or(Duration::ZERO, |s| ended.saturating_duration_since(s));
+            .map(|s| ended.saturating_duration_since(s));
         let inside = match el.delay_max_ms {
             Some(ms) if self.last_window != Some(el) => {
                 Duration::from_secs_f64(ms / 1000.0).saturating_sub(self.floor)
@@ -94,19 +100,26 @@ impl Stalls {
             _ => Duration::ZERO,
         };
         self.last_window = Some(el);
-        // The stall inside ended somewhere in the answer's window: at its
-        // earliest, where it overlaps most with what is already counted.
-        if inside > STALL_THRESHOLD {
-            let window = Duration::from_secs_f64(el.interval_ms.unwrap_or(1000.0) / 1000.0);
-            let earliest = ended.checked_sub(window).unwrap_or(ended);
-            let end = self
-                .counted_until
-                .map_or(earliest, |c| c.max(earliest))
-                .min(ended);
-            self.add(end.checked_sub(inside).unwrap_or(end), end);
-        }
-        if outside > STALL_THRESHOLD {
-            self.add(ended.checked_sub(outside).unwrap_or(ended), ended);
+        let (stall, end) = match outside {
+            // One block, seen from both sides: the longer, up to this answer.
+            Some(outside) => (outside.max(inside), ended),
+            // A stall longer than the time since the previous answer ended
+            // before that answer (which proves the loop ran): the gateway
+            // reports an earlier window again.
+            None => match previous {
+                Some(p) if inside > ended.saturating_duration_since(p) => (inside, p),
+                _ => (inside, ended),
+            },
+        };
+        if stall > STALL_THRESHOLD {
+            let before = self.seconds;
+            self.add(end.checked_sub(stall).unwrap_or(end), end);
+            tracing::debug!(
+                outside_s = outside.map(|d| d.as_secs_f64()),
+                inside_s = inside.as_secs_f64(),
+                added_s = self.seconds - before,
+                "event-loop stall"
+            );
         }
     }
 
@@ -157,7 +170,7 @@ mod tests {
         assert!((st.seconds() - 0.3).abs() < 1e-9, "nothing until an answer");
         st.record(s(39.9), s(40.2), answer(30_000.0));
         let got = st.seconds() - 0.3;
-        assert!((30.0..=31.2).contains(&got), "counted once: {got}");
+        assert!((got - 30.2).abs() < 1e-6, "counted once: {got}");
         // The next window reports the block again (its window rolled after
         // the answer): within what is counted, nothing more.
         st.record(s(41.0), s(41.2), answer(30_020.0));
