@@ -92,8 +92,9 @@ ROWS = [
         panel("timeseries", "Liveness probe latency p50 / p99", [
             (f'histogram_quantile(0.5, sum by (gateway, le) (rate(openclaw_gateway_probe_duration_seconds_bucket{{{SEL}, endpoint="live"}}[$__rate_interval])))', "p50 {{gateway}}"),
             (f'histogram_quantile(0.99, sum by (gateway, le) (rate(openclaw_gateway_probe_duration_seconds_bucket{{{SEL}, endpoint="live"}}[$__rate_interval])))', "p99 {{gateway}}"),
+            (f'sum by (gateway) (rate(openclaw_gateway_probe_duration_seconds_sum{{{SEL}, endpoint="live"}}[$__rate_interval])) / sum by (gateway) (rate(openclaw_gateway_probe_duration_seconds_count{{{SEL}, endpoint="live"}}[$__rate_interval]))', "mean {{gateway}}"),
         ], unit="s", tier=RESPONSE_TIME_SECONDS, w=12,
-            description="Response time of GET /healthz on a fresh connection. Normal < 100 ms, danger > 500 ms."),
+            description="Response time of GET /healthz on a fresh connection. Normal < 100 ms, danger > 500 ms. The quantiles interpolate inside a bucket (600 ms probes read as ~1 s between the 0.5 and 1 bounds); the mean is exact, and the alerts count the probes slower than 100 ms and 500 ms (bucket bounds) exactly."),
         panel("timeseries", "Last probe duration", [
             (f"openclaw_gateway_probe_last_duration_seconds{{{SEL}}}", "{{gateway}} {{endpoint}}"),
         ], unit="s", tier=RESPONSE_TIME_SECONDS, w=12),
@@ -101,7 +102,7 @@ ROWS = [
     ("Event loop", [
         panel("timeseries", "Event-loop delay p99 above the sampling floor (peak)", [
             (f'openclaw_gateway_eventloop_delay_p99_seconds{{{SEL}, stat="peak"}} - on (job, instance, gateway) openclaw_gateway_eventloop_delay_floor_seconds{{{SEL}}}', "{{gateway}}"),
-        ], unit="s", tier=EVENT_LOOP_DELAY_SECONDS, w=12,
+        ], unit="s", tier=EVENT_LOOP_DELAY_SECONDS, w=8,
             description="The gateway's own p99, peak over --collect.event-loop.interval, minus its monitor's 20 ms sampling floor. Normal < 20 ms, danger > 50 ms."),
         panel("timeseries", "Event-loop delay as reported", [
             (f'openclaw_gateway_eventloop_delay_p99_seconds{{{SEL}, stat="last"}}', "p99 {{gateway}}"),
@@ -110,7 +111,11 @@ ROWS = [
         panel("timeseries", "Event-loop utilization and CPU", [
             (f'openclaw_gateway_eventloop_utilization_ratio{{{SEL}, stat="last"}}', "utilization {{gateway}}"),
             (f'openclaw_gateway_cpu_core_ratio{{{SEL}, stat="last"}}', "cores {{gateway}}"),
-        ], unit="percentunit", w=6),
+        ], unit="percentunit", w=5),
+        panel("timeseries", "Event loop stalled, share of time", [
+            (f'rate(openclaw_gateway_eventloop_stall_seconds_total{{{SEL}}}[5m])', "{{gateway}}"),
+        ], unit="percentunit", w=5,
+            description="Share of the last 5 minutes the event loop spent in stalls over 50 ms, a fully blocked loop (probes timing out) included. A counter: a stall shorter than the scrape interval, or one during which /readyz never answered, is not lost; it lands when the gateway answers again."),
     ]),
     ("Memory", [
         panel("timeseries", "Resident memory", [
@@ -134,7 +139,7 @@ ROWS = [
             (f'openclaw_gateway_tcp_connections{{{SEL}, direction="inbound", state="close_wait"}}', "{{gateway}}"),
         ], tier=CLOSE_WAIT, w=8),
         panel("timeseries", "Accept queue, fraction of capacity", [
-            (f"openclaw_gateway_listen_queue_length{{{SEL}}} / openclaw_gateway_listen_queue_capacity{{{SEL}}}", "{{gateway}}"),
+            (f"openclaw_gateway_listen_queue_usage_ratio{{{SEL}}}", "{{gateway}}"),
         ], unit="percentunit", tier=LISTEN_QUEUE_RATIO, w=12),
         panel("timeseries", "Host listen overflows and drops", [
             ('rate(openclaw_gateway_host_listen_overflows_total{job=~"$job", instance=~"$instance"}[$__rate_interval])', "overflows {{instance}}"),
@@ -143,9 +148,9 @@ ROWS = [
     ]),
     ("Errors", [
         panel("timeseries", "Probe error ratio", [
-            (f"sum by (gateway) (rate(openclaw_gateway_probe_failures_total{{{SEL}}}[5m])) / sum by (gateway) (rate(openclaw_gateway_probes_total{{{SEL}}}[5m]))", "{{gateway}}"),
+            (f"sum by (gateway) (rate(openclaw_gateway_probe_failures_total{{{SEL}}}[1m])) / sum by (gateway) (rate(openclaw_gateway_probes_total{{{SEL}}}[1m]))", "{{gateway}}"),
         ], unit="percentunit", tier=ERROR_RATIO, w=12,
-            description="Failed over all probes (liveness and readiness) over 5 minutes. Normal < 0.5%, danger > 2%."),
+            description="Failed over all probes (liveness and readiness) over the last minute, the field report's 60 s error interval and the critical alert's window. Normal < 0.5%, danger > 2%."),
         panel("timeseries", "Probe failures by reason", [
             (f"sum by (gateway, endpoint, reason) (rate(openclaw_gateway_probe_failures_total{{{SEL}}}[$__rate_interval])) > 0", "{{gateway}} {{endpoint}} {{reason}}"),
         ], unit="ops", w=12),

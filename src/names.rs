@@ -203,6 +203,8 @@ pub const TCP_CONNECTIONS: Family = Family::gauge("openclaw_gateway_tcp_connecti
 pub const LISTEN_QUEUE_LENGTH: Family = Family::gauge("openclaw_gateway_listen_queue_length", None);
 pub const LISTEN_QUEUE_CAPACITY: Family =
     Family::gauge("openclaw_gateway_listen_queue_capacity", None);
+pub const LISTEN_QUEUE_USAGE_RATIO: Family =
+    Family::gauge("openclaw_gateway_listen_queue_usage_ratio", RATIO);
 pub const PROCESS_OPEN_FDS_BY_TYPE: Family =
     Family::gauge("openclaw_gateway_process_open_fds_by_type", None);
 pub const CONNECTIONS_SOURCE: Family = Family::gauge("openclaw_gateway_connections_source", None);
@@ -245,6 +247,8 @@ pub const EVENTLOOP_DELAY_FLOOR_SECONDS: Family =
     Family::gauge("openclaw_gateway_eventloop_delay_floor_seconds", SECONDS);
 pub const READINESS_PARSE_ERRORS_TOTAL: Family =
     Family::counter("openclaw_gateway_readiness_parse_errors_total", None);
+pub const EVENTLOOP_STALL_SECONDS_TOTAL: Family =
+    Family::counter("openclaw_gateway_eventloop_stall_seconds_total", SECONDS);
 
 // Probes, both endpoints: src/probe/metrics.rs.
 pub const PROBE_DURATION_SECONDS: Family =
@@ -307,7 +311,7 @@ pub const RECOVERY_DURATION_SECONDS: Family =
     Family::histogram("openclaw_gateway_recovery_duration_seconds", SECONDS);
 
 /// Every family, in the order above.
-pub const ALL: [Family; 67] = [
+pub const ALL: [Family; 69] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -325,6 +329,7 @@ pub const ALL: [Family; 67] = [
     TCP_CONNECTIONS,
     LISTEN_QUEUE_LENGTH,
     LISTEN_QUEUE_CAPACITY,
+    LISTEN_QUEUE_USAGE_RATIO,
     PROCESS_OPEN_FDS_BY_TYPE,
     CONNECTIONS_SOURCE,
     HOST_LISTEN_OVERFLOWS_TOTAL,
@@ -348,6 +353,7 @@ pub const ALL: [Family; 67] = [
     CPU_CORE_RATIO,
     EVENTLOOP_DELAY_FLOOR_SECONDS,
     READINESS_PARSE_ERRORS_TOTAL,
+    EVENTLOOP_STALL_SECONDS_TOTAL,
     PROBE_DURATION_SECONDS,
     PROBE_LAST_DURATION_SECONDS,
     PROBE_SUCCESS,

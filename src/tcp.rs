@@ -9,7 +9,8 @@
 //!   gateway to its own port over loopback is the gateway talking to itself:
 //!   it is counted once, as inbound, by its server end;
 //! - the listen queue: summed over the LISTEN sockets on the port, IPv4 and
-//!   IPv6.
+//!   IPv6; and the fullest listener on its own (clients may reach only one of
+//!   them, 127.0.0.1 say, so a full queue there is half of the sum).
 
 use std::collections::HashSet;
 
@@ -122,6 +123,10 @@ pub struct Tally {
     pub listen_queue_length: u64,
     /// `None` from `/proc/net/tcp`, which does not show a listener's limit.
     pub listen_queue_capacity: Option<u64>,
+    /// The listener whose queue is the largest share of its own limit, as
+    /// (length, limit); `None` where the limit is not shown or no listener
+    /// was seen.
+    pub listen_queue_fullest: Option<(u32, u32)>,
 }
 
 impl Tally {
@@ -135,7 +140,16 @@ impl Tally {
             // sock_diag and macOS's `soi_qlimit` show a listener's limit.
             listen_queue_capacity: matches!(source, Source::Netlink | Source::Pidfdinfo)
                 .then_some(0),
+            listen_queue_fullest: None,
         }
+    }
+
+    /// The fullest listener's queue over its own limit. A listen backlog of
+    /// 0 still queues one connection (the kernel's queue is full above its
+    /// limit), so a limit of 0 counts as 1.
+    pub fn listen_queue_usage_ratio(&self) -> Option<f64> {
+        let (len, cap) = self.listen_queue_fullest?;
+        Some(f64::from(len) / f64::from(cap.max(1)))
     }
 
     /// Count one socket by the rules of the module doc.
@@ -152,6 +166,14 @@ impl Tally {
                 self.listen_queue_length += u64::from(s.rqueue);
                 if let Some(cap) = &mut self.listen_queue_capacity {
                     *cap += u64::from(s.wqueue);
+                    // len / cap > l / c, without division.
+                    let fuller = |(l, c): (u32, u32)| {
+                        u64::from(s.rqueue) * u64::from(c.max(1))
+                            > u64::from(l) * u64::from(s.wqueue.max(1))
+                    };
+                    if self.listen_queue_fullest.is_none_or(fuller) {
+                        self.listen_queue_fullest = Some((s.rqueue, s.wqueue));
+                    }
                 }
             }
             return;
@@ -203,6 +225,34 @@ mod tests {
             (t.listen_queue_length, t.listen_queue_capacity),
             (4, Some(1022))
         );
+        assert_eq!(t.listen_queue_fullest, Some((2, 511)));
+        // A hung gateway reached on 127.0.0.1 only: its IPv4 queue is full
+        // (one above the limit), the IPv6 one empty. The sum reads 0.501,
+        // the listener 1.002.
+        let mut hung = Tally::new(Source::Netlink, 80, false);
+        for (rq, inode) in [(512, 1), (0, 9)] {
+            let l = Socket {
+                rqueue: rq,
+                ..sock(LISTEN, 80, 0, inode)
+            };
+            hung.add(&l, &owned);
+        }
+        assert_eq!(hung.listen_queue_fullest, Some((512, 511)));
+        assert!(hung.listen_queue_usage_ratio().unwrap() > 1.0);
+        // The IPv6 listener first makes no difference.
+        let mut rev = Tally::new(Source::Netlink, 80, false);
+        for (rq, inode) in [(0, 9), (512, 1)] {
+            let l = Socket {
+                rqueue: rq,
+                ..sock(LISTEN, 80, 0, inode)
+            };
+            rev.add(&l, &owned);
+        }
+        assert_eq!(rev.listen_queue_fullest, Some((512, 511)));
+        // No limit shown (/proc): no ratio.
+        let mut pr = Tally::new(Source::Proc, 80, false);
+        pr.add(&sock(LISTEN, 80, 0, 1), &owned);
+        assert_eq!(pr.listen_queue_usage_ratio(), None);
         assert_eq!(StateCounts::default().get("nope"), None);
     }
 

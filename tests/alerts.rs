@@ -396,6 +396,40 @@ fn threshold(r: &Rule) -> f64 {
     m.as_str().parse().unwrap()
 }
 
+/// ResponseTimeHigh counts the probes slower than its tier exactly: the
+/// `le` bucket bound its expression reads, once, and p99 above the tier is
+/// more than 1% of the probes above it (the number after the last `>`).
+fn slower_than(r: &Rule) -> f64 {
+    let le = Regex::new(r#"le="([0-9.]+)""#).unwrap();
+    let bounds: BTreeSet<&str> = le
+        .captures_iter(&r.expr)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert_eq!(
+        bounds.len(),
+        1,
+        "{} ({}): one bucket bound, not {bounds:?}: {}",
+        r.alert,
+        r.severity,
+        r.expr
+    );
+    assert_eq!(
+        threshold(r),
+        0.01,
+        "{} ({}): p99 means over 1%",
+        r.alert,
+        r.severity
+    );
+    let bound: f64 = bounds.into_iter().next().unwrap().parse().unwrap();
+    assert!(
+        openclaw_gateway_exporter::probe::DURATION_BUCKETS.contains(&bound),
+        "{} ({}): {bound} is not a bucket bound of the probe histogram",
+        r.alert,
+        r.severity
+    );
+    bound
+}
+
 #[test]
 fn rule_thresholds_equal_src_thresholds() {
     let rules = rules();
@@ -408,7 +442,11 @@ fn rule_thresholds_equal_src_thresholds() {
                 "critical" => tier.critical,
                 s => panic!("{alert}: severity {s:?}"),
             };
-            let got = threshold(r);
+            let got = if alert == "OpenClawGatewayResponseTimeHigh" {
+                slower_than(r)
+            } else {
+                threshold(r)
+            };
             if got != want {
                 problems.push(format!(
                     "{alert} ({}): threshold {got} in the rule, {want} in src/thresholds.rs",

@@ -377,6 +377,27 @@ fn a_stopped_gateway_fills_its_accept_queue_and_close_wait_piles_up() {
     drop(clients);
 }
 
+/// A hung gateway listening on 127.0.0.1 and ::1, as the real one does,
+/// with clients that reach only 127.0.0.1: the sums over both listeners read
+/// half full (21/40), the fullest listener full (21/20).
+#[test]
+fn a_stopped_gateway_on_two_listeners_reads_full_on_the_one_reached() {
+    let (_state, fx, exp) = watched(&["--host", "127.0.0.1", "--host", "::1", "--backlog", "20"]);
+    fx.proc.signal("STOP");
+    let addr = format!("127.0.0.1:{}", fx.port).parse().unwrap();
+    let clients: Vec<OwnedFd> = (0..60).map(|_| connect_nowait(addr)).collect();
+    let (sum, fullest) = exp.wait("the IPv4 queue full, the IPv6 one empty", |s| {
+        let q = s.get(names::LISTEN_QUEUE_LENGTH.name(), &[("gateway", G)])?;
+        let cap = s.get(names::LISTEN_QUEUE_CAPACITY.name(), &[("gateway", G)])?;
+        let fullest = s.get(names::LISTEN_QUEUE_USAGE_RATIO.name(), &[("gateway", G)])?;
+        (q == 21.0 && cap == 40.0).then_some((q / cap, fullest))
+    });
+    fx.proc.signal("CONT");
+    drop(clients);
+    assert!(sum < 0.53, "summed over both listeners: {sum}");
+    assert_eq!(fullest, 21.0 / 20.0, "the reached listener on its own");
+}
+
 #[test]
 fn a_full_accept_queue_is_capped_and_overflows_are_counted() {
     let (_state, fx, exp) = watched(&["--backlog", "20"]);

@@ -299,7 +299,10 @@ fn every_metric_exists_in_a_real_scrape() {
                     .any(|x| x.name == "openclaw_gateway_probe_duration_seconds_bucket")
                 && s.0
                     .iter()
-                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name());
+                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name())
+                && s.0
+                    .iter()
+                    .any(|x| x.name == names::LISTEN_QUEUE_USAGE_RATIO.name());
         ready.then(|| {
             s.0.iter()
                 .map(|x| x.name.clone())

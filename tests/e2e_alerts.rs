@@ -4,7 +4,8 @@
 //!
 //! The rules are generated from the shipped alerts/openclaw-gateway.rules.yml,
 //! never copied: every `for:` divided by 30 and every range (and the startup
-//! guard that spans one) divided by 15, so the suite runs in minutes.
+//! guard that spans one) divided by 15, so the suite runs in minutes. The
+//! second test runs the rules as shipped, at a 15 s scrape.
 //! promtool's unit tests cover the real durations.
 //!
 //! Linux only: it runs node, Prometheus and Alertmanager, Linux programs here.
@@ -27,6 +28,7 @@ use common::*;
 struct Note {
     receiver: String,
     alertname: String,
+    gateway: String,
     status: String,
     at: Instant,
 }
@@ -74,6 +76,7 @@ impl Receiver {
                     let note = Note {
                         receiver: path.trim_start_matches('/').to_string(),
                         alertname: a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                        gateway: a["labels"]["gateway"].as_str().unwrap_or("").to_string(),
                         status: a["status"].as_str().unwrap_or("").to_string(),
                         at: Instant::now(),
                     };
@@ -156,10 +159,13 @@ fn fast_rules() -> String {
                 rule["for"] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
             }
             let expr = rule["expr"].as_str().unwrap().to_string();
+            // At least 10 s: the critical error rate's 1 m window would be
+            // 4 s, shorter than its shortened 4 s `for:` can see a 5% rate
+            // through (one failure every 20 s).
             let expr = range.replace_all(&expr, |c: &regex::Captures| {
                 format!(
                     "[{}s]",
-                    (prom_seconds(&format!("{}{}", &c[1], &c[2])) / 15).max(5)
+                    (prom_seconds(&format!("{}{}", &c[1], &c[2])) / 15).max(10)
                 )
             });
             // The startup guard (seconds since the process started) spans
@@ -176,8 +182,9 @@ fn fast_rules() -> String {
     serde_yaml::to_string(&doc).unwrap()
 }
 
-/// The example Alertmanager config, its receivers pointed at this test.
-fn alertmanager_config(receiver: &str) -> String {
+/// The example Alertmanager config, its receivers pointed at this test,
+/// its waits shortened unless `as_shipped`.
+fn alertmanager_config(receiver: &str, as_shipped: bool) -> String {
     let text = std::fs::read_to_string(repo().join("alerts/alertmanager.example.yml")).unwrap();
     let mut doc: Value = serde_yaml::from_str(&text).unwrap();
     for r in doc["receivers"].as_sequence_mut().unwrap() {
@@ -188,6 +195,9 @@ fn alertmanager_config(receiver: &str) -> String {
             "tickets"
         };
         r["webhook_configs"][0]["url"] = Value::from(format!("http://{receiver}/{path}"));
+    }
+    if as_shipped {
+        return serde_yaml::to_string(&doc).unwrap();
     }
     let fast = |route: &mut Value| {
         for (k, v) in [
@@ -233,7 +243,7 @@ fn faults_page_the_right_alert_and_nothing_else() {
     let am_port = free_port();
     std::fs::write(
         dir.path().join("am.yml"),
-        alertmanager_config(&receiver.addr),
+        alertmanager_config(&receiver.addr, false),
     )
     .unwrap();
     let _am = spawn_logged(
@@ -393,5 +403,192 @@ fn faults_page_the_right_alert_and_nothing_else() {
         receiver.pages_since(t),
         ["OpenClawGatewayDown"],
         "only Down pages after a crash"
+    );
+}
+
+/// `query` percent-encoded for a URL.
+fn encode(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of an instant query's first result; `None` when it has none.
+fn prom_value(prom: &str, query: &str) -> Option<f64> {
+    let (_, _, body) =
+        http_get(prom, &format!("/api/v1/query?query={}", encode(query)), &[]).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// A duration as Prometheus's humanizeDuration writes one, e.g. `603.2ms` or
+/// `1.2s`, in seconds.
+fn humanized_seconds(text: &str) -> Option<f64> {
+    let (n, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else {
+        (text.strip_suffix('s')?, 1.0)
+    };
+    Some(n.parse::<f64>().ok()? * scale)
+}
+
+/// The rules exactly as shipped, scraped and evaluated every 15 s as in the
+/// field, the example Alertmanager config as shipped (pager group_wait 10 s),
+/// each fixture gateway watched by an exporter with its default intervals:
+/// - err answers 500 to every 20th probe (5%) from 2 m of age (the critical
+///   error rate's startup guard): ErrorRateHigh pages within its 2 m `for:`
+///   + the 60 s error interval + the 15 s scrape + the 10 s group_wait;
+/// - block's event loop is blocked for 60 s: every event-loop series is
+///   absent meanwhile, and the stall counter shows the block in Prometheus
+///   once the gateway answers again;
+/// - slow answers every probe in 600 ms: ResponseTimeHigh, once its 6 m
+///   startup guard has passed, quotes their true mean, not the ~1 s that
+///   histogram_quantile interpolates.
+///
+/// About 7 minutes: the response-time rule's startup guard sets the length.
+#[test]
+fn shipped_rules_on_time_at_a_15s_scrape() {
+    let prometheus = require_tool("prometheus");
+    let alertmanager = require_tool("prometheus-alertmanager");
+    let dir = TempDir::new("e2e-shipped");
+    let receiver = Receiver::start();
+    let gateways: Vec<(&str, TempDir, Fixture, Exporter)> = ["err", "block", "slow"]
+        .into_iter()
+        .map(|name| {
+            let (state, fx) = Fixture::with_state(&[]);
+            let exp = Harness::exporter().name(name).fixture(&state, &fx).start();
+            (name, state, fx, exp)
+        })
+        .collect();
+    let started = Instant::now();
+    let fx = |name: &str| &gateways.iter().find(|g| g.0 == name).unwrap().2;
+    fx("slow").cmd("delay?ms=600");
+
+    let am_port = free_port();
+    std::fs::write(
+        dir.path().join("am.yml"),
+        alertmanager_config(&receiver.addr, true),
+    )
+    .unwrap();
+    let _am = spawn_logged(
+        "alertmanager",
+        Command::new(&alertmanager)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("am.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+    );
+    let targets: Vec<String> = gateways.iter().map(|g| format!("'{}'", g.3.addr)).collect();
+    let prom_cfg = format!(
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: [{targets}]\n",
+        rules = repo().join("alerts/openclaw-gateway.rules.yml").display(),
+        targets = targets.join(", "),
+    );
+    let (_prom, prom) = start_prometheus(&prometheus, dir.path(), &prom_cfg);
+
+    // block: once Prometheus has its stall counter (0), 60 s of a blocked loop.
+    let stall = "openclaw_gateway_eventloop_stall_seconds_total{gateway=\"block\"}";
+    let before = wait_for(Duration::from_secs(60), "a first stall count", || {
+        prom_value(&prom, stall)
+    });
+    fx("block").cmd("block?ms=60000");
+    std::thread::sleep(Duration::from_secs(40));
+    assert_eq!(
+        prom_value(
+            &prom,
+            "openclaw_gateway_eventloop_delay_max_seconds{gateway=\"block\"}"
+        ),
+        None,
+        "a blocked loop has no event-loop series"
+    );
+    let stalled = wait_for(
+        Duration::from_secs(90),
+        "the block in the stall counter",
+        || prom_value(&prom, stall).filter(|v| *v > before),
+    ) - before;
+    eprintln!("block: {stalled:.1} s of stall counted");
+    assert!(
+        (55.0..=67.0).contains(&stalled),
+        "a 60 s block counted as {stalled} s"
+    );
+
+    // err: 5% failing from 2 m of age.
+    let guard = Duration::from_secs(125);
+    std::thread::sleep(guard.saturating_sub(started.elapsed()));
+    let fault = Instant::now();
+    fx("err").cmd("status?code=500&every=20");
+    let bound = Duration::from_secs(120 + 60 + 15 + 10);
+    wait_for(
+        bound + Duration::from_secs(60),
+        "err's ErrorRateHigh page",
+        || {
+            receiver
+                .since(fault)
+                .into_iter()
+                .find(|n| {
+                    n.receiver == "pager"
+                        && n.status == "firing"
+                        && n.alertname == "OpenClawGatewayErrorRateHigh"
+                        && n.gateway == "err"
+                })
+                .map(|n| n.at)
+        },
+    );
+    let took = receiver
+        .since(fault)
+        .into_iter()
+        .find(|n| n.alertname == "OpenClawGatewayErrorRateHigh" && n.gateway == "err")
+        .unwrap()
+        .at
+        - fault;
+    eprintln!(
+        "err: ErrorRateHigh paged {:.0} s after 5% of probes began failing",
+        took.as_secs_f64()
+    );
+    assert!(took <= bound, "paged after {took:?}, later than {bound:?}");
+
+    // slow: the critical response-time alert, pending or firing, once the
+    // guard's 6 m have passed, quotes the probes' true time.
+    let description = wait_for(
+        Duration::from_secs(480).saturating_sub(started.elapsed()),
+        "slow's ResponseTimeHigh",
+        || {
+            let (_, _, body) = http_get(&prom, "/api/v1/alerts", &[]).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == "OpenClawGatewayResponseTimeHigh"
+                        && a["labels"]["gateway"] == "slow"
+                        && a["labels"]["severity"] == "critical"
+                })
+                .and_then(|a| a["annotations"]["description"].as_str().map(str::to_string))
+        },
+    );
+    eprintln!("slow: {description}");
+    assert!(
+        description.starts_with("100% of /healthz probes"),
+        "{description}"
+    );
+    let quoted = description
+        .split("they took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(humanized_seconds)
+        .unwrap_or_else(|| panic!("no time quoted: {description}"));
+    assert!(
+        (0.54..=0.66).contains(&quoted),
+        "600 ms answers quoted as {quoted} s: {description}"
     );
 }

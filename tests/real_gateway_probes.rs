@@ -140,6 +140,9 @@ fn real_gateway_readiness_event_loop_and_hang() {
         );
     }
     assert_eq!(s.get(names::HUNG.name(), G), Some(0.0));
+    let stall_before = s
+        .get(names::EVENTLOOP_STALL_SECONDS_TOTAL.name(), G)
+        .unwrap();
 
     // Stopped: alive, listening, silent.
     gw.proc.signal("STOP");
@@ -169,7 +172,30 @@ fn real_gateway_readiness_event_loop_and_hang() {
             >= 2.0
     );
 
+    // 10 s stopped in all, then the stall counter holds them.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed()));
     gw.proc.signal("CONT");
+    let stopped_for = stopped.elapsed().as_secs_f64();
+    let stall = wait_for(
+        Duration::from_secs(60),
+        "the stop in the stall counter",
+        || {
+            let v = exp
+                .scrape()
+                .get(names::EVENTLOOP_STALL_SECONDS_TOTAL.name(), G)?;
+            (v > stall_before).then_some(v - stall_before)
+        },
+    );
+    eprintln!("stopped {stopped_for:.1} s, stall counted {stall:.1} s");
+    // From the first probe that timed out (sent up to a poll, 0.5 s, after
+    // the stop) to the first answer. Resumed, the real gateway first works
+    // off what queued up: its own next window reported a 1.7 s stall, and
+    // the first answer came 1.6-3 s after SIGCONT in three runs. Counted
+    // twice (from outside and inside), it would be 20 s.
+    assert!(
+        stall >= stopped_for - 1.0 && stall <= stopped_for + 5.0,
+        "stopped {stopped_for} s, counted {stall} s"
+    );
     wait_for(Duration::from_secs(60), "hung 0 after SIGCONT", || {
         (exp.scrape().get(names::HUNG.name(), G) == Some(0.0)).then_some(())
     });

@@ -163,6 +163,7 @@ impl Sampler for ConnectionsSampler {
                 }
                 if !caps.listen_queue_capacity {
                     tally.listen_queue_capacity = None;
+                    tally.listen_queue_fullest = None;
                 }
                 self.slot.latest.set(Some(ConnectionsSample {
                     tally,
@@ -254,6 +255,14 @@ impl Collector for ConnectionsMetrics {
             &format!("Accept queue limit (the effective listen backlog) of the LISTEN sockets on the gateway's port, summed over IPv4 and IPv6; absent when read from /proc/<pid>/net/tcp, which does not show it. {EVERY}"),
             samples.iter().filter_map(|(gw, s)| {
                 Some(([("gateway", *gw)], s.tally.listen_queue_capacity? as f64))
+            }),
+        )?;
+        metrics::gauge(
+            &mut enc,
+            &names::LISTEN_QUEUE_USAGE_RATIO,
+            &format!("Accept queue of the fullest LISTEN socket on the gateway's port over its own limit (IPv4 and IPv6 listeners judged apart: clients may reach only one); above 1 when full. Absent where the limit is not shown. {EVERY}"),
+            samples.iter().filter_map(|(gw, s)| {
+                Some(([("gateway", *gw)], s.tally.listen_queue_usage_ratio()?))
             }),
         )?;
         let fds = samples.iter().flat_map(|(gw, s)| {

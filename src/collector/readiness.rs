@@ -17,6 +17,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use serde_json::{Map, Value};
 
+use super::stall::{Outcome, Stalls};
 use super::{AsyncSampler, BoxFuture, SampleError};
 use crate::config::TokenSource;
 use crate::discovery::Target;
@@ -314,6 +315,7 @@ struct State {
     window: PeakWindow,
     checks: Checks,
     field_errors: [u64; Field::ALL.len()],
+    stalls: Stalls,
 }
 
 /// One gateway's readiness slot, shared by its sampler and the exposition.
@@ -346,12 +348,19 @@ impl ReadinessSlot {
                 window: PeakWindow::new(window),
                 checks: Checks::default(),
                 field_errors: [0; Field::ALL.len()],
+                stalls: Stalls::new(floor),
             }),
         }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Account one probe, sent at `started` and ended at `ended`, in the
+    /// event-loop stall time (see [`super::stall`]).
+    pub fn record_stall(&self, started: Instant, ended: Instant, outcome: Outcome) {
+        self.with(|st| st.stalls.record(started, ended, outcome))
     }
 
     /// Record the outcome of one probe finished at `at`.
@@ -415,6 +424,16 @@ impl ReadinessSampler {
             result.as_ref().map(|(s, _)| *s).map_err(|f| *f),
             body,
         );
+        let outcome = match &result {
+            Ok((_, readyz)) => Outcome::Answered(readyz.event_loop),
+            Err(f) => match f.reason {
+                Reason::Timeout => Outcome::TimedOut,
+                Reason::ConnectRefused | Reason::ConnectError => Outcome::Other,
+                // An answer, however bad: the loop ran.
+                _ => Outcome::Answered(EventLoop::default()),
+            },
+        };
+        self.slot.record_stall(started, Instant::now(), outcome);
         match result {
             Ok((_, readyz)) => {
                 self.warn_if_polling_too_slowly(&readyz);
@@ -473,6 +492,7 @@ struct View<'a> {
     peak: EventLoop,
     floor_seconds: f64,
     field_errors: [u64; Field::ALL.len()],
+    stall_seconds: Option<f64>,
 }
 
 impl ReadinessSlot {
@@ -499,6 +519,7 @@ impl ReadinessSlot {
             peak: st.window.peak(now),
             floor_seconds: self.floor.as_secs_f64(),
             field_errors: st.field_errors,
+            stall_seconds: st.probed.then(|| st.stalls.seconds()),
         })
     }
 }
@@ -602,6 +623,12 @@ impl Collector for ReadinessMetrics {
             &names::EVENTLOOP_DELAY_FLOOR_SECONDS,
             "The event-loop delay an idle gateway reports because its monitor samples every 20 ms (--probe.event-loop-floor). Subtract it from openclaw_gateway_eventloop_delay_*_seconds to get the delay the field report's thresholds (20 ms normal, 50 ms danger) mean. Constant.",
             rows(views, |v| Some(v.floor_seconds)),
+        )?;
+        metrics::counter(
+            &mut enc,
+            &names::EVENTLOOP_STALL_SECONDS_TOTAL,
+            &format!("Seconds the gateway's event loop was stalled in stalls longer than 50 ms (the delay's danger line): from each answer's eventLoop.delayMaxMs less the sampling floor, and, while /readyz probes time out (the loop blocked or the process stopped), from the start of the first timed-out probe to the next answer; each stalled second counted once. Added when the gateway answers again, so it survives any scrape interval: use increase(). {EVERY}."),
+            rows(views, |v| v.stall_seconds),
         )?;
         let errors = views.iter().flat_map(|v| {
             Field::ALL.into_iter().map(move |f| {

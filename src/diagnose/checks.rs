@@ -121,12 +121,21 @@ pub(super) fn port(at: &Gateway) -> Option<Check> {
     );
     let queue = at.get(&names::LISTEN_QUEUE_LENGTH);
     let capacity = at.get(&names::LISTEN_QUEUE_CAPACITY);
+    // Judged by the fullest listener on its own: clients that reach only
+    // 127.0.0.1 fill the IPv4 queue, and the sum over both reads half.
+    let fullest = at.get(&names::LISTEN_QUEUE_USAGE_RATIO);
     match (listening, queue, capacity) {
         (Some(l), Some(q), Some(c)) if l > 0.0 && c > 0.0 => Some(check(
             "port",
-            thresholds::LISTEN_QUEUE_RATIO.judge(q / c),
+            thresholds::LISTEN_QUEUE_RATIO.judge(fullest.unwrap_or(q / c)),
             Some(q),
-            format!("{port} LISTEN, accept queue {q}/{c}"),
+            match fullest {
+                Some(r) => format!(
+                    "{port} LISTEN, accept queue {q}/{c}, fullest listener {:.0}%",
+                    r * 100.0
+                ),
+                None => format!("{port} LISTEN, accept queue {q}/{c}"),
+            },
         )),
         // Capacity unknown (the /proc fallback): the queue is shown, not judged.
         (Some(l), _, _) if l > 0.0 => Some(check(
