@@ -16,6 +16,7 @@ pub mod memory;
 pub mod pool;
 pub mod process;
 pub mod readiness;
+pub mod rpc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -58,6 +58,10 @@ pub struct Probe {
     /// Consecutive liveness probes that must time out or be refused, while the
     /// process is alive and its port LISTENs, before `hung` turns 1.
     pub hang_after: u32,
+    /// How often the control plane is probed over WebSocket RPC (a
+    /// handshake and a `health` call), when the gateway has a token.
+    #[serde(deserialize_with = "de_duration")]
+    pub rpc_interval: Duration,
     /// The event-loop delay an idle gateway reports because its monitor samples
     /// every 20 ms; exported so that rules can subtract it.
     #[serde(deserialize_with = "de_duration")]
@@ -70,6 +74,7 @@ impl Default for Probe {
             timeout: Duration::from_secs(5),
             readiness_interval: Duration::from_secs(1),
             hang_after: 2,
+            rpc_interval: Duration::from_secs(15),
             event_loop_floor: Duration::from_millis(20),
         }
     }
@@ -303,6 +308,7 @@ impl Config {
         for (name, d) in [
             ("timeout", probe.timeout),
             ("readiness-interval", probe.readiness_interval),
+            ("rpc-interval", probe.rpc_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Invalid(format!(

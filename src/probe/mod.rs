@@ -12,6 +12,7 @@
 
 mod client;
 mod metrics;
+pub mod rpc;
 mod window;
 
 pub use client::{Answer, ClientError, Failure, Prober, Reason};
