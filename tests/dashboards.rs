@@ -13,9 +13,10 @@ use serde_json::Value;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "Overview",
     "Latency",
+    "Control plane (RPC probe)",
     "Event loop",
     "Memory",
     "Connections",
@@ -268,24 +269,32 @@ fn every_metric_exists_in_a_real_scrape() {
     let LoggedFixture {
         state, logs, fx, ..
     } = LoggedFixture::start(&[]);
+    // A token turns the RPC probe on, whose series the dashboard shows.
+    let token = state.path().join("token");
+    std::fs::write(&token, "t\n").unwrap();
     let exp = Harness::exporter()
         .fixture(&state, &fx)
         .log_path(logs.path())
+        .token_file(&token)
         .fast()
         .every("latency", "200ms")
         .every("event-loop", "1s")
         .every("logs", "200ms")
         .start();
     let scrape = exp.wait("every collector ran", |s| {
-        let ready =
-            s.0.iter()
+        let ready = s.0.iter()
                 .any(|x| x.name == names::EVENTLOOP_DELAY_P99_SECONDS.name())
                 && s.0
                     .iter()
                     .any(|x| x.name == "openclaw_gateway_probe_duration_seconds_bucket")
                 && s.0
                     .iter()
-                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name());
+                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name())
+                // The connections and lifecycle samplers' first round, on
+                // the samplers' pool after the process sampler's.
+                && [names::TCP_CONNECTIONS, names::LOCK_FILES]
+                    .iter()
+                    .all(|f| s.0.iter().any(|x| x.name == f.name()));
         ready.then(|| {
             s.0.iter()
                 .map(|x| x.name.clone())

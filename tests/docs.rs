@@ -103,11 +103,15 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
         ),
     )
     .unwrap();
+    // A token, for the RPC probe's series.
+    let token = state.path().join("token");
+    std::fs::write(&token, "t\n").unwrap();
     let exp = Harness::exporter()
         .args(&["--config.file", dir_str(&conf)])
         .name("fx")
         .fixture(&state, &fx)
         .log_path(&log)
+        .token_file(&token)
         .fast()
         .every("logs", "200ms")
         .every("latency", "200ms")

@@ -141,64 +141,107 @@ impl RpcClient {
         Ok(RpcClient { timeout, tls })
     }
 
-    /// Connect, complete the handshake with `token` and call `health`.
+    /// Connect, complete the handshake with `token` and call `health`, all
+    /// within the probe timeout; only the answer to `connect` may take up
+    /// to [`REFUSAL_PENALTY`] more.
     pub async fn health(&self, target: &RpcTarget, token: &Token) -> Result<(), RpcReason> {
-        tokio::time::timeout(self.timeout, self.health_untimed(target, token))
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let whole = self.timeout + REFUSAL_PENALTY;
+        tokio::time::timeout(whole, self.health_by(deadline, target, token))
             .await
             .unwrap_or(Err(RpcReason::Timeout))
     }
 
-    async fn health_untimed(&self, target: &RpcTarget, token: &Token) -> Result<(), RpcReason> {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|_| RpcReason::Handshake)?;
+    async fn health_by(
+        &self,
+        deadline: Deadline,
+        target: &RpcTarget,
+        token: &Token,
+    ) -> Result<(), RpcReason> {
+        let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
+        let tcp = within(deadline, async {
+            connect.await.map_err(|_| RpcReason::Handshake)
+        })
+        .await?;
         let _ = tcp.set_nodelay(true);
         match (&self.tls, target.tls()) {
             (Some(tls), true) => {
                 let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                     .map_err(|_| RpcReason::Handshake)?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|_| RpcReason::Handshake)?;
-                converse(stream, &target.url, token).await
+                let stream = within(deadline, async {
+                    tls.connect(name, tcp)
+                        .await
+                        .map_err(|_| RpcReason::Handshake)
+                })
+                .await?;
+                converse(stream, deadline, &target.url, token).await
             }
-            (None, false) => converse(tcp, &target.url, token).await,
+            (None, false) => converse(tcp, deadline, &target.url, token).await,
             // The client was built for the other scheme.
             _ => Err(RpcReason::Handshake),
         }
     }
 }
 
+/// How long the gateway may hold its answer to a refused token: on loopback
+/// (exempt from its rate limit) each failure is delayed 250 ms, doubling
+/// per recent failure, up to 5 s (dist/auth-rate-limit-*.mjs,
+/// recordFailureAndDelay, LOOPBACK_FAILURE_DELAY_MAX_MS). A probe with a
+/// wrong token reaches that cap after five probes; the answer to `connect`
+/// is awaited that much longer than the probe timeout, so that a wrong
+/// token stays an `auth` failure and never looks like a hang.
+pub const REFUSAL_PENALTY: Duration = Duration::from_millis(5500);
+
+type Deadline = tokio::time::Instant;
+
+/// `step`, or a timeout at `deadline`.
+async fn within<T>(
+    deadline: Deadline,
+    step: impl std::future::Future<Output = Result<T, RpcReason>>,
+) -> Result<T, RpcReason> {
+    tokio::time::timeout_at(deadline, step)
+        .await
+        .unwrap_or(Err(RpcReason::Timeout))
+}
+
 const CONNECT_ID: &str = "ocgx-connect";
 const HEALTH_ID: &str = "ocgx-health";
 
 /// The WebSocket upgrade, the handshake and the call, over `stream`.
-async fn converse<S>(stream: S, url: &str, token: &Token) -> Result<(), RpcReason>
+async fn converse<S>(
+    stream: S,
+    deadline: Deadline,
+    url: &str,
+    token: &Token,
+) -> Result<(), RpcReason>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MESSAGE_CAP))
         .max_frame_size(Some(MESSAGE_CAP));
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-        .await
-        .map_err(|e| match e {
+    let upgrade = tokio_tungstenite::client_async_with_config(url, stream, Some(config));
+    let (mut ws, _) = within(deadline, async {
+        upgrade.await.map_err(|e| match e {
             WsError::Capacity(_) => RpcReason::BadFrame,
             _ => RpcReason::Handshake,
-        })?;
+        })
+    })
+    .await?;
 
     // The challenge first (handshake.md: "Always wait for connect.challenge").
-    loop {
-        let frame = next_frame(&mut ws)
-            .await
-            .map_err(closed_as(RpcReason::Handshake))?;
-        match frame_type(&frame)? {
-            "event" if frame["event"] == "connect.challenge" => break,
-            "event" => continue,
-            _ => return Err(RpcReason::BadFrame),
+    let handshake = closed_as(RpcReason::Handshake);
+    within(deadline, async {
+        loop {
+            let frame = next_frame(&mut ws).await.map_err(&handshake)?;
+            match frame_type(&frame)? {
+                "event" if frame["event"] == "connect.challenge" => return Ok(()),
+                "event" => continue,
+                _ => return Err(RpcReason::BadFrame),
+            }
         }
-    }
+    })
+    .await?;
     let connect = json!({
         "type": "req",
         "id": CONNECT_ID,
@@ -221,12 +264,11 @@ where
             "userAgent": concat!("openclaw-gateway-exporter/", env!("CARGO_PKG_VERSION")),
         },
     });
-    send(&mut ws, &connect)
-        .await
-        .map_err(closed_as(RpcReason::Handshake))?;
-    let hello = response(&mut ws, CONNECT_ID)
-        .await
-        .map_err(closed_as(RpcReason::Handshake))?;
+    let hello = within(deadline + REFUSAL_PENALTY, async {
+        send(&mut ws, &connect).await.map_err(&handshake)?;
+        response(&mut ws, CONNECT_ID).await.map_err(&handshake)
+    })
+    .await?;
     if hello["ok"] != true {
         return Err(connect_refusal(&hello["error"]));
     }
@@ -235,20 +277,21 @@ where
     }
 
     let health = json!({ "type": "req", "id": HEALTH_ID, "method": "health", "params": {} });
-    send(&mut ws, &health)
-        .await
-        .map_err(closed_as(RpcReason::RpcError))?;
-    let answer = response(&mut ws, HEALTH_ID)
-        .await
-        .map_err(closed_as(RpcReason::RpcError))?;
+    let rpc_error = closed_as(RpcReason::RpcError);
+    let answer = within(deadline, async {
+        send(&mut ws, &health).await.map_err(&rpc_error)?;
+        response(&mut ws, HEALTH_ID).await.map_err(&rpc_error)
+    })
+    .await?;
     if answer["ok"] != true {
         return Err(RpcReason::RpcError);
     }
     if !answer["payload"].is_object() {
         return Err(RpcReason::BadFrame);
     }
-    // A polite close; the connection is dropped right after either way.
-    let _ = ws.close(None).await;
+    // A polite close, in what is left of the time; the connection is
+    // dropped right after either way.
+    let _ = tokio::time::timeout_at(deadline, ws.close(None)).await;
     Ok(())
 }
 
