@@ -588,7 +588,7 @@ mod tests {
 
     #[test]
     fn probe_settings_from_the_file() {
-        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  event_loop_floor: 0ms\n";
+        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  rpc_interval: 20s\n  event_loop_floor: 0ms\n";
         let f = parse_file("c.yml", text).unwrap();
         let cfg = build(f.collect, f.gateways)
             .unwrap()
@@ -596,6 +596,7 @@ mod tests {
             .unwrap();
         assert_eq!(cfg.probe.timeout, Duration::from_secs(2));
         assert_eq!(cfg.probe.hang_after, 3);
+        assert_eq!(cfg.probe.rpc_interval, Duration::from_secs(20));
         assert_eq!(cfg.probe.event_loop_floor, Duration::ZERO);
         // Never polled less often than the event-loop window.
         assert_eq!(cfg.readiness_poll(), Duration::from_millis(500));
@@ -611,6 +612,11 @@ mod tests {
         .is_err());
         assert!(bad(Probe {
             timeout: Duration::ZERO,
+            ..Probe::default()
+        })
+        .is_err());
+        assert!(bad(Probe {
+            rpc_interval: Duration::ZERO,
             ..Probe::default()
         })
         .is_err());
