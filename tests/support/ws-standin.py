@@ -18,6 +18,7 @@ as MODE says:
   silent      completes the upgrade, then never sends the challenge
   no_upgrade  reads the upgrade request and never answers it
   drip        challenge, then an event every 100 ms forever, never hello-ok
+  drip_rpc    hello-ok, then an event every 100 ms forever, never the answer
   refuse      answers the upgrade with HTTP 400
 
 Standard library only; RFC 6455 text frames, server side (unmasked).
@@ -97,6 +98,12 @@ def close(conn, code, reason):
     conn.sendall(frame(struct.pack("!H", code) + reason.encode(), opcode=8))
 
 
+def drip(conn):
+    for i in range(300):
+        send_json(conn, {"type": "event", "event": "tick", "payload": {"i": i}})
+        time.sleep(0.1)
+
+
 def converse(conn, mode):
     if mode == "bad_json":
         conn.sendall(frame(b"this is not json"))
@@ -115,9 +122,7 @@ def converse(conn, mode):
                      "payload": {"nonce": "n", "ts": int(time.time() * 1000)}})
     req = recv_req(conn)
     if mode == "drip":
-        for i in range(300):
-            send_json(conn, {"type": "event", "event": "tick", "payload": {"i": i}})
-            time.sleep(0.1)
+        drip(conn)
         return
     if mode == "auth":
         send_json(conn, {"type": "res", "id": req["id"], "ok": False, "error": {
@@ -129,6 +134,9 @@ def converse(conn, mode):
     send_json(conn, {"type": "res", "id": req["id"], "ok": True,
                      "payload": {"type": "hello-ok", "protocol": 4}})
     req = recv_req(conn)
+    if mode == "drip_rpc":
+        drip(conn)
+        return
     if mode == "rpc_error":
         send_json(conn, {"type": "res", "id": req["id"], "ok": False,
                          "error": {"code": "UNAVAILABLE", "message": "no"}})
