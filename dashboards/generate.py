@@ -99,6 +99,20 @@ ROWS = [
             (f"openclaw_gateway_probe_last_duration_seconds{{{SEL}}}", "{{gateway}} {{endpoint}}"),
         ], unit="s", tier=RESPONSE_TIME_SECONDS, w=12),
     ]),
+    ("Control plane (RPC probe)", [
+        panel("stat", "Control plane hung", [(f"openclaw_gateway_rpc_hung{{{SEL}}}", "{{gateway}}")],
+              steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}], w=4,
+              description="/healthz answers, yet the last RPC probes (WebSocket handshake and a health call) timed out."),
+        panel("timeseries", "RPC probe latency p50 / p99", [
+            (f"histogram_quantile(0.5, sum by (gateway, le) (rate(openclaw_gateway_rpc_probe_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "p50 {{gateway}}"),
+            (f"histogram_quantile(0.99, sum by (gateway, le) (rate(openclaw_gateway_rpc_probe_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "p99 {{gateway}}"),
+        ], unit="s", w=10,
+            description="Connect, handshake with the gateway token and the health call, on a fresh WebSocket every --probe.rpc-interval."),
+        panel("timeseries", "RPC probe failures by reason", [
+            (f"sum by (gateway, reason) (rate(openclaw_gateway_rpc_probe_failures_total{{{SEL}}}[$__rate_interval])) > 0", "{{gateway}} {{reason}}"),
+        ], unit="ops", w=10,
+            description="timeout, handshake, auth (the token was refused: never a hang), rpc_error, bad_frame."),
+    ]),
     ("Event loop", [
         panel("timeseries", "Event-loop delay p99 above the sampling floor (peak)", [
             (f'openclaw_gateway_eventloop_delay_p99_seconds{{{SEL}, stat="peak"}} - on (job, instance, gateway) openclaw_gateway_eventloop_delay_floor_seconds{{{SEL}}}', "{{gateway}}"),

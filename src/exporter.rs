@@ -16,6 +16,7 @@ use crate::collector::logs::{LogMetrics, LogSampler, LogSlot};
 use crate::collector::memory::{MemoryMetrics, MemorySampler, MemorySlot};
 use crate::collector::process::{ProcessMetrics, ProcessSampler, ProcessSlot};
 use crate::collector::readiness::{ReadinessMetrics, ReadinessSampler, ReadinessSlot};
+use crate::collector::rpc::{RpcMetrics, RpcSampler, RpcSlot};
 use crate::collector::{self, Health, HealthMetrics, Kind};
 use crate::config::{Collectors, Config};
 use crate::discovery::Target;
@@ -23,6 +24,7 @@ use crate::incident::live::ExporterLive;
 use crate::incident::{IncidentMetrics, Snapshotter};
 use crate::metrics::Latest;
 use crate::platform::{self, Platform};
+use crate::probe::rpc::RpcClient;
 use crate::probe::{Endpoint, ProbeMetrics, ProbeStats, Prober};
 use crate::process_view::ProcessView;
 use crate::remediation::runner::{Board, RemediationMetrics, Watched};
@@ -358,6 +360,7 @@ fn registrations(on: Collectors) -> Vec<Box<dyn Wire>> {
         (on.liveness, |on| {
             Box::new(LivenessWire {
                 slots: Vec::new(),
+                rpc: Vec::new(),
                 process_on: on.process,
             })
         }),
@@ -562,6 +565,8 @@ fn unbuildable(target: &Target) -> impl Fn(crate::probe::ClientError) -> String 
 
 struct LivenessWire {
     slots: Vec<Arc<LivenessSlot>>,
+    /// The RPC probes, which run with liveness: their verdict needs it.
+    rpc: Vec<Arc<RpcSlot>>,
     /// The hang verdict judges the process the process collector finds.
     process_on: bool,
 }
@@ -594,6 +599,7 @@ impl Wire for LivenessWire {
         if self.process_on {
             w.liveness.push(liveness.clone());
         }
+        self.rpc_probe(w, target, &liveness.stats);
         self.slots.push(liveness);
     }
 
@@ -601,6 +607,26 @@ impl Wire for LivenessWire {
         if self.process_on {
             registry.register_collector(Box::new(LivenessMetrics(self.slots)));
         }
+        registry.register_collector(Box::new(RpcMetrics(self.rpc)));
+    }
+}
+
+impl LivenessWire {
+    /// The RPC probe of `target`, when it has a token; without one it is
+    /// off (the control plane admits no one without), and says so once.
+    fn rpc_probe(&mut self, w: &mut Wiring, target: &Arc<Target>, live: &Arc<ProbeStats>) {
+        let spec = &target.spec;
+        if spec.token.is_none() && spec.token_file.is_none() {
+            tracing::info!(gateway = %spec.name, "RPC probe off: no gateway token (OPENCLAW_GATEWAY_TOKEN or token_file)");
+            return;
+        }
+        let client = RpcClient::new(w.config.probe.timeout, spec.url.starts_with("https:"))
+            .map_err(|e| unbuildable(target)(e.into()));
+        let slot = Arc::new(RpcSlot::new(&spec.name, Some(live.clone())));
+        let sampler = RpcSampler::new(slot.clone(), target, client, w.config.probe.hang_after);
+        let interval = w.config.probe.rpc_interval;
+        w.job(Kind::Async(Box::new(sampler)), target, interval);
+        self.rpc.push(slot);
     }
 }
 

@@ -132,6 +132,10 @@ struct Cli {
     /// process lives and its port listens, to report the gateway hung [default: 2].
     #[arg(global = true, long = "probe.hang-after")]
     probe_hang_after: Option<u32>,
+    /// How often the control plane is probed over WebSocket RPC (handshake
+    /// and a health call), when the gateway has a token [default: 15s].
+    #[arg(global = true, long = "probe.rpc-interval", value_parser = config::parse_duration)]
+    probe_rpc_interval: Option<Duration>,
     /// Event-loop delay an idle gateway reports (its monitor's sampling period),
     /// exported for rules to subtract [default: 20ms].
     #[arg(global = true, long = "probe.event-loop-floor", value_parser = config::parse_duration)]
@@ -609,6 +613,7 @@ fn load_config(cli: &Cli, m: &ArgMatches) -> anyhow::Result<config::Config> {
     for (flag, target) in [
         (cli.probe_timeout, &mut probe.timeout),
         (cli.probe_readiness_interval, &mut probe.readiness_interval),
+        (cli.probe_rpc_interval, &mut probe.rpc_interval),
         (cli.probe_event_loop_floor, &mut probe.event_loop_floor),
     ] {
         if let Some(d) = flag {

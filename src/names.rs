@@ -263,6 +263,15 @@ pub const PROBE_FAILURES_TOTAL: Family =
     Family::counter("openclaw_gateway_probe_failures_total", None);
 pub const PROBE_ERROR_RATIO: Family = Family::gauge("openclaw_gateway_probe_error_ratio", RATIO);
 
+// The RPC probe (WebSocket control plane): src/collector/rpc.rs.
+pub const RPC_PROBE_DURATION_SECONDS: Family =
+    Family::histogram("openclaw_gateway_rpc_probe_duration_seconds", SECONDS);
+pub const RPC_PROBE_SUCCESS: Family = Family::gauge("openclaw_gateway_rpc_probe_success", None);
+pub const RPC_PROBES_TOTAL: Family = Family::counter("openclaw_gateway_rpc_probes_total", None);
+pub const RPC_PROBE_FAILURES_TOTAL: Family =
+    Family::counter("openclaw_gateway_rpc_probe_failures_total", None);
+pub const RPC_HUNG: Family = Family::gauge("openclaw_gateway_rpc_hung", None);
+
 // Collector health: src/collector/mod.rs.
 pub const COLLECTOR_SUCCESS: Family = Family::gauge("openclaw_gateway_collector_success", None);
 pub const COLLECTOR_DURATION_SECONDS: Family =
@@ -311,7 +320,7 @@ pub const RECOVERY_DURATION_SECONDS: Family =
     Family::histogram("openclaw_gateway_recovery_duration_seconds", SECONDS);
 
 /// Every family, in the order above.
-pub const ALL: [Family; 69] = [
+pub const ALL: [Family; 74] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -361,6 +370,11 @@ pub const ALL: [Family; 69] = [
     PROBES_TOTAL,
     PROBE_FAILURES_TOTAL,
     PROBE_ERROR_RATIO,
+    RPC_PROBE_DURATION_SECONDS,
+    RPC_PROBE_SUCCESS,
+    RPC_PROBES_TOTAL,
+    RPC_PROBE_FAILURES_TOTAL,
+    RPC_HUNG,
     COLLECTOR_SUCCESS,
     COLLECTOR_DURATION_SECONDS,
     COLLECTOR_LAST_SAMPLE_TIMESTAMP_SECONDS,

@@ -16,6 +16,7 @@ use openclaw_gateway_exporter::names;
 const ROWS: [&str; 10] = [
     "Overview",
     "Latency",
+    "Control plane (RPC probe)",
     "Event loop",
     "Memory",
     "Connections",
@@ -269,17 +270,21 @@ fn every_metric_exists_in_a_real_scrape() {
     let LoggedFixture {
         state, logs, fx, ..
     } = LoggedFixture::start(&[]);
+    // A token turns the RPC probe on, whose series the dashboard shows.
+    let token = state.path().join("token");
+    std::fs::write(&token, "t\n").unwrap();
     // Listed in a config file with a remediation block (a dry run that
     // never confirms), for the watchdog's series.
     let conf = state.path().join("exporter.yml");
     std::fs::write(
         &conf,
         format!(
-            "remediation:\n  state_file: {}\ngateways:\n  - url: {}\n    state_dir: {}\n    log_path: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
+            "remediation:\n  state_file: {}\ngateways:\n  - url: {}\n    state_dir: {}\n    log_path: {}\n    token_file: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
             state.path().join("remediation.json").display(),
             fx.url(),
             state.path().display(),
             logs.path().display(),
+            token.display(),
         ),
     )
     .unwrap();
@@ -291,8 +296,7 @@ fn every_metric_exists_in_a_real_scrape() {
         .every("logs", "200ms")
         .start();
     let scrape = exp.wait("every collector ran", |s| {
-        let ready =
-            s.0.iter()
+        let ready = s.0.iter()
                 .any(|x| x.name == names::EVENTLOOP_DELAY_P99_SECONDS.name())
                 && s.0
                     .iter()
@@ -302,7 +306,12 @@ fn every_metric_exists_in_a_real_scrape() {
                     .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name())
                 && s.0
                     .iter()
-                    .any(|x| x.name == names::LISTEN_QUEUE_USAGE_RATIO.name());
+                    .any(|x| x.name == names::LISTEN_QUEUE_USAGE_RATIO.name())
+                // The connections and lifecycle samplers' first round, on
+                // the samplers' pool after the process sampler's.
+                && [names::TCP_CONNECTIONS, names::LOCK_FILES]
+                    .iter()
+                    .all(|f| s.0.iter().any(|x| x.name == f.name()));
         ready.then(|| {
             s.0.iter()
                 .map(|x| x.name.clone())

@@ -94,18 +94,22 @@ fn metrics_md_names_every_family_of_a_real_scrape_and_nothing_else() {
         ),
     )
     .unwrap();
+    // A token, for the RPC probe's series.
+    let token = state.path().join("token");
+    std::fs::write(&token, "t\n").unwrap();
     // The gateway is listed in the file, with a remediation block (a dry
     // run that never confirms) for the watchdog's series.
     let conf = state.path().join("exporter.yml");
     std::fs::write(
         &conf,
         format!(
-            "discovery:\n  file_sd:\n    files: ['{}']\nremediation:\n  state_file: {}\ngateways:\n  - name: fx\n    url: {}\n    state_dir: {}\n    log_path: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
+            "discovery:\n  file_sd:\n    files: ['{}']\nremediation:\n  state_file: {}\ngateways:\n  - name: fx\n    url: {}\n    state_dir: {}\n    log_path: {}\n    token_file: {}\n    remediation: {{method: {{kind: argv, argv: [\"true\"]}}, confirm: 1h, dry_run: true}}\n",
             targets.display(),
             state.path().join("remediation.json").display(),
             fx.url(),
             state.path().display(),
             log.display(),
+            token.display(),
         ),
     )
     .unwrap();

@@ -667,6 +667,22 @@ fn liveness_connects_afresh_readiness_keeps_its_connection_and_the_token_goes_on
     );
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 12, "{seen:?}");
+    // The RPC probe's WebSocket upgrades, to "/": its token goes in the
+    // `connect` frame over the WebSocket, never in a header. The rest are
+    // the HTTP probes.
+    let (upgrades, seen): (Vec<Seen>, Vec<Seen>) = seen.into_iter().partition(|r| {
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "upgrade" && v == "websocket")
+    });
+    assert!(!upgrades.is_empty(), "the RPC probe ran");
+    for r in &upgrades {
+        assert_eq!(r.path, "/", "{r:?}");
+        assert!(
+            !r.headers.iter().any(|(k, _)| k == "authorization"),
+            "{r:?}"
+        );
+    }
     assert!(
         seen.iter()
             .all(|r| r.path == "/healthz" || r.path == "/readyz"),

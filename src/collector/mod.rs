@@ -16,6 +16,7 @@ pub mod memory;
 pub mod pool;
 pub mod process;
 pub mod readiness;
+pub mod rpc;
 pub mod stall;
 
 use std::sync::Arc;

@@ -59,6 +59,10 @@ pub struct Probe {
     /// Consecutive liveness probes that must time out or be refused, while the
     /// process is alive and its port LISTENs, before `hung` turns 1.
     pub hang_after: u32,
+    /// How often the control plane is probed over WebSocket RPC (a
+    /// handshake and a `health` call), when the gateway has a token.
+    #[serde(deserialize_with = "de_duration")]
+    pub rpc_interval: Duration,
     /// The event-loop delay an idle gateway reports because its monitor samples
     /// every 20 ms; exported so that rules can subtract it.
     #[serde(deserialize_with = "de_duration")]
@@ -71,6 +75,7 @@ impl Default for Probe {
             timeout: Duration::from_secs(5),
             readiness_interval: Duration::from_secs(1),
             hang_after: 2,
+            rpc_interval: Duration::from_secs(15),
             event_loop_floor: Duration::from_millis(20),
         }
     }
@@ -319,6 +324,7 @@ impl Config {
         for (name, d) in [
             ("timeout", probe.timeout),
             ("readiness-interval", probe.readiness_interval),
+            ("rpc-interval", probe.rpc_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Invalid(format!(
@@ -602,7 +608,7 @@ mod tests {
 
     #[test]
     fn probe_settings_from_the_file() {
-        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  event_loop_floor: 0ms\n";
+        let text = "collect:\n  event_loop: 500ms\nprobe:\n  timeout: 2s\n  readiness_interval: 1s\n  hang_after: 3\n  rpc_interval: 20s\n  event_loop_floor: 0ms\n";
         let f = parse_file("c.yml", text).unwrap();
         let cfg = build(f.collect, f.gateways)
             .unwrap()
@@ -610,6 +616,7 @@ mod tests {
             .unwrap();
         assert_eq!(cfg.probe.timeout, Duration::from_secs(2));
         assert_eq!(cfg.probe.hang_after, 3);
+        assert_eq!(cfg.probe.rpc_interval, Duration::from_secs(20));
         assert_eq!(cfg.probe.event_loop_floor, Duration::ZERO);
         // Never polled less often than the event-loop window.
         assert_eq!(cfg.readiness_poll(), Duration::from_millis(500));
@@ -625,6 +632,11 @@ mod tests {
         .is_err());
         assert!(bad(Probe {
             timeout: Duration::ZERO,
+            ..Probe::default()
+        })
+        .is_err());
+        assert!(bad(Probe {
+            rpc_interval: Duration::ZERO,
             ..Probe::default()
         })
         .is_err());

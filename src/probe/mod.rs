@@ -13,6 +13,7 @@
 mod client;
 pub mod history;
 mod metrics;
+pub mod rpc;
 mod window;
 
 pub use client::{Answer, ClientError, Failure, Prober, Reason};

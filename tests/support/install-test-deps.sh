@@ -17,6 +17,8 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 # - Node.js and npm: the fixture gateway, and bootstrapping the real gateway's
 #   own Node (tests/support/install-openclaw.sh);
 # - ca-certificates: the https probe test;
+# - python3: the stand-in control plane of tests/rpc_probe.rs
+#   (tests/support/ws-standin.py, standard library only), and more;
 # - ss and ip (iproute2): the connections tests' ground truth, the token test's
 #   address off loopback;
 # - unshare, nsenter and setpriv (util-linux): a gateway in its own network
@@ -34,6 +36,7 @@ command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v node >/dev/null || need_apt+=(nodejs)
+command -v python3 >/dev/null || need_apt+=(python3)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
