@@ -133,10 +133,7 @@ pub struct LifecycleSample {
 /// Does this process's environment point at `state_dir`, resolved as the
 /// gateway resolves its own ([`crate::config::state_dir_in`])?
 fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
-    let Some(env) = view.environ(p, pid) else {
-        return false;
-    };
-    crate::config::state_dir_in(&env, crate::os::Os::CURRENT).is_some_and(|dir| dir == state_dir)
+    view.state_dir(p, pid).is_some_and(|dir| *dir == state_dir)
 }
 
 pub struct LifecycleSampler {
