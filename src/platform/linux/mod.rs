@@ -16,6 +16,8 @@ use crate::tcp;
 use cgroup::CgroupMounts;
 use proc::Host;
 use sockets::Sockets;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// The `comm` the kernel shows for a process titled `title`: its first 15
 /// bytes (`TASK_COMM_LEN` less the NUL), cut back to a character boundary.
@@ -33,7 +35,16 @@ pub struct LinuxPlatform {
     mounts: CgroupMounts,
     /// The socket tables its readers share.
     tables: std::sync::Arc<sockets::Tables>,
+    /// Descendants read in the last [`SHARED_DESCENDANTS`], by pid.
+    descendants: std::sync::Mutex<HashMap<Pid, (Instant, Vec<Pid>)>>,
 }
+
+/// How long one reading of a process's descendants serves: the collectors of
+/// a gateway that tick together (process, memory, connections, lifecycle)
+/// each ask for its workers, one after the other. Well below the shortest
+/// collector interval the tests use (200 ms), as `discovery`'s shared
+/// resolve.
+const SHARED_DESCENDANTS: Duration = Duration::from_millis(100);
 
 impl LinuxPlatform {
     pub fn new() -> LinuxPlatform {
@@ -41,7 +52,14 @@ impl LinuxPlatform {
             host: Host::read(),
             mounts: CgroupMounts::read(),
             tables: Default::default(),
+            descendants: Default::default(),
         }
+    }
+}
+
+impl LinuxPlatform {
+    fn lock_descendants(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, (Instant, Vec<Pid>)>> {
+        self.descendants.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -124,7 +142,18 @@ impl Platform for LinuxPlatform {
     }
 
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
-        proc::descendants(pid)
+        let recent = |d: &HashMap<Pid, (Instant, Vec<Pid>)>| {
+            let (read, kids) = d.get(&pid)?;
+            (read.elapsed() < SHARED_DESCENDANTS).then(|| kids.clone())
+        };
+        if let Some(kids) = recent(&self.lock_descendants()) {
+            return kids;
+        }
+        let kids = proc::descendants(pid);
+        let mut d = self.lock_descendants();
+        d.retain(|_, (read, _)| read.elapsed() < SHARED_DESCENDANTS);
+        d.insert(pid, (Instant::now(), kids.clone()));
+        kids
     }
 
     fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
