@@ -66,9 +66,18 @@ impl WatchSampler {
 
     /// Whether a file the identity depends on changed since the last check;
     /// looked at every [`WATCH_RECHECK`].
-    fn files_changed(&self) -> bool {
+    fn files_changed(&mut self) -> bool {
         let due = self.stamped.is_none_or(|t| t.elapsed() >= WATCH_RECHECK);
-        due && (self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s))
+        if !due {
+            return false;
+        }
+        let changed = self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s);
+        if !changed {
+            // Looked at now: the next look is a recheck interval away, not
+            // on every tick from here on.
+            self.stamped = Some(std::time::Instant::now());
+        }
+        changed
     }
 
     fn restamp(&mut self) {
