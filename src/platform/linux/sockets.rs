@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::proc;
 use super::proc_net;
 use super::sock_diag::{self, DiagError, Filter, SockDiag};
-use crate::platform::{Identity, Owned, Pid, SocketReader};
+use crate::platform::{Identity, Owned, Pid, ProcError, SocketReader};
 use crate::tcp::{Socket, Source, Tally, LISTEN};
 
 /// Count through netlink. `owned` is `None` when only inbound can be counted;
@@ -118,7 +118,14 @@ pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
 /// Processes holding a LISTEN socket on `port`. The usual case (the gateway
 /// itself holds them all) costs one fd-table read; only a socket nobody known
 /// holds triggers a scan of every process.
-pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
+///
+/// `socket_inodes` reads the socket inodes of one process (the platform's
+/// fd table, shared with the connections sample).
+pub fn listen_owners(
+    port: u16,
+    known: &[Identity],
+    socket_inodes: &dyn Fn(i32) -> Result<HashSet<u64>, ProcError>,
+) -> Vec<Identity> {
     let mut listen: HashSet<u64> = listen_inodes(port, None).into_iter().collect();
     for id in known.iter().filter(|id| in_other_namespace(id.pid)) {
         listen.extend(listen_inodes(port, Some(id.pid)));
@@ -127,16 +134,15 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
         return Vec::new();
     }
     let mut owners = Vec::new();
-    let holds = |pid: i32, listen: &HashSet<u64>| {
-        proc::socket_inodes(pid)
-            .map(|own| {
-                listen
-                    .iter()
-                    .filter(|i| own.contains(i))
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
+    let holds = |own: Result<HashSet<u64>, ProcError>, listen: &HashSet<u64>| {
+        own.map(|own| {
+            listen
+                .iter()
+                .filter(|i| own.contains(i))
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
     };
     let mut read = HashSet::new();
     for id in known {
@@ -144,7 +150,7 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
         if listen.is_empty() || !read.insert(id.pid) {
             continue;
         }
-        let held = holds(id.pid, &listen);
+        let held = holds(socket_inodes(id.pid), &listen);
         if !held.is_empty() {
             owners.push(*id);
             for i in held {
@@ -159,7 +165,8 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
         if owners.iter().any(|o| o.pid == pid) {
             continue;
         }
-        if !holds(pid, &listen).is_empty() {
+        // Not kept: this reads every process's fd table.
+        if !holds(proc::socket_inodes(pid), &listen).is_empty() {
             if let Ok(id) = proc::identity(pid) {
                 owners.push(id);
             }
