@@ -15,6 +15,7 @@
 //! for a few seconds).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,8 @@ pub struct Snapshot {
     nested: Vec<(Pid, Pid)>,
     /// Environments read so far from this snapshot, by pid.
     environs: Mutex<HashMap<Pid, Option<Environ>>>,
+    /// State dirs resolved so far from those environments, by pid.
+    state_dirs: Mutex<HashMap<Pid, Option<Arc<PathBuf>>>>,
 }
 
 impl Snapshot {
@@ -105,6 +108,26 @@ impl Snapshot {
             .entry(pid)
             .or_insert_with(|| p.environ(pid).map(Arc::new))
             .clone()
+    }
+
+    /// The state dir the environment of `pid` names, resolved as the gateway
+    /// resolves its own ([`crate::config::state_dir_in`]), once per snapshot:
+    /// every gateway's lifecycle sample asks it of every titled process, and
+    /// resolving looks for the legacy state dirs on disk.
+    pub fn state_dir(&self, p: &dyn Platform, pid: Pid) -> Option<Arc<PathBuf>> {
+        if let Some(known) = self.lock_state_dirs().get(&pid) {
+            return known.clone();
+        }
+        let dir = self
+            .environ(p, pid)
+            .and_then(|env| crate::config::state_dir_in(&env, crate::os::Os::CURRENT))
+            .map(Arc::new);
+        self.lock_state_dirs().insert(pid, dir.clone());
+        dir
+    }
+
+    fn lock_state_dirs(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, Option<Arc<PathBuf>>>> {
+        self.state_dirs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -241,6 +264,7 @@ impl ViewState {
             titles: listed,
             nested,
             environs: Mutex::default(),
+            state_dirs: Mutex::default(),
         }
     }
 }
@@ -278,6 +302,11 @@ mod tests {
         assert_eq!(home[0].1, "/home/10");
         fake.processes.lock().unwrap()[0].environ.clear();
         assert_eq!(b.environ(&*fake, 10), Some(home));
+        // So is the state dir it names, from the first reading.
+        let dir = a.state_dir(&*fake, 11).expect("11 has HOME");
+        assert_eq!(*dir, std::path::Path::new("/home/11/.openclaw"));
+        fake.processes.lock().unwrap()[1].environ.clear();
+        assert_eq!(b.state_dir(&*fake, 11), Some(dir));
         // A reader that wants a younger one gets a new listing.
         assert!(!Arc::ptr_eq(&a, &view.snapshot_within(Duration::ZERO)));
         assert_eq!(fake.pids_calls(), 2);

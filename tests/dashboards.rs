@@ -13,7 +13,7 @@ use serde_json::Value;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const ROWS: [&str; 10] = [
+const ROWS: [&str; 11] = [
     "Overview",
     "Latency",
     "Control plane (RPC probe)",

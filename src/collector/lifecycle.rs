@@ -66,9 +66,18 @@ impl WatchSampler {
 
     /// Whether a file the identity depends on changed since the last check;
     /// looked at every [`WATCH_RECHECK`].
-    fn files_changed(&self) -> bool {
+    fn files_changed(&mut self) -> bool {
         let due = self.stamped.is_none_or(|t| t.elapsed() >= WATCH_RECHECK);
-        due && (self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s))
+        if !due {
+            return false;
+        }
+        let changed = self.stamps.is_empty() || self.stamps.iter().any(|(p, s)| stamp(p) != *s);
+        if !changed {
+            // Looked at now: the next look is a recheck interval away, not
+            // on every tick from here on.
+            self.stamped = Some(std::time::Instant::now());
+        }
+        changed
     }
 
     fn restamp(&mut self) {
@@ -133,10 +142,7 @@ pub struct LifecycleSample {
 /// Does this process's environment point at `state_dir`, resolved as the
 /// gateway resolves its own ([`crate::config::state_dir_in`])?
 fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
-    let Some(env) = view.environ(p, pid) else {
-        return false;
-    };
-    crate::config::state_dir_in(&env, crate::os::Os::CURRENT).is_some_and(|dir| dir == state_dir)
+    view.state_dir(p, pid).is_some_and(|dir| *dir == state_dir)
 }
 
 pub struct LifecycleSampler {

@@ -195,7 +195,7 @@ impl State {
     /// runs. Due jobs of a gateway with a stuck job count a failure and wait
     /// for their next tick.
     fn next(&mut self, now: Instant) -> Next {
-        let mut run: Option<(usize, Instant)> = None;
+        let mut run: Option<(usize, (Instant, usize))> = None;
         let mut more = false;
         let mut wait: Option<Instant> = None;
         for (i, job) in self.jobs.iter_mut().enumerate() {
@@ -217,8 +217,11 @@ impl State {
                 }
                 Gateway::Free if job.due <= now => {
                     more |= run.is_some();
-                    if run.is_none_or(|(_, due)| job.due < due) {
-                        run = Some((i, job.due));
+                    // Ties by gateway: the jobs of one gateway due together
+                    // run one after the other, sharing its discovery.
+                    let key = (job.due, job.gateway);
+                    if run.is_none_or(|(_, first)| key < first) {
+                        run = Some((i, key));
                     }
                     continue;
                 }

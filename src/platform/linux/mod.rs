@@ -17,6 +17,8 @@ use crate::tcp;
 use cgroup::CgroupMounts;
 use proc::Host;
 use sockets::Sockets;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// The `comm` the kernel shows for a process titled `title`: its first 15
 /// bytes (`TASK_COMM_LEN` less the NUL), cut back to a character boundary.
@@ -34,7 +36,23 @@ pub struct LinuxPlatform {
     mounts: CgroupMounts,
     /// The socket tables its readers share.
     tables: std::sync::Arc<sockets::Tables>,
+    /// Descendants read in the last [`SHARED_DESCENDANTS`], by pid.
+    descendants: std::sync::Mutex<HashMap<Pid, (Instant, Vec<Pid>)>>,
+    /// Fd tables read in the last [`SHARED_DESCENDANTS`], by pid: the
+    /// connections sample and the lifecycle sample's LISTEN owners of a
+    /// gateway read it one after the other.
+    fds: std::sync::Mutex<HashMap<Pid, (Instant, FdTable)>>,
 }
+
+/// A process's fds by type and its socket inodes.
+type FdTable = std::sync::Arc<(FdTypes, HashSet<u64>)>;
+
+/// How long one reading of a process's descendants serves: the collectors of
+/// a gateway that tick together (process, memory, connections, lifecycle)
+/// each ask for its workers, one after the other. Well below the shortest
+/// collector interval the tests use (200 ms), as `discovery`'s shared
+/// resolve.
+const SHARED_DESCENDANTS: Duration = Duration::from_millis(100);
 
 impl LinuxPlatform {
     pub fn new() -> LinuxPlatform {
@@ -42,7 +60,33 @@ impl LinuxPlatform {
             host: Host::read(),
             mounts: CgroupMounts::read(),
             tables: Default::default(),
+            descendants: Default::default(),
+            fds: Default::default(),
         }
+    }
+}
+
+impl LinuxPlatform {
+    /// The fd table of `pid`, read now unless read in the last
+    /// [`SHARED_DESCENDANTS`].
+    fn fd_table(&self, pid: Pid) -> Result<FdTable, ProcError> {
+        let lock = || self.fds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((read, table)) = lock().get(&pid) {
+            if read.elapsed() < SHARED_DESCENDANTS {
+                return Ok(table.clone());
+            }
+        }
+        let mut inodes = HashSet::new();
+        let types = proc::scan_fds(pid, &mut inodes)?;
+        let table = std::sync::Arc::new((types, inodes));
+        let mut fds = lock();
+        fds.retain(|_, (read, _)| read.elapsed() < SHARED_DESCENDANTS);
+        fds.insert(pid, (Instant::now(), table.clone()));
+        Ok(table)
+    }
+
+    fn lock_descendants(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, (Instant, Vec<Pid>)>> {
+        self.descendants.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -125,7 +169,18 @@ impl Platform for LinuxPlatform {
     }
 
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
-        proc::descendants(pid)
+        let recent = |d: &HashMap<Pid, (Instant, Vec<Pid>)>| {
+            let (read, kids) = d.get(&pid)?;
+            (read.elapsed() < SHARED_DESCENDANTS).then(|| kids.clone())
+        };
+        if let Some(kids) = recent(&self.lock_descendants()) {
+            return kids;
+        }
+        let kids = proc::descendants(pid);
+        let mut d = self.lock_descendants();
+        d.retain(|_, (read, _)| read.elapsed() < SHARED_DESCENDANTS);
+        d.insert(pid, (Instant::now(), kids.clone()));
+        kids
     }
 
     fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
@@ -145,7 +200,9 @@ impl Platform for LinuxPlatform {
     }
 
     fn scan_fds(&self, pid: Pid, owned: &mut Owned) -> Result<Option<FdTypes>, ProcError> {
-        proc::scan_fds(pid, &mut owned.inodes).map(Some)
+        let table = self.fd_table(pid)?;
+        owned.inodes.extend(&table.1);
+        Ok(Some(table.0))
     }
 
     fn listening(&self, port: u16, pid: Option<Pid>) -> bool {
@@ -159,7 +216,9 @@ impl Platform for LinuxPlatform {
     }
 
     fn listen_owners(&self, port: u16, known: &[Identity]) -> Vec<Identity> {
-        sockets::listen_owners(port, known)
+        sockets::listen_owners(port, known, &|pid| {
+            self.fd_table(pid).map(|table| table.1.clone())
+        })
     }
 
     fn host_listen_counters(&self) -> Result<ListenCounters, String> {

@@ -159,21 +159,8 @@ pub fn all_pids() -> Vec<i32> {
 /// Socket inodes among the fds of `pid` (`socket:[N]` links). Unreadable fd
 /// tables yield an error so the caller can tell "none" from "denied".
 pub fn socket_inodes(pid: i32) -> Result<HashSet<u64>, ProcError> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| io_error(pid, "fd", e))?;
     let mut inodes = HashSet::new();
-    for entry in entries.flatten() {
-        if let Ok(target) = std::fs::read_link(entry.path()) {
-            if let Some(inode) = target
-                .to_str()
-                .and_then(|t| t.strip_prefix("socket:["))
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
-            {
-                inodes.insert(inode);
-            }
-        }
-    }
+    scan_fds(pid, &mut inodes)?;
     Ok(inodes)
 }
 
@@ -258,16 +245,59 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Children from `/proc/<pid>/task/*/children`; `None` when the kernel lacks it.
+/// Children from `/proc/<pid>/task/*/children`; `None` when the kernel lacks
+/// it. By hand: one `openat` and `read` a thread, where procfs opens each
+/// thread's folder and stats the file too (every collector of every gateway
+/// asks for the workers a round).
 fn children_of(pid: i32) -> Option<Vec<i32>> {
-    let tasks = Process::new(pid).and_then(|p| p.tasks()).ok()?;
+    use rustix::fs::{Mode, OFlags};
+    let tasks = rustix::fs::open(
+        format!("/proc/{pid}/task"),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    let tasks = match tasks {
+        Ok(dir) => dir,
+        // Gone: it has no children (a scan would find none either).
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::SRCH) => return Some(Vec::new()),
+        Err(_) => return None,
+    };
     let mut kids = Vec::new();
-    for task in tasks.flatten() {
-        match task.children() {
-            Ok(k) => kids.extend(k.into_iter().filter_map(|k| i32::try_from(k).ok())),
-            // The task exited, or the kernel has no children files at all
+    let mut buf = vec![0u8; 256];
+    for entry in rustix::fs::Dir::read_from(&tasks).ok()? {
+        let Ok(entry) = entry else { break };
+        let tid = entry.file_name().to_bytes();
+        if tid.first() == Some(&b'.') {
+            continue;
+        }
+        let mut path = tid.to_vec();
+        path.extend_from_slice(b"/children");
+        match rustix::fs::openat(
+            &tasks,
+            path.as_slice(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(file) => {
+                let mut len = 0;
+                loop {
+                    if len == buf.len() {
+                        buf.resize(buf.len() * 2, 0);
+                    }
+                    match rustix::io::read(&file, &mut buf[len..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                }
+                let list = std::str::from_utf8(&buf[..len]).unwrap_or("");
+                kids.extend(
+                    list.split_ascii_whitespace()
+                        .filter_map(|k| k.parse::<i32>().ok()),
+                );
+            }
+            // The thread exited, or the kernel has no children files at all
             // (CONFIG_PROC_CHILDREN).
-            Err(procfs::ProcError::NotFound(_))
+            Err(rustix::io::Errno::NOENT)
                 if !std::path::Path::new("/proc/thread-self/children").exists() =>
             {
                 return None

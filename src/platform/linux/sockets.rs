@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::proc;
 use super::proc_net;
 use super::sock_diag::{self, DiagError, Filter, SockDiag};
-use crate::platform::{Identity, Owned, Pid, SocketReader};
+use crate::platform::{Identity, Owned, Pid, ProcError, SocketReader};
 use crate::tcp::{Socket, Source, Tally, LISTEN};
 
 /// Count through netlink. `owned` is `None` when only inbound can be counted;
@@ -118,7 +118,14 @@ pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
 /// Processes holding a LISTEN socket on `port`. The usual case (the gateway
 /// itself holds them all) costs one fd-table read; only a socket nobody known
 /// holds triggers a scan of every process.
-pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
+///
+/// `socket_inodes` reads the socket inodes of one process (the platform's
+/// fd table, shared with the connections sample).
+pub fn listen_owners(
+    port: u16,
+    known: &[Identity],
+    socket_inodes: &dyn Fn(i32) -> Result<HashSet<u64>, ProcError>,
+) -> Vec<Identity> {
     // The namespaces the known processes are in; the exporter's own one
     // when none is known. A listener on the same port in a namespace none of
     // them is in is another host's, as far as this gateway goes (another
@@ -136,19 +143,23 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
         return Vec::new();
     }
     let mut owners = Vec::new();
-    let holds = |pid: i32, listen: &HashSet<u64>| {
-        proc::socket_inodes(pid)
-            .map(|own| {
-                listen
-                    .iter()
-                    .filter(|i| own.contains(i))
-                    .copied()
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
+    let holds = |own: Result<HashSet<u64>, ProcError>, listen: &HashSet<u64>| {
+        own.map(|own| {
+            listen
+                .iter()
+                .filter(|i| own.contains(i))
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
     };
+    let mut read = HashSet::new();
     for id in known {
-        let held = holds(id.pid, &listen);
+        // The lock owner is usually the gateway found: one fd-table read.
+        if listen.is_empty() || !read.insert(id.pid) {
+            continue;
+        }
+        let held = holds(socket_inodes(id.pid), &listen);
         if !held.is_empty() {
             owners.push(*id);
             for i in held {
@@ -163,7 +174,8 @@ pub fn listen_owners(port: u16, known: &[Identity]) -> Vec<Identity> {
         if owners.iter().any(|o| o.pid == pid) {
             continue;
         }
-        if !holds(pid, &listen).is_empty() {
+        // Not kept: this reads every process's fd table.
+        if !holds(proc::socket_inodes(pid), &listen).is_empty() {
             if let Ok(id) = proc::identity(pid) {
                 owners.push(id);
             }
