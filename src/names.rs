@@ -210,6 +210,13 @@ pub const HOST_LISTEN_OVERFLOWS_TOTAL: Family =
     Family::counter("openclaw_gateway_host_listen_overflows_total", None);
 pub const HOST_LISTEN_DROPS_TOTAL: Family =
     Family::counter("openclaw_gateway_host_listen_drops_total", None);
+// Outbound connections waiting for an answer: src/outbound.rs.
+pub const OUTBOUND_WAITING_CONNECTIONS: Family =
+    Family::gauge("openclaw_gateway_outbound_waiting_connections", None);
+pub const OUTBOUND_STALLED_CONNECTIONS: Family =
+    Family::gauge("openclaw_gateway_outbound_stalled_connections", None);
+pub const OUTBOUND_OLDEST_WAIT_SECONDS: Family =
+    Family::gauge("openclaw_gateway_outbound_oldest_wait_seconds", SECONDS);
 
 // Locks and instances: src/collector/lifecycle.rs.
 pub const LOCK_FILES: Family = Family::gauge("openclaw_gateway_lock_files", None);
@@ -296,7 +303,7 @@ pub const DISCOVERY_TARGETS: Family =
 pub const DISCOVERED_INFO: Family = Family::info("openclaw_gateway_discovered_info");
 
 /// Every family, in the order above.
-pub const ALL: [Family; 63] = [
+pub const ALL: [Family; 66] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -318,6 +325,9 @@ pub const ALL: [Family; 63] = [
     CONNECTIONS_SOURCE,
     HOST_LISTEN_OVERFLOWS_TOTAL,
     HOST_LISTEN_DROPS_TOTAL,
+    OUTBOUND_WAITING_CONNECTIONS,
+    OUTBOUND_STALLED_CONNECTIONS,
+    OUTBOUND_OLDEST_WAIT_SECONDS,
     LOCK_FILES,
     LOCK_STALE_AGE_SECONDS,
     INSTANCES,

@@ -13,6 +13,8 @@
 
 use std::collections::HashSet;
 
+pub use crate::outbound::{Idle, Waits};
+
 #[cfg(target_os = "linux")]
 pub use crate::platform::linux::sockets::{
     count_netlink, count_proc, in_other_namespace, listen_inodes,
@@ -71,6 +73,9 @@ pub struct Socket {
     /// For a listener: the accept backlog limit.
     pub wqueue: u32,
     pub inode: u64,
+    /// Times since the last data sent and received, where the source shows
+    /// them (netlink sock_diag's `tcp_info`): [`crate::outbound`].
+    pub idle: Option<Idle>,
 }
 
 /// Where the sockets were read from.
@@ -122,6 +127,10 @@ pub struct Tally {
     pub listen_queue_length: u64,
     /// `None` from `/proc/net/tcp`, which does not show a listener's limit.
     pub listen_queue_capacity: Option<u64>,
+    /// The gateway's outbound connections waiting for an answer; `None`
+    /// where the source does not show it (everywhere but netlink) or the
+    /// gateway's sockets are unknown. Set by the reader: [`crate::outbound`].
+    pub outbound_waits: Option<Waits>,
 }
 
 impl Tally {
@@ -135,6 +144,7 @@ impl Tally {
             // sock_diag and macOS's `soi_qlimit` show a listener's limit.
             listen_queue_capacity: matches!(source, Source::Netlink | Source::Pidfdinfo)
                 .then_some(0),
+            outbound_waits: None,
         }
     }
 
@@ -178,6 +188,7 @@ mod tests {
             rqueue: 2,
             wqueue: 511,
             inode,
+            idle: None,
         }
     }
 
