@@ -13,12 +13,13 @@ use serde_json::Value;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "Overview",
     "Latency",
     "Event loop",
     "Memory",
     "Connections",
+    "Dependencies",
     "Errors",
     "File descriptors",
     "Logs",
@@ -277,15 +278,18 @@ fn every_metric_exists_in_a_real_scrape() {
         .every("logs", "200ms")
         .start();
     let scrape = exp.wait("every collector ran", |s| {
-        let ready =
-            s.0.iter()
+        let ready = s.0.iter()
                 .any(|x| x.name == names::EVENTLOOP_DELAY_P99_SECONDS.name())
                 && s.0
                     .iter()
                     .any(|x| x.name == "openclaw_gateway_probe_duration_seconds_bucket")
                 && s.0
                     .iter()
-                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name());
+                    .any(|x| x.name == names::PROCESS_RESIDENT_MEMORY_BYTES.name())
+                // The connections and lifecycle collectors' first samples:
+                // on a loaded machine they can come after the others.
+                && s.0.iter().any(|x| x.name == names::TCP_CONNECTIONS.name())
+                && s.0.iter().any(|x| x.name == names::LOCK_FILES.name());
         ready.then(|| {
             s.0.iter()
                 .map(|x| x.name.clone())
