@@ -4,12 +4,15 @@
 //! it (Linux netlink sock_diag); elsewhere the series are absent.
 //!
 //! "Waiting" is simple on purpose: `tcpi_last_data_sent < tcpi_last_data_recv`
-//! (both "milliseconds ago"), and the wait is the time since the last data
-//! sent. A connection that is merely idle (its last request was answered)
-//! does not wait; one that sent its request and got nothing, or whose peer
-//! accepted and never answered, waits from its last send. The kernel starts
-//! both clocks at the handshake, so a fresh connection that sent nothing does
-//! not wait either.
+//! (both "milliseconds ago"), or data sent and none ever received
+//! (`tcpi_data_segs_out > 0`, `tcpi_data_segs_in == 0`); the wait is the time
+//! since the last data sent. A connection that is merely idle (its last
+//! request was answered) does not wait; one that sent its request and got
+//! nothing, or whose peer accepted and never answered, waits from its last
+//! send. The kernel starts both clocks at the handshake, so a fresh
+//! connection that sent nothing does not wait either, and one that sent its
+//! request within the handshake's millisecond (both clocks equal) is told by
+//! the segment counts.
 //!
 //! Counted: established sockets the gateway tree holds, away from the
 //! gateway's port, whose local port is not one the tree listens on (the
@@ -39,13 +42,17 @@ const ESTABLISHED: u8 = 1;
 pub struct Idle {
     pub sent_ms: u32,
     pub received_ms: u32,
+    /// It sent data and never received any (`tcpi_data_segs_out > 0`,
+    /// `tcpi_data_segs_in == 0`; false on kernels before 4.6, which lack
+    /// them).
+    pub sent_only: bool,
 }
 
 impl Idle {
     /// How long the connection has waited for an answer; `None` when it does
     /// not wait (see the module doc).
     pub fn waiting_ms(&self) -> Option<u32> {
-        (self.sent_ms < self.received_ms).then_some(self.sent_ms)
+        (self.sent_ms < self.received_ms || self.sent_only).then_some(self.sent_ms)
     }
 }
 
@@ -128,6 +135,17 @@ mod tests {
     use super::*;
 
     fn sock(state: u8, local: u16, remote: u16, inode: u64, idle: Option<(u32, u32)>) -> Socket {
+        sock_with(state, local, remote, inode, idle, false)
+    }
+
+    fn sock_with(
+        state: u8,
+        local: u16,
+        remote: u16,
+        inode: u64,
+        idle: Option<(u32, u32)>,
+        sent_only: bool,
+    ) -> Socket {
         Socket {
             state,
             local_port: local,
@@ -139,13 +157,14 @@ mod tests {
             idle: idle.map(|(sent_ms, received_ms)| Idle {
                 sent_ms,
                 received_ms,
+                sent_only,
             }),
         }
     }
 
     #[test]
     fn what_waits() {
-        let owned = HashSet::from([1, 2, 3, 4, 5, 6, 7, 8]);
+        let owned = HashSet::from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let socks = [
             sock(ESTABLISHED, 40000, 443, 1, Some((70_000, 90_000))), // stalled
             sock(ESTABLISHED, 40001, 443, 2, Some((5_000, 6_000))),   // waiting
@@ -157,12 +176,14 @@ mod tests {
             sock(ESTABLISHED, 9229, 50000, 7, Some((1_000, 2_000))),  // its server end
             sock(ESTABLISHED, 18789, 50001, 8, Some((80_000, 99_000))), // inbound
             sock(2, 40006, 443, 3, None),                             // syn_sent
+            // Sent its request in the handshake's millisecond, no answer.
+            sock_with(ESTABLISHED, 40007, 443, 9, Some((3_000, 3_000)), true),
         ];
         let w = waits(socks.iter(), 18789, &owned);
         assert_eq!(
             w,
             Waits {
-                waiting: 2,
+                waiting: 3,
                 stalled: 1,
                 oldest_ms: 70_000
             }

@@ -59,8 +59,8 @@ fn dist_require() -> String {
 }
 
 /// The gateway's sockets to `port` by `ss -tin` (state, waiting for an
-/// answer by the rule of src/outbound.rs: `lastsnd` below `lastrcv`; ss
-/// leaves out a time of 0).
+/// answer by the rule of src/outbound.rs: `lastsnd` below `lastrcv`, or
+/// data segments out and none in; ss leaves out a value of 0).
 fn ss_to(port: u16) -> Vec<(String, bool)> {
     let out = Command::new("ss")
         .args(["-tinH", "state", "all", "dport", "=", &format!(":{port}")])
@@ -78,7 +78,8 @@ fn ss_to(port: u16) -> Vec<(String, bool)> {
                     .find_map(|w| w.strip_prefix(name)?.parse().ok())
                     .unwrap_or(0)
             };
-            last.1 = field("lastsnd:") < field("lastrcv:");
+            last.1 = field("lastsnd:") < field("lastrcv:")
+                || (field("data_segs_out:") > 0 && field("data_segs_in:") == 0);
         }
     }
     socks

@@ -105,6 +105,10 @@ const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
 /// since 2.6 fills at least the first 104 bytes.
 const TCPI_LAST_DATA_SENT: usize = 44;
 const TCPI_LAST_DATA_RECV: usize = 52;
+/// `tcpi_data_segs_in` and `tcpi_data_segs_out` (Linux 4.6), when the struct
+/// is long enough to hold them.
+const TCPI_DATA_SEGS_IN: usize = 152;
+const TCPI_DATA_SEGS_OUT: usize = 156;
 
 /// Every TCP state, as the `idiag_states` bit mask (bit N for state N).
 pub const ALL_STATES: u32 = 0xFFF;
@@ -341,6 +345,9 @@ fn parse_socket(p: &[u8]) -> Result<DiagSocket, DiagError> {
         idle: tcp_info(&p[DIAG_MSG_LEN..]).map(|info| Idle {
             sent_ms: u32_ne(info, TCPI_LAST_DATA_SENT),
             received_ms: u32_ne(info, TCPI_LAST_DATA_RECV),
+            sent_only: info.len() >= TCPI_DATA_SEGS_OUT + 4
+                && u32_ne(info, TCPI_DATA_SEGS_IN) == 0
+                && u32_ne(info, TCPI_DATA_SEGS_OUT) > 0,
         }),
     })
 }
@@ -658,6 +665,10 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let mut asked = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (mut server, _) = l.accept().unwrap();
+        // Its request in the handshake's millisecond: both clocks equal.
+        let mut at_once = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        at_once.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let _at_once_server = l.accept().unwrap();
         let fresh = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _fresh_server = l.accept().unwrap();
         std::thread::sleep(Duration::from_millis(300));
@@ -677,6 +688,10 @@ mod tests {
         assert!((300..2000).contains(&waited), "{waited} ms");
         let f = fresh.local_addr().unwrap().port();
         assert_eq!(idle_of(&mut diag, f).waiting_ms(), None);
+        let o = at_once.local_addr().unwrap().port();
+        let at_once_idle = idle_of(&mut diag, o);
+        assert!(at_once_idle.sent_only, "{at_once_idle:?}");
+        assert!(at_once_idle.waiting_ms().is_some());
         // Answered: no longer waiting.
         let mut buf = [0; 64];
         let _ = server.read(&mut buf).unwrap();
