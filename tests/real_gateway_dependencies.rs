@@ -4,9 +4,12 @@
 //! that accepts and never answers, and to one whose accept queue is full,
 //! and calls the gateway's own model-fetch code against a refused port and
 //! the silent upstream. The exporter's series reach the thresholds of the
-//! rules in the `openclaw-gateway.dependencies` group (promtool tests:
-//! alerts/tests/dependencies.test.yml) and fall back once the sockets are
-//! closed. Ground truth: `ss -tin`, which reads the kernel on its own.
+//! rules in the `openclaw-gateway.dependencies` group, and a real Prometheus
+//! running the shipped rules file unchanged (`for:` as shipped, scraping and
+//! evaluating every 2 s) fires UpstreamUnreachable and UpstreamStalled
+//! within their bounds, and resolves them once the sockets are closed
+//! (promtool tests at the shipped 15 s: alerts/tests/dependencies.test.yml).
+//! Ground truth: `ss -tin`, which reads the kernel on its own.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -114,6 +117,30 @@ fn full_listener() -> (OwnedFd, u16) {
     (fd, port)
 }
 
+/// The alerts of gateway `real` Prometheus at `addr` holds: (name, state).
+fn alerts(addr: &str) -> Vec<(String, String)> {
+    let (_, _, body) = http_get(addr, "/api/v1/alerts", &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["labels"]["gateway"] == R)
+        .map(|a| {
+            (
+                a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                a["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn firing(addr: &str, name: &str) -> bool {
+    alerts(addr)
+        .iter()
+        .any(|(n, state)| n == name && state == "firing")
+}
+
 #[test]
 fn real_gateway_dependency_faults() {
     let _one_at_a_time = REAL_GATEWAY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,6 +163,15 @@ fn real_gateway_dependency_faults() {
         .fast()
         .every("logs", "200ms")
         .start();
+    // Prometheus with the shipped rules, unchanged.
+    let prometheus = require_tool("prometheus");
+    let prom_dir = TempDir::new("deps-prom");
+    let prom_cfg = format!(
+        "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [{rules}]\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
+        rules = repo().join("alerts/openclaw-gateway.rules.yml").display(),
+        exp = exp.addr,
+    );
+    let (_prom, prom) = start_prometheus(&prometheus, prom_dir.path(), &prom_cfg);
 
     // Idle: what a quiet gateway holds (the rules' thresholds stand well
     // above it; docs/runbook.md#dependencies).
@@ -194,6 +230,14 @@ fn real_gateway_dependency_faults() {
     );
     assert_eq!(held, 248);
     let started = Instant::now();
+    // Nothing of the group before the fault.
+    let before = alerts(&prom);
+    assert!(
+        !before
+            .iter()
+            .any(|(n, _)| n.starts_with("OpenClawGatewayUpstream")),
+        "{before:?}"
+    );
 
     // The exporter agrees with ss on both.
     let (syn_sent, waiting) = exp.wait("SYN_SENT and waiting as ss sees them", |s| {
@@ -237,6 +281,16 @@ fn real_gateway_dependency_faults() {
             .then_some(())
     });
 
+    // Within its `for:` (1m) + the connections interval + 60 s.
+    wait_for(
+        Duration::from_secs(150),
+        "UpstreamUnreachable fires",
+        || firing(&prom, "OpenClawGatewayUpstreamUnreachable").then_some(()),
+    );
+    let unreachable_after = started.elapsed();
+    eprintln!("UpstreamUnreachable fired {unreachable_after:?} after the fault");
+    assert!(unreachable_after >= Duration::from_secs(60));
+
     // A minute on, every request to the silent upstream has stalled.
     let left = Duration::from_secs(62).saturating_sub(started.elapsed());
     std::thread::sleep(left);
@@ -250,6 +304,14 @@ fn real_gateway_dependency_faults() {
         stalled <= started.elapsed().as_secs_f64() + 1.0,
         "{stalled} s"
     );
+
+    // Stalled 60 s, then its `for:` (30 s), within 60 s more.
+    wait_for(Duration::from_secs(90), "UpstreamStalled fires", || {
+        firing(&prom, "OpenClawGatewayUpstreamStalled").then_some(())
+    });
+    let stalled_after = started.elapsed();
+    eprintln!("UpstreamStalled fired {stalled_after:?} after the fault");
+    assert!(stalled_after >= Duration::from_secs(90));
 
     // Removed from inside the gateway: every series falls back.
     let closed = eval(
@@ -269,6 +331,17 @@ fn real_gateway_dependency_faults() {
             .get(names::OUTBOUND_OLDEST_WAIT_SECONDS.name(), G)
             .map(|v| v < 60.0),
         Some(true)
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the dependency alerts resolve",
+        || {
+            let left = alerts(&prom);
+            (!left
+                .iter()
+                .any(|(n, _)| n.starts_with("OpenClawGatewayUpstream")))
+            .then_some(())
+        },
     );
     drop(accepted);
 }
