@@ -160,6 +160,24 @@ ROWS = [
             ('rate(openclaw_gateway_host_listen_drops_total{job=~"$job", instance=~"$instance"}[$__rate_interval])', "drops {{instance}}"),
         ], unit="ops", w=12),
     ]),
+    ("Dependencies", [
+        panel("timeseries", "Outbound connections by state", [
+            (f'sum by (gateway, state) (openclaw_gateway_tcp_connections{{{SEL}, direction="outbound"}}) > 0', "{{gateway}} {{state}}"),
+        ], w=8, description="The gateway's own connections to model providers, channels and databases. Piling up: OpenClawGatewayOutboundConnectionsPilingUp (> 100)."),
+        panel("timeseries", "Outbound connecting (SYN_SENT)", [
+            (f'openclaw_gateway_tcp_connections{{{SEL}, direction="outbound", state="syn_sent"}}', "{{gateway}}"),
+        ], w=8, description="Handshakes an upstream has not answered. OpenClawGatewayUpstreamUnreachable pages above 5 for 1m."),
+        panel("timeseries", "Outbound requests waiting", [
+            (f"openclaw_gateway_outbound_waiting_connections{{{SEL}}}", "waiting {{gateway}}"),
+            (f"openclaw_gateway_outbound_stalled_connections{{{SEL}}}", "60 s or more {{gateway}}"),
+        ], w=8, description="Established outbound connections that sent data after the last data they received (Linux only). OpenClawGatewayUpstreamStalled pages above 5 stalled."),
+        panel("timeseries", "Oldest outbound wait", [
+            (f"openclaw_gateway_outbound_oldest_wait_seconds{{{SEL}}}", "{{gateway}}"),
+        ], unit="s", w=12, description="The longest an outbound connection has waited for an answer since its last send (Linux only)."),
+        panel("timeseries", "Upstream timeouts and connection failures in the log", [
+            (f'sum by (gateway, pattern) (rate(openclaw_gateway_log_pattern_matches_total{{{SEL}, pattern=~"dependency_timeout|dependency_connect_error"}}[$__rate_interval]))', "{{gateway}} {{pattern}}"),
+        ], unit="ops", w=12, description="The gateway's own fetch-timeout and failed-connection lines (model providers, channels)."),
+    ]),
     ("Errors", [
         panel("timeseries", "Probe error ratio", [
             (f"sum by (gateway) (rate(openclaw_gateway_probe_failures_total{{{SEL}}}[1m])) / sum by (gateway) (rate(openclaw_gateway_probes_total{{{SEL}}}[1m]))", "{{gateway}}"),

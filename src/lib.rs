@@ -22,6 +22,7 @@ pub mod memory_limit;
 pub mod metrics;
 pub mod names;
 pub mod os;
+pub mod outbound;
 pub mod platform;
 pub mod probe;
 pub mod process_view;

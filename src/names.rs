@@ -212,6 +212,13 @@ pub const HOST_LISTEN_OVERFLOWS_TOTAL: Family =
     Family::counter("openclaw_gateway_host_listen_overflows_total", None);
 pub const HOST_LISTEN_DROPS_TOTAL: Family =
     Family::counter("openclaw_gateway_host_listen_drops_total", None);
+// Outbound connections waiting for an answer: src/outbound.rs.
+pub const OUTBOUND_WAITING_CONNECTIONS: Family =
+    Family::gauge("openclaw_gateway_outbound_waiting_connections", None);
+pub const OUTBOUND_STALLED_CONNECTIONS: Family =
+    Family::gauge("openclaw_gateway_outbound_stalled_connections", None);
+pub const OUTBOUND_OLDEST_WAIT_SECONDS: Family =
+    Family::gauge("openclaw_gateway_outbound_oldest_wait_seconds", SECONDS);
 
 // Locks and instances: src/collector/lifecycle.rs.
 pub const LOCK_FILES: Family = Family::gauge("openclaw_gateway_lock_files", None);
@@ -320,7 +327,7 @@ pub const RECOVERY_DURATION_SECONDS: Family =
     Family::histogram("openclaw_gateway_recovery_duration_seconds", SECONDS);
 
 /// Every family, in the order above.
-pub const ALL: [Family; 74] = [
+pub const ALL: [Family; 77] = [
     PROCESS_UP,
     DISCOVERY_METHOD,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -343,6 +350,9 @@ pub const ALL: [Family; 74] = [
     CONNECTIONS_SOURCE,
     HOST_LISTEN_OVERFLOWS_TOTAL,
     HOST_LISTEN_DROPS_TOTAL,
+    OUTBOUND_WAITING_CONNECTIONS,
+    OUTBOUND_STALLED_CONNECTIONS,
+    OUTBOUND_OLDEST_WAIT_SECONDS,
     LOCK_FILES,
     LOCK_STALE_AGE_SECONDS,
     INSTANCES,

@@ -14,6 +14,8 @@
 
 use std::collections::HashSet;
 
+pub use crate::outbound::{Idle, Waits};
+
 #[cfg(target_os = "linux")]
 pub use crate::platform::linux::sockets::{
     count_netlink, count_proc, in_other_namespace, listen_inodes,
@@ -72,6 +74,9 @@ pub struct Socket {
     /// For a listener: the accept backlog limit.
     pub wqueue: u32,
     pub inode: u64,
+    /// Times since the last data sent and received, where the source shows
+    /// them (netlink sock_diag's `tcp_info`): [`crate::outbound`].
+    pub idle: Option<Idle>,
 }
 
 /// Where the sockets were read from.
@@ -127,6 +132,10 @@ pub struct Tally {
     /// (length, limit); `None` where the limit is not shown or no listener
     /// was seen.
     pub listen_queue_fullest: Option<(u32, u32)>,
+    /// The gateway's outbound connections waiting for an answer; `None`
+    /// where the source does not show it (everywhere but netlink) or the
+    /// gateway's sockets are unknown. Set by the reader: [`crate::outbound`].
+    pub outbound_waits: Option<Waits>,
 }
 
 impl Tally {
@@ -141,6 +150,7 @@ impl Tally {
             listen_queue_capacity: matches!(source, Source::Netlink | Source::Pidfdinfo)
                 .then_some(0),
             listen_queue_fullest: None,
+            outbound_waits: None,
         }
     }
 
@@ -200,6 +210,7 @@ mod tests {
             rqueue: 2,
             wqueue: 511,
             inode,
+            idle: None,
         }
     }
 

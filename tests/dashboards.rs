@@ -13,13 +13,14 @@ use serde_json::Value;
 use common::*;
 use openclaw_gateway_exporter::names;
 
-const ROWS: [&str; 11] = [
+const ROWS: [&str; 12] = [
     "Overview",
     "Latency",
     "Control plane (RPC probe)",
     "Event loop",
     "Memory",
     "Connections",
+    "Dependencies",
     "Errors",
     "File descriptors",
     "Logs",

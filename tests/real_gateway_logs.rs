@@ -43,13 +43,21 @@ const MAX_FILE_BYTES: u64 = 10_000;
 /// As `collector::logs::LEVELS`.
 const LEVELS: [&str; 7] = ["trace", "debug", "info", "warn", "error", "fatal", "other"];
 /// As `config::BUILTIN_LOG_PATTERNS`.
-const PATTERNS: [(&str, &str); 3] = [
+const PATTERNS: [(&str, &str); 5] = [
     (
         "event_loop_delay",
         r"(?i)event loop delay \d+(\.\d+)?\s*ms exceeds threshold",
     ),
     ("memory_limit", r"(?i)process memory \S+ exceeds limit"),
     ("active_connections", r"(?i)\d+ active connections detected"),
+    (
+        "dependency_timeout",
+        r"fetch timeout reached; aborting operation|\[model-fetch\] error .*causeCode=(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)\b",
+    ),
+    (
+        "dependency_connect_error",
+        r"\[model-fetch\] error .*causeCode=(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE|UND_ERR_SOCKET)\b|channel startup failed: .*(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|fetch failed)",
+    ),
 ];
 
 /// What the files hold, counted as the exporter counts.

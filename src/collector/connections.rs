@@ -160,6 +160,10 @@ impl Sampler for ConnectionsSampler {
                 } else if pid.is_none() {
                     // No gateway process: it has no outbound connections.
                     tally.outbound = Some(Default::default());
+                    tally.outbound_waits = (tally.source == Source::Netlink).then(Default::default);
+                }
+                if !caps.outbound {
+                    tally.outbound_waits = None;
                 }
                 if !caps.listen_queue_capacity {
                     tally.listen_queue_capacity = None;
@@ -292,6 +296,13 @@ impl Collector for ConnectionsMetrics {
             &names::CONNECTIONS_SOURCE,
             &format!("1 for where the last connections sample was read: netlink (sock_diag), proc (/proc/<pid>/net/tcp{{,6}}, used for a gateway in another network namespace or when netlink is unavailable), tcp_table (the OS's TCP table with owner pids: the portable platform backend), or proc_pidfdinfo (the sockets the gateway's processes hold, on macOS). {EVERY}"),
             sources,
+        )?;
+        crate::outbound::encode(
+            &mut enc,
+            &samples
+                .iter()
+                .map(|(gw, s)| (*gw, s.tally.outbound_waits))
+                .collect::<Vec<_>>(),
         )?;
         let host = self.host.get();
         metrics::counter_unlabelled(

@@ -223,7 +223,7 @@ impl Collector for LogMetrics {
         metrics::counter(
             &mut enc,
             &names::LOG_PATTERN_MATCHES_TOTAL,
-            "Log messages matching the field report's patterns (event_loop_delay, memory_limit, active_connections) and configured ones. Followed every --collect.logs.interval.",
+            "Log messages matching the built-in patterns (the field report's event_loop_delay, memory_limit, active_connections; the gateway's dependency_timeout and dependency_connect_error) and configured ones. Followed every --collect.logs.interval.",
             all.iter().flat_map(|(gw, c, slot)| {
                 slot.patterns
                     .iter()

@@ -249,14 +249,40 @@ pub struct LogPattern {
     pub regex: regex::Regex,
 }
 
-/// The field report's log patterns ("5.2 日志分析要点").
-pub const BUILTIN_LOG_PATTERNS: [(&str, &str); 3] = [
+/// The field report's log patterns ("5.2 日志分析要点"), and the gateway's
+/// own lines for a dependency (a model provider, a chat channel) that times
+/// out or cannot be reached, as OpenClaw 2026.9.6 writes them (its `dist/`):
+///
+/// - `dependency_timeout`: `fetch timeout reached; aborting operation`, the
+///   guard every outbound fetch goes through when its timeout fires
+///   (`abortDueToTimeout`, fetch-timeout-BOG6Do5a.mjs); and a model call
+///   that failed on a socket-level timeout, `[model-fetch] error provider=…
+///   causeCode=ETIMEDOUT|UND_ERR_*_TIMEOUT …`
+///   (provider-transport-fetch-DnNw-XtJ.mjs, its fields from
+///   `summarizeProviderTransportError`, provider-http-errors-CTY_-ABT.mjs).
+///   A guard timeout of a model call logs the first line, and the second
+///   with `name=TimeoutError causeCode=undefined`, which is not counted
+///   again.
+/// - `dependency_connect_error`: a model call whose connection was refused,
+///   reset, or whose host did not resolve or could not be reached (the same
+///   `[model-fetch] error` line), and a channel that failed to start on such
+///   an error, `[<channel>] channel startup failed: …`
+///   (server-channels-D1JRZ19m.mjs).
+pub const BUILTIN_LOG_PATTERNS: [(&str, &str); 5] = [
     (
         "event_loop_delay",
         r"(?i)event loop delay \d+(\.\d+)?\s*ms exceeds threshold",
     ),
     ("memory_limit", r"(?i)process memory \S+ exceeds limit"),
     ("active_connections", r"(?i)\d+ active connections detected"),
+    (
+        "dependency_timeout",
+        r"fetch timeout reached; aborting operation|\[model-fetch\] error .*causeCode=(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)\b",
+    ),
+    (
+        "dependency_connect_error",
+        r"\[model-fetch\] error .*causeCode=(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE|UND_ERR_SOCKET)\b|channel startup failed: .*(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|fetch failed)",
+    ),
 ];
 
 /// Everything the exporter runs on.
@@ -306,7 +332,7 @@ pub fn log_patterns(
         }
         if out.iter().any(|p| p.name == name) {
             return Err(ConfigError::Invalid(format!(
-                "log_patterns: {name:?} is already defined (built-in names: event_loop_delay, memory_limit, active_connections)"
+                "log_patterns: {name:?} is already defined (built-in names: event_loop_delay, memory_limit, active_connections, dependency_timeout, dependency_connect_error)"
             )));
         }
         let regex = regex::RegexBuilder::new(&re)
@@ -529,6 +555,51 @@ pub fn build_with_patterns(
 mod tests {
     use super::*;
     use crate::config::{parse_file, DEFAULT_GATEWAY_PORT};
+
+    /// The built-in dependency patterns against the lines the gateway writes
+    /// (see [`BUILTIN_LOG_PATTERNS`] for where each comes from).
+    #[test]
+    fn dependency_patterns_match_the_gateways_lines() {
+        let patterns = log_patterns(&Default::default()).unwrap();
+        let matched = |line: &str| -> Vec<&str> {
+            patterns
+                .iter()
+                .filter(|p| p.regex.is_match(line))
+                .map(|p| p.name.as_str())
+                .collect()
+        };
+        let fetch = |cause: &str| {
+            format!("[model-fetch] error provider=openai api=openai-responses model=gpt-5.4 elapsedMs=30004 name=TypeError code=undefined causeName=Error causeCode={cause} message=fetch failed")
+        };
+        assert_eq!(
+            matched("fetch timeout reached; aborting operation"),
+            ["dependency_timeout"]
+        );
+        for cause in [
+            "ETIMEDOUT",
+            "UND_ERR_CONNECT_TIMEOUT",
+            "UND_ERR_HEADERS_TIMEOUT",
+        ] {
+            assert_eq!(matched(&fetch(cause)), ["dependency_timeout"], "{cause}");
+        }
+        for cause in ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "UND_ERR_SOCKET"] {
+            assert_eq!(
+                matched(&fetch(cause)),
+                ["dependency_connect_error"],
+                "{cause}"
+            );
+        }
+        assert_eq!(
+            matched("[telegram] channel startup failed: TypeError: fetch failed"),
+            ["dependency_connect_error"]
+        );
+        // The guard's own timeout, as the model call logs it after the guard's
+        // line: counted once, by that line.
+        assert!(matched("[model-fetch] error provider=openai api=openai-responses model=gpt-5.4 elapsedMs=120001 name=TimeoutError code=undefined causeName=undefined causeCode=undefined message=request timed out").is_empty());
+        // An answer, and a causeCode that only starts like one.
+        assert!(matched("[model-fetch] response provider=openai api=openai-responses model=gpt-5.4 status=200 elapsedMs=812 dispatcher=reused contentType=text/event-stream").is_empty());
+        assert!(matched(&fetch("ECONNREFUSEDX")).is_empty());
+    }
 
     #[test]
     fn unknown_key_reports_line_and_reason() {

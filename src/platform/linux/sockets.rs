@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::proc;
 use super::proc_net;
 use super::sock_diag::{self, DiagError, Filter, SockDiag};
+use crate::outbound;
 use crate::platform::{Identity, Owned, Pid, ProcError, SocketReader};
 use crate::tcp::{Socket, Source, Tally, LISTEN};
 
@@ -46,6 +47,7 @@ pub fn count_netlink(
                 rqueue: s.rqueue,
                 wqueue: s.wqueue,
                 inode: s.inode,
+                idle: None,
             },
             owned_set,
         )
@@ -73,6 +75,7 @@ pub fn count_proc(
                 rqueue: row.rx_queue,
                 wqueue: 0,
                 inode: row.inode,
+                idle: None,
             },
             owned_set,
         )
@@ -226,6 +229,10 @@ impl Table {
         for s in &self.sockets {
             tally.add(s, owned_set);
         }
+        // Only netlink reads tcp_info.
+        if self.source == Source::Netlink && owned.is_some() {
+            tally.outbound_waits = Some(outbound::waits(self.sockets.iter(), port, owned_set));
+        }
         tally
     }
 }
@@ -234,7 +241,7 @@ impl TablesState {
     fn netlink(&mut self, notices: &mut Vec<(&'static str, String)>) -> Option<&mut SockDiag> {
         if self.diag.is_none() && !self.netlink_unavailable {
             match SockDiag::open() {
-                Ok(d) => self.diag = Some(d),
+                Ok(d) => self.diag = Some(d.tcp_info()),
                 Err(e) => self.netlink_failed(e, notices),
             }
         }
@@ -283,6 +290,7 @@ impl TablesState {
                 rqueue: s.rqueue,
                 wqueue: s.wqueue,
                 inode: s.inode,
+                idle: s.idle,
             })
         });
         match dumped {
@@ -313,6 +321,7 @@ fn read_proc(net_dir: &Path) -> Result<Table, String> {
             rqueue: row.rx_queue,
             wqueue: 0,
             inode: row.inode,
+            idle: None,
         })
     })
     .map_err(|e| format!("reading {}: {e}", net_dir.display()))?;

@@ -34,6 +34,7 @@ pub fn tally(port: u16, held: &[TcpSock], outbound: bool) -> Tally {
         rqueue: s.accept_queue,
         wqueue: s.backlog,
         inode: 0,
+        idle: None,
     };
     for s in held.iter().filter(|s| seen.insert(s.handle)) {
         t.add_owned(&sock(s.state, s), true);

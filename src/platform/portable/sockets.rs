@@ -39,6 +39,7 @@ pub fn tally(port: u16, rows: &[Row], owned: Option<&Owned>) -> Tally {
             rqueue: 0,
             wqueue: 0,
             inode: 0,
+            idle: None,
         };
         t.add_owned(&s, mine);
     }
