@@ -13,10 +13,14 @@ use common::*;
 use openclaw_gateway_exporter::names;
 
 /// Every family the connections collector writes.
-const CONNECTIONS_SERIES: [&str; 7] = [
+const CONNECTIONS_SERIES: [&str; 11] = [
     names::TCP_CONNECTIONS.name(),
     names::LISTEN_QUEUE_LENGTH.name(),
     names::LISTEN_QUEUE_CAPACITY.name(),
+    names::LISTEN_QUEUE_USAGE_RATIO.name(),
+    names::OUTBOUND_WAITING_CONNECTIONS.name(),
+    names::OUTBOUND_STALLED_CONNECTIONS.name(),
+    names::OUTBOUND_OLDEST_WAIT_SECONDS.name(),
     names::PROCESS_OPEN_FDS_BY_TYPE.name(),
     names::CONNECTIONS_SOURCE.name(),
     names::HOST_LISTEN_OVERFLOWS_TOTAL.name(),

@@ -306,6 +306,13 @@ pub fn init_counts(gateway: &str) {
     }
 }
 
+/// Drop every row of `gateway`: a discovered gateway that is gone leaves
+/// no series behind.
+pub fn forget_counts(gateway: &str) {
+    let mut c = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    c.retain(|(g, _, _), _| g != gateway);
+}
+
 /// Count one snapshot of `gateway` for `reason` with `result` ([`RESULTS`]).
 pub fn count(gateway: &str, reason: &str, result: &'static str) {
     let mut c = COUNTS.lock().unwrap_or_else(|e| e.into_inner());

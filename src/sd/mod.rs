@@ -149,6 +149,7 @@ impl Discovered {
                 .is_some_and(|(f, s)| *f == unit.found && *s == unit.source);
             if !same {
                 Exporter::retire(&unit.health);
+                crate::incident::forget_counts(name);
                 tracing::info!(
                     gateway = name,
                     source = unit.source,
