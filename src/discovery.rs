@@ -70,14 +70,12 @@ pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
         // Behind a published port, the title and the port would find
         // another container's gateway: every cell listens on the same port.
         .or_else(|| {
-            (!spec.published())
-                .then(|| by_title(view, spec).map(found(Method::ProcessTitle)))
-                .flatten()
-        })
-        .or_else(|| {
-            (!spec.published())
-                .then(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
-                .flatten()
+            if spec.published() {
+                return None;
+            }
+            by_title(view, spec)
+                .map(found(Method::ProcessTitle))
+                .or_else(|| by_listen_socket(p, spec.port).map(found(Method::ListenSocket)))
         })
 }
 
