@@ -55,26 +55,6 @@ fn has_gateway(s: &Scrape, name: &str) -> bool {
         .any(|x| x.labels.iter().any(|(k, v)| k == "gateway" && v == name))
 }
 
-/// Run `cmd` with `input` on its standard input.
-fn pipe(cmd: &Path, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// How many threads `pid` has.
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |t| t.count())

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -189,23 +188,6 @@ fn exposition_passes_promtool_and_a_strict_openmetrics_parser() {
         "# TYPE x_seconds counter\nx_seconds 1\n",
     );
     assert!(!bad.status.success() || !bad.stdout.is_empty() || !bad.stderr.is_empty());
-}
-
-fn pipe(cmd: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]

@@ -859,6 +859,24 @@ pub fn start_prometheus(prometheus: &Path, dir: &Path, config: &str) -> (Proc, S
 }
 
 /// Fail loudly when a tool the suite needs is missing; `.ci/run` installs it.
+/// Run `cmd` with `args` and `input` on its standard input; its output.
+pub fn pipe(cmd: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn require_tool(tool: &str) -> PathBuf {
     let out = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
