@@ -15,6 +15,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -217,6 +218,31 @@ fn alertmanager_config(receiver: &str, as_shipped: bool) -> String {
     serde_yaml::to_string(&doc).unwrap()
 }
 
+/// Alertmanager on a free port, delivering to `receiver` with
+/// [`alertmanager_config`], its files in `dir`; returns it and its port.
+fn start_alertmanager(
+    alertmanager: &Path,
+    dir: &Path,
+    receiver: &str,
+    as_shipped: bool,
+) -> (Proc, u16) {
+    let am_port = free_port();
+    std::fs::write(
+        dir.join("am.yml"),
+        alertmanager_config(receiver, as_shipped),
+    )
+    .unwrap();
+    let am = spawn_logged(
+        "alertmanager",
+        Command::new(alertmanager)
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+    );
+    (am, am_port)
+}
+
 #[test]
 fn faults_page_the_right_alert_and_nothing_else() {
     let prometheus = require_tool("prometheus");
@@ -240,26 +266,7 @@ fn faults_page_the_right_alert_and_nothing_else() {
         .args(&["--probe.timeout", "1s"])
         .start();
 
-    let am_port = free_port();
-    std::fs::write(
-        dir.path().join("am.yml"),
-        alertmanager_config(&receiver.addr, false),
-    )
-    .unwrap();
-    let _am = spawn_logged(
-        "alertmanager",
-        Command::new(&alertmanager)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("am.yml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-    );
+    let (_am, am_port) = start_alertmanager(&alertmanager, dir.path(), &receiver.addr, false);
     std::fs::write(dir.path().join("rules.yml"), fast_rules()).unwrap();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
@@ -468,26 +475,7 @@ fn shipped_rules_on_time_at_a_15s_scrape() {
     let fx = |name: &str| &gateways.iter().find(|g| g.0 == name).unwrap().2;
     fx("slow").cmd("delay?ms=600");
 
-    let am_port = free_port();
-    std::fs::write(
-        dir.path().join("am.yml"),
-        alertmanager_config(&receiver.addr, true),
-    )
-    .unwrap();
-    let _am = spawn_logged(
-        "alertmanager",
-        Command::new(&alertmanager)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("am.yml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-    );
+    let (_am, am_port) = start_alertmanager(&alertmanager, dir.path(), &receiver.addr, true);
     let targets: Vec<String> = gateways.iter().map(|g| format!("'{}'", g.3.addr)).collect();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: [{targets}]\n",

@@ -369,6 +369,17 @@ fn the_budget_survives_an_exporter_restart() {
     signal(new, "CONT");
 }
 
+/// The restart script that starts the real gateway `gw` again, on its port
+/// and home, through `tests/support/run-openclaw.sh`.
+fn restart_real(started: &Started, gw: &RealGateway) -> String {
+    started.script(&format!(
+        "bash {} {} {}",
+        repo().join("tests/support/run-openclaw.sh").display(),
+        gw.port,
+        gw.home.path().display()
+    ))
+}
+
 /// The real gateway, SIGSTOPped, at the default intervals and confirm
 /// period: restarted by the script, verified ready. Prints the time from
 /// the SIGSTOP and from the hang detected to verified ready.
@@ -378,12 +389,7 @@ fn real_gateway_hang_to_verified_ready_at_defaults() {
     let dir = TempDir::new("watchdog-real");
     let gw = RealGateway::start(&[]);
     let started = Started::new(dir.path());
-    let script = started.script(&format!(
-        "bash {} {} {}",
-        repo().join("tests/support/run-openclaw.sh").display(),
-        gw.port,
-        gw.home.path().display()
-    ));
+    let script = restart_real(&started, &gw);
     // Defaults everywhere: intervals, probe, confirm, budget.
     let config = format!(
         "remediation:\n  state_file: {}\nincident:\n  dir: {}\ngateways:\n  - name: real\n    url: {}\n    state_dir: {}\n    remediation:\n      method: {{kind: argv, argv: {}}}\n",
@@ -465,12 +471,7 @@ fn real_gateway_that_keeps_hanging_spends_the_budget() {
     let dir = TempDir::new("watchdog-loop");
     let gw = RealGateway::start(&[]);
     let started = Started::new(dir.path());
-    let script = started.script(&format!(
-        "bash {} {} {}",
-        repo().join("tests/support/run-openclaw.sh").display(),
-        gw.port,
-        gw.home.path().display()
-    ));
+    let script = restart_real(&started, &gw);
     let config = format!(
         "{}gateways:\n  - name: loop\n    url: {}\n    state_dir: {}\n    remediation:\n      method: {{kind: argv, argv: {}}}\n      confirm: 3s\n      backoff: 1s\n      stop_timeout: 2s\n",
         settings(dir.path()),
