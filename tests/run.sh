@@ -14,8 +14,10 @@
 #   - "alerting": the other tests that wait on Prometheus, Alertmanager or
 #     the watchdog;
 #   - "main": everything else, then the doc tests.
-# Each lane's output goes to target/test-lanes/<lane>.log and is printed
-# whole when the lane ends; the command fails if any lane failed.
+# A lane runs every one of its test files even after a failure
+# (--no-fail-fast). Each lane's output goes to target/test-lanes/<lane>.log
+# and is printed whole when the lane ends; the command fails if any lane
+# failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/support/install-test-deps.sh
@@ -58,9 +60,9 @@ lane() {
   started[$name]=$SECONDS
   (
     if [ "$name" = main ]; then
-      cargo test --locked --lib --bins "$@" && cargo test --locked --doc
+      cargo test --locked --no-fail-fast --lib --bins "$@" && cargo test --locked --doc
     else
-      cargo test --locked "$@"
+      cargo test --locked --no-fail-fast "$@"
     fi
   ) </dev/null >"target/test-lanes/$name.log" 2>&1 &
   pids[$name]=$!
