@@ -12,10 +12,11 @@
 
 mod client;
 pub mod history;
+mod http1;
 mod metrics;
 pub mod rpc;
 mod window;
 
-pub use client::{Answer, ClientError, Failure, Prober, Reason};
+pub use client::{Answer, ClientError, Failure, Probe, Prober, Reason};
 pub use metrics::{Endpoint, Last, ProbeMetrics, ProbeStats, DURATION_BUCKETS};
 pub use window::{within, ErrorWindow, MAX_WINDOW_EVENTS};
