@@ -155,7 +155,9 @@ impl Endpoint {
             },
             None => self.fresh(cap).await,
         };
-        if self.buf.capacity() > KEEP_CAPACITY {
+        // A probe that connects afresh (liveness, every 10 s) keeps no
+        // buffer between probes either; a kept connection keeps a small one.
+        if keep.is_none() || self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::new();
         }
         match result {
