@@ -715,6 +715,16 @@ mod tests {
         assert_eq!(ep.get(None, 64, keep).await, ok(b"{}"));
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 
+        // A server that closes each connection right after its answer: the
+        // next poll finds the kept connection closed, and reconnects.
+        let (url, accepted) = server(vec![Some(A), Some(A), Some(A)], true);
+        let mut ep = Endpoint::new(&url).unwrap();
+        for _ in 0..3 {
+            assert_eq!(ep.get(None, 64, keep).await, ok(b"{}"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+
         // Without keep, every probe connects afresh.
         let (url, accepted) = server(vec![Some(A), Some(A)], true);
         let mut ep = Endpoint::new(&url).unwrap();
