@@ -14,7 +14,7 @@ use crate::discovery::Target;
 use crate::incident::Snapshotter;
 use crate::metrics::{self, Latest};
 use crate::names;
-use crate::probe::{Answer, Failure, ProbeStats, Prober, Reason};
+use crate::probe::{Answer, Failure, Probe, ProbeStats, Prober, Reason};
 
 /// The most body a /healthz answer may have (the real one has 27 bytes).
 pub const BODY_CAP: usize = 64 * 1024;
@@ -32,8 +32,7 @@ pub struct LivenessSlot {
 pub struct LivenessSampler {
     slot: Arc<LivenessSlot>,
     /// Or why the gateway cannot be probed (its HTTP client failed to build).
-    prober: Result<Prober, String>,
-    url: String,
+    prober: Result<Probe, String>,
     hang_after: u32,
     /// Consecutive probes that timed out or were refused.
     streak: u32,
@@ -45,9 +44,8 @@ impl LivenessSampler {
     pub fn new(slot: Arc<LivenessSlot>, prober: Result<Prober, String>, hang_after: u32) -> Self {
         let url = format!("{}/healthz", slot.target.spec.url);
         LivenessSampler {
+            prober: prober.map(|p| p.target(url)),
             slot,
-            prober,
-            url,
             hang_after,
             streak: 0,
             snapshots: None,
@@ -61,12 +59,12 @@ impl LivenessSampler {
     }
 
     async fn probe(&mut self) -> Result<(), SampleError> {
-        let prober = self.prober.clone().map_err(SampleError::Failed)?;
+        let prober = self
+            .prober
+            .as_mut()
+            .map_err(|e| SampleError::Failed(e.clone()))?;
         let started = Instant::now();
-        let result = prober
-            .get(&self.url, None, BODY_CAP)
-            .await
-            .and_then(check_answer);
+        let result = prober.get(None, BODY_CAP).await.and_then(check_answer);
         self.slot.stats.record(started.elapsed(), result);
         if let Err(f) = result {
             tracing::debug!(gateway = %self.slot.target.spec.name, reason = f.reason.as_str(), "liveness probe failed");

@@ -225,20 +225,39 @@ fn probes_runtime() -> Option<&'static tokio::runtime::Handle> {
     PROBES.get_or_init(make).as_ref()
 }
 
+/// The instant every probe's ticks count from: the first probes spawned.
+static PROBES_GRID: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+
+/// The first tick at or after `now` of the grid of `interval` from `anchor`.
+fn next_on_grid(
+    anchor: tokio::time::Instant,
+    now: tokio::time::Instant,
+    interval: Duration,
+) -> tokio::time::Instant {
+    let period = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(anchor).as_nanos();
+    let ticks = since.div_ceil(period);
+    u64::try_from(ticks * period)
+        .map(|n| anchor + Duration::from_nanos(n))
+        .unwrap_or(now)
+}
+
 fn spawn_probes(probes: Vec<(Box<dyn AsyncSampler>, Arc<Health>, Duration)>) {
     let Some(runtime) = probes_runtime() else {
         return;
     };
-    // Every probe of one batch (the configured gateways, or one discovered
-    // gateway) on one grid: the probes that share an interval are sent in
-    // one wake-up of the thread.
-    let start = tokio::time::Instant::now();
+    // Every probe on one grid, a discovered gateway's too: the probes that
+    // share an interval are sent in one wake-up of the thread. A slow probe
+    // skips its missed ticks and stays on the grid.
+    let now = tokio::time::Instant::now();
+    let anchor = *PROBES_GRID.get_or_init(|| now);
     for (mut s, health, interval) in probes {
+        let start = next_on_grid(anchor, now, interval);
         // A probe that panics ends its own task; the others go on, and its
         // last-sample timestamp stops. A retired one ends before its next.
         runtime.spawn(async move {
             let mut ticker = tokio::time::interval_at(start, interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticker.tick().await;
                 if health.is_retired() {
@@ -306,5 +325,29 @@ impl Collector for HealthMetrics {
             "Reads of the gateway's /proc entries the collector skipped, by reason (permission_denied: another user's process without CAP_SYS_PTRACE); the series they feed are absent. Counted on each of the collector's intervals, logged once.",
             skipped,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_probes_join_the_grid() {
+        let anchor = tokio::time::Instant::now();
+        let s = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        assert_eq!(next_on_grid(anchor, anchor, s), anchor);
+        assert_eq!(next_on_grid(anchor, anchor + ms(1), s), anchor + s);
+        assert_eq!(
+            next_on_grid(anchor, anchor + ms(2300), s),
+            anchor + ms(3000)
+        );
+        assert_eq!(
+            next_on_grid(anchor, anchor + ms(5000), ms(5000)),
+            anchor + ms(5000)
+        );
+        // A clock that reads earlier than the anchor starts at the anchor.
+        assert_eq!(next_on_grid(anchor + s, anchor, s), anchor + s);
     }
 }

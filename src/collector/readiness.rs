@@ -23,7 +23,7 @@ use crate::config::TokenSource;
 use crate::discovery::Target;
 use crate::metrics;
 use crate::names;
-use crate::probe::{self, history, Answer, Failure, ProbeStats, Prober, Reason};
+use crate::probe::{self, history, Answer, Failure, Probe, ProbeStats, Prober, Reason};
 
 /// The most body a /readyz answer may have (the real one has about 300 bytes).
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -388,8 +388,7 @@ impl ReadinessSlot {
 pub struct ReadinessSampler {
     slot: Arc<ReadinessSlot>,
     /// Or why the gateway cannot be probed (its HTTP client failed to build).
-    prober: Result<Prober, String>,
-    url: String,
+    prober: Result<Probe, String>,
     token: TokenSource,
     poll: Duration,
     warned_interval: bool,
@@ -402,9 +401,8 @@ impl ReadinessSampler {
         let url = format!("{}/readyz", slot.target.spec.url);
         let token = TokenSource::new(&slot.target.spec);
         ReadinessSampler {
+            prober: prober.map(|p| p.target(url)),
             slot,
-            prober,
-            url,
             token,
             poll,
             warned_interval: false,
@@ -412,10 +410,13 @@ impl ReadinessSampler {
     }
 
     async fn probe(&mut self) -> Result<(), SampleError> {
-        let prober = self.prober.clone().map_err(SampleError::Failed)?;
+        let prober = self
+            .prober
+            .as_mut()
+            .map_err(|e| SampleError::Failed(e.clone()))?;
         let token = self.token.current(&self.slot.target.spec.name);
         let started = Instant::now();
-        let answer = prober.get(&self.url, token, BODY_CAP).await;
+        let answer = prober.get(token, BODY_CAP).await;
         // The start of every answer, for incident snapshots' last minute.
         let body = answer.as_ref().ok().map(|a| history::excerpt(&a.body));
         let result = answer.and_then(interpret);

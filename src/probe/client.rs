@@ -1,8 +1,11 @@
-//! The HTTP client that sends probes, the body cap, and why a probe failed.
+//! The HTTP clients that send probes, the body cap, and why a probe failed.
+//! `http://` targets go through the small client of [`super::http1`];
+//! `https://` ones (and URLs with credentials in them) through reqwest.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::http1::Endpoint;
 use crate::config::Token;
 
 /// Why a probe failed. The set is closed, so the `reason` label is bounded.
@@ -78,11 +81,42 @@ pub enum ClientError {
 }
 
 /// Sends probes. Holds no connection between probes, unless made with
-/// [`Prober::keep_alive`].
+/// [`Prober::keep_alive`]; then each [`Probe`] made by [`Prober::target`]
+/// keeps its own.
 #[derive(Debug, Clone)]
 pub struct Prober {
     client: reqwest::Client,
     timeout: Duration,
+    /// How long an idle connection is kept between probes.
+    idle: Option<Duration>,
+}
+
+/// The probes of one URL: its request built once, its kept connection.
+#[derive(Debug)]
+pub struct Probe {
+    prober: Prober,
+    url: String,
+    /// `None` when the URL is for reqwest.
+    http: Option<Endpoint>,
+}
+
+impl Probe {
+    /// GET the URL, sending `token` as a bearer token when given, and read at
+    /// most `cap` bytes of body, all within the probe timeout.
+    pub async fn get(&mut self, token: Option<&Token>, cap: usize) -> Result<Answer, Failure> {
+        let timeout = self.prober.timeout;
+        let untimed = async {
+            match &mut self.http {
+                Some(http) => http.get(token, cap, self.prober.idle).await,
+                None => self.prober.get_untimed(&self.url, token, cap).await,
+            }
+        };
+        match tokio::time::timeout(timeout, untimed).await {
+            Ok(result) => result,
+            // The kept connection, if any, went with the dropped future.
+            Err(_) => Err(Failure::new(Reason::Timeout, None)),
+        }
+    }
 }
 
 impl Prober {
@@ -138,21 +172,28 @@ impl Prober {
         Ok(Prober {
             client: builder.build()?,
             timeout,
+            idle,
         })
     }
 
-    /// GET `url`, sending `token` as a bearer token when given, and read at
-    /// most `cap` bytes of body, all within the probe timeout.
+    /// The probes of `url`, for a collector that sends them again and again.
+    pub fn target(&self, url: String) -> Probe {
+        Probe {
+            prober: self.clone(),
+            http: Endpoint::new(&url),
+            url,
+        }
+    }
+
+    /// GET `url` once, sending `token` as a bearer token when given, and read
+    /// at most `cap` bytes of body, all within the probe timeout.
     pub async fn get(
         &self,
         url: &str,
         token: Option<&Token>,
         cap: usize,
     ) -> Result<Answer, Failure> {
-        match tokio::time::timeout(self.timeout, self.get_untimed(url, token, cap)).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(Reason::Timeout, None)),
-        }
+        self.target(url.to_string()).get(token, cap).await
     }
 
     async fn get_untimed(
