@@ -3,9 +3,10 @@
 //! example routing and inhibition) paging a webhook receiver run by this test.
 //!
 //! The rules are generated from the shipped alerts/openclaw-gateway.rules.yml,
-//! never copied: every `for:` divided by 30 and every range (and the startup
-//! guard that spans one) divided by 15, so the suite runs in minutes. The
-//! second test runs the rules as shipped, at a 15 s scrape.
+//! never copied: every `for:` and `keep_firing_for:` divided by 30 and every
+//! range (and the startup guard that spans one) divided by 15, so the suite
+//! runs in minutes. The second test runs the rules as shipped, at a 15 s
+//! scrape.
 //! promtool's unit tests cover the real durations.
 //!
 //! Linux only: it runs node, Prometheus and Alertmanager, Linux programs here.
@@ -45,8 +46,10 @@ fn fast_rules() -> String {
     for group in doc["groups"].as_sequence_mut().unwrap() {
         for rule in group["rules"].as_sequence_mut().unwrap() {
             rules += 1;
-            if let Some(f) = rule.get("for").and_then(|f| f.as_str()).map(str::to_string) {
-                rule["for"] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
+            for key in ["for", "keep_firing_for"] {
+                if let Some(f) = rule.get(key).and_then(|f| f.as_str()).map(str::to_string) {
+                    rule[key] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
+                }
             }
             let expr = rule["expr"].as_str().unwrap().to_string();
             // At least 10 s: the critical error rate's 1 m window would be
