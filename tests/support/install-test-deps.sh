@@ -12,8 +12,8 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 
 # Debian packages, each for the tests named:
 # - Prometheus, promtool, Alertmanager and amtool: tests/alerts.rs (promtool
-#   check and unit tests, amtool), tests/e2e_alerts.rs (a real Prometheus and
-#   Alertmanager);
+#   check and unit tests, amtool), tests/e2e_alerts.rs and
+#   tests/real_gateway_e2e.rs (a real Prometheus and Alertmanager);
 # - Node.js and npm: the fixture gateway, and bootstrapping the real gateway's
 #   own Node (tests/support/install-openclaw.sh);
 # - ca-certificates: the https probe test;
