@@ -19,8 +19,7 @@ use crate::lockfile;
 use crate::metrics::{self, Latest};
 use crate::names;
 use crate::platform::file::{self, Stamp};
-use crate::platform::{ExitSignal, ExitWatch, FileId, Identity, Pid, Platform};
-use crate::process_view::Snapshot;
+use crate::platform::{ExitSignal, ExitWatch, FileId, Identity, Pid};
 
 /// How often the identity watch runs where it cannot sleep on the exit of
 /// the process it watches (no pidfd), or watches none: a quiet tick is one
@@ -153,12 +152,6 @@ pub struct LifecycleSample {
     pub port_owner_mismatch: Option<bool>,
 }
 
-/// Does this process's environment point at `state_dir`, resolved as the
-/// gateway resolves its own ([`crate::config::state_dir_in`])?
-fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
-    view.state_dir(p, pid).is_some_and(|dir| *dir == state_dir)
-}
-
 pub struct LifecycleSampler {
     target: Arc<Target>,
     slot: Arc<Latest<LifecycleSample>>,
@@ -192,7 +185,8 @@ impl Sampler for LifecycleSampler {
 
     fn sample(&mut self) -> Result<(), SampleError> {
         let (p, spec) = (&*self.target.platform, &self.target.spec);
-        let locks = locks(&self.target.view, &spec.state_dir, spec.comm());
+        // As this round's discovery of the gateway read them.
+        let locks = self.target.locks();
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -216,8 +210,8 @@ impl Sampler for LifecycleSampler {
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
         let view = self.target.view.snapshot();
-        for pid in view.titled(spec.comm()) {
-            if environ_state_dir(&view, p, pid, &spec.state_dir) && !self.is_exporter(pid) {
+        for pid in view.titled_in(p, spec.comm(), &spec.state_dir) {
+            if !self.is_exporter(pid) {
                 if let Ok(id) = p.identity(pid) {
                     claimants.insert(id);
                 }

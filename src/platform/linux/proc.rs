@@ -29,9 +29,15 @@ fn classify(pid: i32, what: &'static str, e: procfs::ProcError) -> ProcError {
 }
 
 /// `/proc/<pid>/<file>` (or `/proc/<file>` for `None`) whole, in one
-/// `open`, a `read` or two and a `close`. `std::fs::read` also `stat`s and
-/// `seek`s the file and begins with a 32-byte probe `read`, as a `/proc`
-/// file has no size: three times the syscalls, on the samplers' hottest path.
+/// `open`, one `read` and a `close`. `std::fs::read` also `stat`s and
+/// `seek`s the file, begins with a 32-byte probe `read`, as a `/proc` file
+/// has no size, and reads again for the end: three times the syscalls, on
+/// the samplers' hottest path.
+///
+/// For the files read here a short read is the end: `stat`, `status`,
+/// `comm` and `limits` are one record of a seq file (the kernel grows its
+/// buffer until the record fits, then copies as much as asked), and
+/// `environ` and `cmdline` fill the buffer while there is more.
 pub fn read_file(pid: Option<i32>, file: &str) -> std::io::Result<Vec<u8>> {
     use rustix::fs::{Mode, OFlags};
     let path = match pid {
@@ -47,7 +53,12 @@ pub fn read_file(pid: Option<i32>, file: &str) -> std::io::Result<Vec<u8>> {
         }
         match rustix::io::read(&fd, &mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(rustix::io::Errno::INTR) => {}
             // The process went while its file was read.
             Err(rustix::io::Errno::SRCH) => return Err(std::io::ErrorKind::NotFound.into()),
@@ -208,8 +219,33 @@ pub fn comm(pid: i32) -> Option<String> {
 /// The pid of `pid` in the innermost pid namespace it runs in, when that is
 /// not the namespace of this `/proc` ([`namespaced_pid_of`]).
 pub fn namespaced_pid(pid: i32) -> Option<i32> {
+    // A process of the exporter's own pid namespace has no other pid: one
+    // `readlink` tells, where its status would be a read of 1.5 KB.
+    if let Some(own) = own_pid_namespace() {
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            == Some(own)
+        {
+            return None;
+        }
+    }
     let status = read_file(Some(pid), "status").ok()?;
     namespaced_pid_of(&String::from_utf8_lossy(&status))
+}
+
+/// The exporter's own pid namespace, as `pid:[4026531836]`, where this
+/// `/proc` numbers it (its status lists one pid): read once.
+fn own_pid_namespace() -> Option<&'static std::path::PathBuf> {
+    static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let status = read_file(None, "self/status").ok()?;
+        if namespaced_pid_of(&String::from_utf8_lossy(&status)).is_some() {
+            return None;
+        }
+        std::fs::read_link("/proc/self/ns/pid").ok()
+    })
+    .as_ref()
 }
 
 /// From `/proc/<pid>/status`: the last pid of its `NSpid:` line, which lists
@@ -370,9 +406,15 @@ fn children_of(pid: i32) -> Option<Vec<i32>> {
                     if len == buf.len() {
                         buf.resize(buf.len() * 2, 0);
                     }
+                    let asked = buf.len() - len;
                     match rustix::io::read(&file, &mut buf[len..]) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => len += n,
+                    }
+                    // A seq file, one child a record: less than asked, and
+                    // less than the page the kernel fills, is the end.
+                    if len < buf.len() && asked < 4096 {
+                        break;
                     }
                 }
                 let list = std::str::from_utf8(&buf[..len]).unwrap_or("");
