@@ -413,6 +413,77 @@ mod tests {
         }
     }
 
+    /// Runs, and while the process it watches lives, hands the pool its
+    /// exit to sleep on.
+    struct Watching {
+        runs: Arc<AtomicU32>,
+        watch: Box<dyn crate::platform::ExitWatch>,
+    }
+
+    impl Sampler for Watching {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn sample(&mut self) -> Result<(), SampleError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn exit_signal(&mut self) -> Option<(ExitSignal, Duration)> {
+            let signal = self.watch.alive().then(|| self.watch.signal())??;
+            Some((signal, Duration::from_secs(600)))
+        }
+    }
+
+    /// A job that sleeps on its process's exit is not run on its interval,
+    /// and runs again at once when that process exits.
+    #[test]
+    fn an_exit_runs_its_job_at_once() {
+        let p = crate::platform::select(crate::platform::Backend::default());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let id = p.identity(child.id() as i32).unwrap();
+        let watch = p.watch(id).unwrap();
+        if watch.signal().is_none() {
+            // A kernel without pidfds: the job ticks on its interval.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = Watching {
+            runs: runs.clone(),
+            watch,
+        };
+        let h = health("exits");
+        start(vec![(Box::new(job), h.clone(), Duration::from_millis(100))]);
+        // Its first run (the other test of this pool may hold its workers
+        // for a few seconds), then no tick of its 100 ms interval while the
+        // process lives (the watchdog takes its signal within a second).
+        let started = Instant::now();
+        while runs.load(Ordering::SeqCst) < 1 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(WATCH_EVERY * 2);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let killed = Instant::now();
+        while runs.load(Ordering::SeqCst) < 2 && killed.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Within seconds (the other test of this pool may hold its workers
+        // meanwhile), not the 600 s it may otherwise sleep.
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "run once on the exit");
+        // Without a process to watch, it ticks on its interval again.
+        while runs.load(Ordering::SeqCst) < 4 && killed.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(runs.load(Ordering::SeqCst) >= 4);
+        h.retired.store(true, Ordering::Relaxed);
+    }
+
     fn health(gateway: &str) -> Arc<Health> {
         Arc::new(Health {
             gateway: gateway.into(),
