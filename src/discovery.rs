@@ -54,6 +54,16 @@ pub struct Found {
 /// Find the gateway process now. The process titles come from `view`, at
 /// most its `max_age` old.
 pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
+    discover_with(view, spec, || locks(view, &spec.state_dir, spec.comm()))
+}
+
+/// [`discover`], with the lock files from `locks` ([`locks`] or a recent
+/// reading of them).
+fn discover_with(
+    view: &ProcessView,
+    spec: &GatewaySpec,
+    locks: impl FnOnce() -> Vec<LockInfo>,
+) -> Option<Found> {
     let p = &**view.platform();
     let found = |method| move |id| Found { id, method };
     spec.pid
@@ -66,7 +76,7 @@ pub fn discover(view: &ProcessView, spec: &GatewaySpec) -> Option<Found> {
                 .and_then(|pid| alive(p, pid))
                 .map(found(Method::PidFile))
         })
-        .or_else(|| from_lock_files(view, spec).map(found(Method::LockFile)))
+        .or_else(|| owner_of(locks(), spec).map(found(Method::LockFile)))
         // Behind a published port, the title and the port would find
         // another container's gateway: every cell listens on the same port.
         .or_else(|| {
@@ -99,7 +109,12 @@ fn read_pid_file(path: &Path) -> Option<Pid> {
 
 /// A live lock file on the gateway's port names it; the newest process wins.
 fn from_lock_files(view: &ProcessView, spec: &GatewaySpec) -> Option<Identity> {
-    locks(view, &spec.state_dir, spec.comm())
+    owner_of(locks(view, &spec.state_dir, spec.comm()), spec)
+}
+
+/// The process the live lock files on the gateway's port name, the newest.
+fn owner_of(locks: Vec<LockInfo>, spec: &GatewaySpec) -> Option<Identity> {
+    locks
         .into_iter()
         .filter(|lock| lock.port.is_none_or(|port| port == spec.port))
         .filter_map(|lock| lock.owner)
@@ -323,6 +338,8 @@ pub struct Target {
     state: Mutex<TargetState>,
     /// Held through a full discovery: one at a time per gateway.
     resolving: Mutex<()>,
+    /// The lock files as last read by [`Target::locks`], and when.
+    locks: Mutex<Option<(std::time::Instant, Vec<LockInfo>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -448,6 +465,7 @@ impl Target {
             view,
             state: Mutex::new(TargetState::default()),
             resolving: Mutex::new(()),
+            locks: Mutex::new(None),
         }
     }
 
@@ -469,7 +487,7 @@ impl Target {
             Some(Some(f)) if alive(p, f.id.pid) == Some(f.id) => return Some(f),
             _ => {}
         }
-        let found = discover(&self.view, &self.spec);
+        let found = discover_with(&self.view, &self.spec, || self.locks());
         let mut st = self.lock();
         st.record(p, &self.spec, found);
         st.resolved_at = Some(std::time::Instant::now());
@@ -516,6 +534,22 @@ impl Target {
             return;
         }
         st.record(p, &self.spec, found);
+    }
+
+    /// The gateway's lock files ([`locks`]), read at most once per
+    /// [`SHARED_RESOLVE`]: a round's discovery and lifecycle sample of the
+    /// gateway read them one after the other.
+    pub fn locks(&self) -> Vec<LockInfo> {
+        let cache = || self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((read, locks)) = &*cache() {
+            if read.elapsed() < SHARED_RESOLVE {
+                return locks.clone();
+            }
+        }
+        let spec = &self.spec;
+        let fresh = locks(&self.view, &spec.state_dir, spec.comm());
+        *cache() = Some((std::time::Instant::now(), fresh.clone()));
+        fresh
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {

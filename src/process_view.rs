@@ -15,7 +15,7 @@
 //! for a few seconds).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,9 @@ use crate::platform::{Pid, Platform, TITLE_IS_NAME};
 
 /// A process's environment, as [`Platform::environ`] reads it.
 pub type Environ = Arc<Vec<(String, String)>>;
+
+/// Titled processes by the state dir their environment names.
+type ByStateDir = HashMap<PathBuf, Vec<Pid>>;
 
 /// What a snapshot knows of a process to tell a gateway.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,6 +75,9 @@ pub struct Snapshot {
     environs: Mutex<HashMap<Pid, Option<Environ>>>,
     /// State dirs resolved so far from those environments, by pid.
     state_dirs: Mutex<HashMap<Pid, Option<Arc<PathBuf>>>>,
+    /// The titled processes by the state dir their environment names, by
+    /// title ([`Snapshot::titled_in`]).
+    by_state_dir: Mutex<HashMap<String, Arc<ByStateDir>>>,
 }
 
 impl Snapshot {
@@ -101,7 +107,9 @@ impl Snapshot {
     }
 
     /// The environment of `pid`, read once per snapshot however many
-    /// gateways ask.
+    /// gateways ask; a process listed for longer than [`ProcessView::YOUNG`]
+    /// keeps what the snapshot before read, read again with its title every
+    /// [`ProcessView::REFRESH`]th snapshot.
     pub fn environ(&self, p: &dyn Platform, pid: Pid) -> Option<Environ> {
         let mut environs = self.environs.lock().unwrap_or_else(|e| e.into_inner());
         environs
@@ -124,6 +132,43 @@ impl Snapshot {
             .map(Arc::new);
         self.lock_state_dirs().insert(pid, dir.clone());
         dir
+    }
+
+    /// Copy what this snapshot read of `pid` into the maps of the next one.
+    fn carry(
+        &self,
+        pid: Pid,
+        environs: &mut HashMap<Pid, Option<Environ>>,
+        state_dirs: &mut HashMap<Pid, Option<Arc<PathBuf>>>,
+    ) {
+        let env = self.environs.lock().unwrap_or_else(|e| e.into_inner());
+        environs.extend(env.get(&pid).map(|e| (pid, e.clone())));
+        state_dirs.extend(self.lock_state_dirs().get(&pid).map(|d| (pid, d.clone())));
+    }
+
+    /// The pids titled `key` ([`Snapshot::titled`]) whose environment names
+    /// `state_dir` ([`Snapshot::state_dir`]), ascending. Every gateway's
+    /// lifecycle sample asks: the titled processes are sorted by state dir
+    /// once per snapshot, not looked at again for each gateway.
+    pub fn titled_in(&self, p: &dyn Platform, key: &str, state_dir: &Path) -> Vec<Pid> {
+        let index = {
+            let mut all = self.by_state_dir.lock().unwrap_or_else(|e| e.into_inner());
+            match all.get(key) {
+                Some(index) => index.clone(),
+                None => {
+                    let mut index = ByStateDir::new();
+                    for pid in self.titled(key) {
+                        if let Some(dir) = self.state_dir(p, pid) {
+                            index.entry((*dir).clone()).or_default().push(pid);
+                        }
+                    }
+                    let index = Arc::new(index);
+                    all.insert(key.to_string(), index.clone());
+                    index
+                }
+            }
+        };
+        index.get(state_dir).cloned().unwrap_or_default()
     }
 
     fn lock_state_dirs(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, Option<Arc<PathBuf>>>> {
@@ -237,10 +282,18 @@ impl ViewState {
         let mut known = HashMap::with_capacity(pids.len());
         let mut listed = Vec::with_capacity(pids.len());
         let mut nested = Vec::new();
+        let (mut environs, mut state_dirs) = (HashMap::new(), HashMap::new());
+        let before = self.current.take();
         for pid in pids {
             let read = || Seen::read(p, pid, self.by_command);
             let k = match self.known.remove(&pid) {
-                Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => k,
+                Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => {
+                    // Kept as it was, with what the last snapshot read of it.
+                    if let Some(b) = &before {
+                        b.carry(pid, &mut environs, &mut state_dirs);
+                    }
+                    k
+                }
                 Some(k) if !refresh => Known { seen: read(), ..k },
                 Some(Known { first, .. }) => Known {
                     seen: read(),
@@ -263,8 +316,9 @@ impl ViewState {
             taken: now,
             titles: listed,
             nested,
-            environs: Mutex::default(),
-            state_dirs: Mutex::default(),
+            environs: Mutex::new(environs),
+            state_dirs: Mutex::new(state_dirs),
+            by_state_dir: Mutex::default(),
         }
     }
 }

@@ -19,22 +19,26 @@ use crate::lockfile;
 use crate::metrics::{self, Latest};
 use crate::names;
 use crate::platform::file::{self, Stamp};
-use crate::platform::{ExitWatch, FileId, Identity, Pid, Platform};
-use crate::process_view::Snapshot;
+use crate::platform::{ExitSignal, ExitWatch, FileId, Identity, Pid};
 
-/// How often the identity watch runs: a quiet tick is one read of the
-/// watched process's stat file.
+/// How often the identity watch runs where it cannot sleep on the exit of
+/// the process it watches (no pidfd), or watches none: a quiet tick is one
+/// read of the watched process's stat file.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the identity watch re-checks the files while the gateway
-/// process it watches lives: its exit is seen on the next tick.
+/// process it watches lives: its exit is seen at once (a pidfd), or on the
+/// next tick.
 pub const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Re-checks the gateway's identity cheaply (see [`Target::watch`]), and only
-/// when something changed: a quiet tick is one `pread` of the watched
-/// process's stat file, and every [`WATCH_RECHECK`] a `stat` of each lock
-/// folder, lock file and pid file. The exit of the process it watches is
-/// seen on the next tick, so a crash loop is followed within
+/// when something changed. Where the platform can sleep on a process's exit
+/// (Linux: a pidfd, [`Sampler::exit_signal`]), the samplers' watchdog sleeps
+/// on every gateway's in one `poll`: the watch runs at once when the process
+/// exits, and otherwise every [`WATCH_RECHECK`] for a `stat` of each lock
+/// folder, lock file and pid file. Elsewhere, and while no process is
+/// watched, it ticks every [`WATCH_INTERVAL`]: a quiet tick is one `pread`
+/// of the watched process's stat file, so a crash loop is followed within
 /// [`WATCH_INTERVAL`]; the ticks of every gateway's watch share one wake-up
 /// of the samplers' threads.
 pub struct WatchSampler {
@@ -67,7 +71,11 @@ impl WatchSampler {
     /// Whether a file the identity depends on changed since the last check;
     /// looked at every [`WATCH_RECHECK`].
     fn files_changed(&mut self) -> bool {
-        let due = self.stamped.is_none_or(|t| t.elapsed() >= WATCH_RECHECK);
+        // Half a tick early: a watch that sleeps for WATCH_RECHECK runs on
+        // the grid of its ticks, a hair before the stamp is that old.
+        let due = self
+            .stamped
+            .is_none_or(|t| t.elapsed() + WATCH_INTERVAL / 2 >= WATCH_RECHECK);
         if !due {
             return false;
         }
@@ -120,6 +128,11 @@ impl Sampler for WatchSampler {
             .and_then(|f| self.target.platform.watch(f.id));
         Ok(())
     }
+
+    fn exit_signal(&mut self) -> Option<(ExitSignal, std::time::Duration)> {
+        let signal = self.watched.as_ref()?.signal()?;
+        Some((signal, WATCH_RECHECK))
+    }
 }
 
 pub use crate::discovery::{locks, LockInfo, LockState};
@@ -137,12 +150,6 @@ pub struct LifecycleSample {
     /// The LISTEN socket belongs to a process other than the lock's; `None`
     /// where the platform cannot tell who listens (`Caps::listeners`).
     pub port_owner_mismatch: Option<bool>,
-}
-
-/// Does this process's environment point at `state_dir`, resolved as the
-/// gateway resolves its own ([`crate::config::state_dir_in`])?
-fn environ_state_dir(view: &Snapshot, p: &dyn Platform, pid: Pid, state_dir: &Path) -> bool {
-    view.state_dir(p, pid).is_some_and(|dir| *dir == state_dir)
 }
 
 pub struct LifecycleSampler {
@@ -178,7 +185,8 @@ impl Sampler for LifecycleSampler {
 
     fn sample(&mut self) -> Result<(), SampleError> {
         let (p, spec) = (&*self.target.platform, &self.target.spec);
-        let locks = locks(&self.target.view, &spec.state_dir, spec.comm());
+        // As this round's discovery of the gateway read them.
+        let locks = self.target.locks();
         let count = |s| locks.iter().filter(|l| l.state == s).count() as u64;
         let oldest_stale_modified = locks
             .iter()
@@ -202,8 +210,8 @@ impl Sampler for LifecycleSampler {
         let mut claimants: HashSet<Identity> = lock_owners.iter().copied().collect();
         claimants.extend(listeners.iter().copied());
         let view = self.target.view.snapshot();
-        for pid in view.titled(spec.comm()) {
-            if environ_state_dir(&view, p, pid, &spec.state_dir) && !self.is_exporter(pid) {
+        for pid in view.titled_in(p, spec.comm(), &spec.state_dir) {
+            if !self.is_exporter(pid) {
                 if let Ok(id) = p.identity(pid) {
                     claimants.insert(id);
                 }

@@ -76,6 +76,13 @@ pub trait Sampler: Send + 'static {
     fn take_skipped(&mut self) -> Skipped {
         Skipped::default()
     }
+    /// Asked after each sample: the exit of the process this sampler
+    /// watches, and how long it may then sleep. The pool runs it again as
+    /// soon as that process exits, else after that long instead of its
+    /// interval. `None`: every interval.
+    fn exit_signal(&mut self) -> Option<(crate::platform::ExitSignal, Duration)> {
+        None
+    }
 }
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -15,11 +15,18 @@
 //! running, and the watchdog starts another worker (up to [`MAX_WORKERS`]) so
 //! that the other gateways go on. When the read returns, the gateway's jobs
 //! run again and the extra worker ends.
+//!
+//! A sampler that watches a process for its exit ([`Sampler::exit_signal`],
+//! the identity watch on Linux) is run when that process exits, and
+//! otherwise at the longer interval it asks for: the watchdog sleeps in one
+//! `poll` over every such process instead of a plain sleep, so an exit is
+//! seen at once and a quiet gateway costs no wake-up a second.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{run_once, unix_now, Health, Run, Sampler};
+use crate::platform::{wait_exits, ExitSignal};
 
 /// Threads that run samples.
 pub const WORKERS: usize = 2;
@@ -43,6 +50,9 @@ struct Job {
     gateway: usize,
     /// When its current run started.
     running: Option<Instant>,
+    /// The exit its sampler waits for ([`Sampler::exit_signal`]); taken
+    /// when it fires.
+    exit: Option<Arc<ExitSignal>>,
     stuck: bool,
     /// Whether its being stuck was logged (once).
     logged: bool,
@@ -157,6 +167,7 @@ impl State {
                 due: now,
                 gateway,
                 running: None,
+                exit: None,
                 stuck: false,
                 logged: false,
             };
@@ -203,6 +214,7 @@ impl State {
                 // Its gateway is no longer watched: drop the sampler (and
                 // the slot it feeds); the place is taken by the next added.
                 job.sampler = None;
+                job.exit = None;
                 continue;
             }
             if job.sampler.is_none() {
@@ -256,12 +268,37 @@ impl Pool {
     }
 
     /// Every [`WATCH_EVERY`], mark stuck jobs and keep [`WORKERS`] threads
-    /// free of them.
+    /// free of them. Sleeps on the exits the jobs wait for meanwhile, and
+    /// makes a job due at once when its process exits.
     fn watch(self: Arc<Self>) {
         loop {
-            std::thread::sleep(WATCH_EVERY);
+            let signals: Vec<(usize, Arc<ExitSignal>)> = {
+                let st = self.lock();
+                st.jobs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, j)| Some((i, j.exit.clone()?)))
+                    .collect()
+            };
+            let waits: Vec<&ExitSignal> = signals.iter().map(|(_, s)| &**s).collect();
+            let fired = wait_exits(&waits, WATCH_EVERY);
             let mut st = self.lock();
-            st.mark_stuck(Instant::now());
+            let now = Instant::now();
+            let mut woke = false;
+            for (i, signal) in fired.into_iter().filter_map(|f| signals.get(f)) {
+                let job = &mut st.jobs[*i];
+                // Still the signal it waits for (not a retired job's place,
+                // nor a process it watched before).
+                if job.exit.as_ref().is_some_and(|e| Arc::ptr_eq(e, signal)) {
+                    job.exit = None;
+                    job.due = now;
+                    woke = true;
+                }
+            }
+            if woke {
+                self.wake.notify_all();
+            }
+            st.mark_stuck(now);
             while st.workers - st.stuck < WORKERS && st.workers < MAX_WORKERS {
                 let before = st.workers;
                 self.add_worker(&mut st);
@@ -308,7 +345,8 @@ impl Pool {
             drop(st);
 
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_once(sampler.as_mut(), &health)
+                run_once(sampler.as_mut(), &health);
+                sampler.exit_signal()
             }));
 
             st = self.lock();
@@ -316,8 +354,16 @@ impl Pool {
             let job = &mut st.jobs[i];
             job.running = None;
             let was_stuck = std::mem::take(&mut job.stuck);
+            let mut interval = job.interval;
+            job.exit = None;
             match ran {
-                Ok(()) => job.sampler = Some(sampler),
+                Ok(exit) => {
+                    job.sampler = Some(sampler);
+                    if let Some((signal, quiet)) = exit {
+                        job.exit = Some(Arc::new(signal));
+                        interval = quiet;
+                    }
+                }
                 Err(_) => {
                     // The sampler panicked: record it and stop this one
                     // collector; every other collector keeps running.
@@ -325,7 +371,7 @@ impl Pool {
                     failed(&health, Duration::ZERO);
                 }
             }
-            job.due = next_tick(job.due, job.interval, done);
+            job.due = next_tick(job.due, interval, done);
             // The gateway's other jobs waited for this one: this worker
             // takes them next, and wakes a peer if more are due.
             st.gateways[gateway] = Gateway::Free;
@@ -365,6 +411,77 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    /// Runs, and while the process it watches lives, hands the pool its
+    /// exit to sleep on.
+    struct Watching {
+        runs: Arc<AtomicU32>,
+        watch: Box<dyn crate::platform::ExitWatch>,
+    }
+
+    impl Sampler for Watching {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn sample(&mut self) -> Result<(), SampleError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn exit_signal(&mut self) -> Option<(ExitSignal, Duration)> {
+            let signal = self.watch.alive().then(|| self.watch.signal())??;
+            Some((signal, Duration::from_secs(600)))
+        }
+    }
+
+    /// A job that sleeps on its process's exit is not run on its interval,
+    /// and runs again at once when that process exits.
+    #[test]
+    fn an_exit_runs_its_job_at_once() {
+        let p = crate::platform::select(crate::platform::Backend::default());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let id = p.identity(child.id() as i32).unwrap();
+        let watch = p.watch(id).unwrap();
+        if watch.signal().is_none() {
+            // A kernel without pidfds: the job ticks on its interval.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = Watching {
+            runs: runs.clone(),
+            watch,
+        };
+        let h = health("exits");
+        start(vec![(Box::new(job), h.clone(), Duration::from_millis(100))]);
+        // Its first run (the other test of this pool may hold its workers
+        // for a few seconds), then no tick of its 100 ms interval while the
+        // process lives (the watchdog takes its signal within a second).
+        let started = Instant::now();
+        while runs.load(Ordering::SeqCst) < 1 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(WATCH_EVERY * 2);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let killed = Instant::now();
+        while runs.load(Ordering::SeqCst) < 2 && killed.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Within seconds (the other test of this pool may hold its workers
+        // meanwhile), not the 600 s it may otherwise sleep.
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "run once on the exit");
+        // Without a process to watch, it ticks on its interval again.
+        while runs.load(Ordering::SeqCst) < 4 && killed.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(runs.load(Ordering::SeqCst) >= 4);
+        h.retired.store(true, Ordering::Relaxed);
     }
 
     fn health(gateway: &str) -> Arc<Health> {

@@ -290,6 +290,31 @@ pub trait ExitWatch: Send + std::fmt::Debug {
     /// Sleep until the process exits or `timeout` passes. `false` at once
     /// when the platform cannot sleep on an exit: the caller then polls.
     fn wait_exit(&self, timeout: std::time::Duration) -> bool;
+    /// The process's exit as a signal [`wait_exits`] sleeps on together with
+    /// others; `None` where the platform has none (the caller polls).
+    fn signal(&self) -> Option<ExitSignal> {
+        None
+    }
+}
+
+/// A process's exit, to sleep on many at once ([`wait_exits`]): a pidfd on
+/// Linux (5.3 and later). Other platforms have none.
+#[cfg(target_os = "linux")]
+pub use linux::ExitSignal;
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub enum ExitSignal {}
+
+/// Sleep until one of `signals` fires (its process exited) or `timeout`
+/// passes; the indices of those that fired.
+#[cfg(target_os = "linux")]
+pub use linux::wait_exits;
+#[cfg(not(target_os = "linux"))]
+pub fn wait_exits(signals: &[&ExitSignal], timeout: std::time::Duration) -> Vec<usize> {
+    // No signal exists here: just the sleep.
+    debug_assert!(signals.is_empty());
+    std::thread::sleep(timeout);
+    Vec::new()
 }
 
 /// Counts the sockets of a port, for one sampler: it keeps what it opened

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use procfs::process::{MountInfos, Process};
-use procfs::{Current, FromBufRead, Meminfo, ProcessCGroups};
+use procfs::{FromBufRead, Meminfo, ProcessCGroups};
 
 /// v1 writes "no limit" as a page-rounded i64::MAX; anything this large is none.
 const UNLIMITED_FLOOR: u64 = 1 << 60;
@@ -86,8 +86,8 @@ fn smallest_up_to(mut dir: PathBuf, top: &Path, file: &str) -> Option<u64> {
 
 /// The memory limit of the control group `pid` runs in.
 pub fn pid_limit(pid: i32, mounts: &CgroupMounts) -> Option<u64> {
-    let groups = Process::new(pid).and_then(|p| p.cgroups()).ok()?;
-    limit_of(&groups, mounts)
+    let groups = super::proc::read_file(Some(pid), "cgroup").ok()?;
+    cgroup_limit(&String::from_utf8_lossy(&groups), mounts)
 }
 
 /// The memory limit of the cgroup that `/proc/<pid>/cgroup` content names
@@ -121,7 +121,10 @@ fn limit_of(groups: &ProcessCGroups, mounts: &CgroupMounts) -> Option<u64> {
 
 /// The host's memory: `MemTotal` of `/proc/meminfo`.
 pub fn mem_total() -> Option<u64> {
-    Meminfo::current().ok().map(|m| m.mem_total)
+    let text = super::proc::read_file(None, "meminfo").ok()?;
+    Meminfo::from_buf_read(text.as_slice())
+        .ok()
+        .map(|m| m.mem_total)
 }
 
 #[cfg(test)]

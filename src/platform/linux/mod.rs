@@ -54,6 +54,13 @@ type FdTable = std::sync::Arc<(FdTypes, HashSet<u64>)>;
 /// resolve.
 const SHARED_DESCENDANTS: Duration = Duration::from_millis(100);
 
+/// How old a socket table of a connections sample may be to tell the
+/// lifecycle sample's LISTEN owners ([`Platform::listen_owners`]): both ride
+/// the connections interval, and every gateway's samples of a round run
+/// within it, so N gateways cost no dump of their own. Without one (the
+/// connections collector off) the listeners are dumped for the port alone.
+const SHARED_LISTENERS: Duration = Duration::from_secs(1);
+
 impl LinuxPlatform {
     pub fn new() -> LinuxPlatform {
         LinuxPlatform {
@@ -85,6 +92,19 @@ impl LinuxPlatform {
         Ok(table)
     }
 
+    /// Inodes of the sockets that LISTEN on `port` in the network namespace
+    /// of `pid` (the exporter's for `None`): from this round's socket table
+    /// of that namespace where there is one, else read now.
+    fn listen_inodes(&self, port: u16, pid: Option<Pid>) -> Vec<u64> {
+        let netns = match pid {
+            Some(p) => proc::net_namespace(p).ok(),
+            None => proc::own_net_namespace(),
+        };
+        netns
+            .and_then(|ns| self.tables.listening(&ns, port, SHARED_LISTENERS))
+            .unwrap_or_else(|| tcp::listen_inodes(port, pid))
+    }
+
     fn lock_descendants(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, (Instant, Vec<Pid>)>> {
         self.descendants.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -106,6 +126,46 @@ impl ExitWatch for proc::Watched {
     fn wait_exit(&self, timeout: std::time::Duration) -> bool {
         proc::Watched::wait_exit(self, timeout)
     }
+    fn signal(&self) -> Option<ExitSignal> {
+        proc::Watched::signal(self)
+    }
+}
+
+/// A pidfd: readable once its process has exited.
+#[derive(Debug)]
+pub struct ExitSignal(pub(crate) std::os::fd::OwnedFd);
+
+/// One `poll` over every signal's pidfd, for at most `timeout`: the indices
+/// of the processes that exited.
+pub fn wait_exits(signals: &[&ExitSignal], timeout: Duration) -> Vec<usize> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    if signals.is_empty() {
+        std::thread::sleep(timeout);
+        return Vec::new();
+    }
+    let mut fds: Vec<PollFd> = signals
+        .iter()
+        .map(|s| PollFd::new(&s.0, PollFlags::IN))
+        .collect();
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    match poll(&mut fds, Some(&ts)) {
+        Ok(_) => {}
+        // Interrupted: the caller's next wait decides.
+        Err(rustix::io::Errno::INTR) => return Vec::new(),
+        // Not pollable after all (fd limit): sleep rather than spin.
+        Err(_) => {
+            std::thread::sleep(timeout);
+            return Vec::new();
+        }
+    }
+    fds.iter()
+        .enumerate()
+        .filter(|(_, f)| !f.revents().is_empty())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// NUL-separated `/proc/<pid>/{cmdline,environ}` content, lossily decoded.
@@ -113,7 +173,7 @@ impl ExitWatch for proc::Watched {
 /// `environ` is a map (order lost; a repeated name keeps its last value, where
 /// getenv and [`Platform::environ`]'s callers take the first).
 fn nul_separated(pid: Pid, file: &str) -> Option<Vec<String>> {
-    let bytes = std::fs::read(format!("/proc/{pid}/{file}")).ok()?;
+    let bytes = proc::read_file(Some(pid), file).ok()?;
     Some(
         bytes
             .split(|b| *b == 0)
@@ -216,7 +276,7 @@ impl Platform for LinuxPlatform {
     }
 
     fn listen_owners(&self, port: u16, known: &[Identity]) -> Vec<Identity> {
-        sockets::listen_owners(port, known, &|pid| {
+        sockets::listen_owners(known, &|pid| self.listen_inodes(port, pid), &|pid| {
             self.fd_table(pid).map(|table| table.1.clone())
         })
     }

@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 
-use procfs::process::{LimitValue, Process};
+use procfs::process::{LimitValue, Limits, Stat};
+use procfs::{FromBufRead, FromRead};
 
 pub use crate::platform::{FdTypes, Identity, PartialErrors, ProcError, Vitals};
 
@@ -27,10 +28,84 @@ fn classify(pid: i32, what: &'static str, e: procfs::ProcError) -> ProcError {
     }
 }
 
+/// `/proc/<pid>/<file>` (or `/proc/<file>` for `None`) whole, in one
+/// `open`, one `read` and a `close`. `std::fs::read` also `stat`s and
+/// `seek`s the file, begins with a 32-byte probe `read`, as a `/proc` file
+/// has no size, and reads again for the end: three times the syscalls, on
+/// the samplers' hottest path.
+///
+/// For the files read here a short read is the end: `stat`, `status`,
+/// `comm` and `limits` are one record of a seq file (the kernel grows its
+/// buffer until the record fits, then copies as much as asked), and
+/// `environ` and `cmdline` fill the buffer while there is more.
+pub fn read_file(pid: Option<i32>, file: &str) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/{file}"),
+        None => format!("/proc/{file}"),
+    };
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            // The process went while its file was read.
+            Err(rustix::io::Errno::SRCH) => return Err(std::io::ErrorKind::NotFound.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `/proc/<pid>/stat`, parsed; `Gone` when the process is.
+fn stat(pid: i32) -> Result<Stat, ProcError> {
+    let bytes = read_file(Some(pid), "stat").map_err(|e| io_error(pid, "stat", e))?;
+    if bytes.is_empty() {
+        return Err(ProcError::Gone(pid));
+    }
+    Stat::from_read(bytes.as_slice()).map_err(|e| classify(pid, "stat", e))
+}
+
+/// The number of fds of `pid`: the size of its `fd` folder (Linux 6.2),
+/// else its entries counted.
+fn fd_count(pid: i32) -> Result<u64, ProcError> {
+    let err = |e: rustix::io::Errno| io_error(pid, "fd", e.into());
+    let path = format!("/proc/{pid}/fd");
+    let st = rustix::fs::stat(path.as_str()).map_err(err)?;
+    if st.st_size > 0 {
+        return Ok(st.st_size as u64);
+    }
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let mut n = 0;
+    for entry in rustix::fs::Dir::read_from(&dir).map_err(err)? {
+        if entry.map_err(err)?.file_name().to_bytes().first() != Some(&b'.') {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// The start time of `pid`, or `Gone`.
 pub fn identity(pid: i32) -> Result<Identity, ProcError> {
-    let p = Process::new(pid).map_err(|e| classify(pid, "stat", e))?;
-    let stat = p.stat().map_err(|e| classify(pid, "stat", e))?;
+    let stat = stat(pid)?;
     // A zombie has exited: its gateway is gone even though the pid lingers.
     if stat.state == 'Z' || stat.state == 'X' {
         return Err(ProcError::Gone(pid));
@@ -75,9 +150,21 @@ impl Watched {
         self.id
     }
 
-    /// Whether the process runs still (a zombie has exited).
+    /// Whether the process runs still (a zombie has exited): one `poll` of
+    /// its pidfd, else one `pread` of its stat file.
     pub fn alive(&mut self) -> bool {
         use std::os::unix::fs::FileExt;
+        if let Some(fd) = &self.pidfd {
+            use rustix::event::{poll, PollFd, PollFlags, Timespec};
+            let mut fds = [PollFd::new(fd, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            if let Ok(ready) = poll(&mut fds, Some(&now)) {
+                return ready == 0;
+            }
+        }
         let Ok(n) = self.file.read_at(&mut self.buf, 0) else {
             return false;
         };
@@ -87,6 +174,12 @@ impl Watched {
             .rposition(|&b| b == b')')
             .and_then(|i| stat.get(i + 2));
         matches!(state, Some(s) if !matches!(s, b'Z' | b'X'))
+    }
+
+    /// Its pidfd again, to sleep on with others'; `None` without one.
+    pub fn signal(&self) -> Option<super::ExitSignal> {
+        let fd = self.pidfd.as_ref()?.try_clone().ok()?;
+        Some(super::ExitSignal(fd))
     }
 
     /// Sleep until the process exits or `timeout` passes. `false` at once
@@ -118,14 +211,41 @@ pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
 /// `/proc/<pid>/comm`, without the newline: one read (procfs has it only in
 /// the whole `stat`).
 pub fn comm(pid: i32) -> Option<String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let s = read_file(Some(pid), "comm").ok()?;
+    let s = String::from_utf8_lossy(&s);
     Some(s.trim_end_matches('\n').to_string())
 }
 
 /// The pid of `pid` in the innermost pid namespace it runs in, when that is
 /// not the namespace of this `/proc` ([`namespaced_pid_of`]).
 pub fn namespaced_pid(pid: i32) -> Option<i32> {
-    namespaced_pid_of(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    // A process of the exporter's own pid namespace has no other pid: one
+    // `readlink` tells, where its status would be a read of 1.5 KB.
+    if let Some(own) = own_pid_namespace() {
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            == Some(own)
+        {
+            return None;
+        }
+    }
+    let status = read_file(Some(pid), "status").ok()?;
+    namespaced_pid_of(&String::from_utf8_lossy(&status))
+}
+
+/// The exporter's own pid namespace, as `pid:[4026531836]`, where this
+/// `/proc` numbers it (its status lists one pid): read once.
+fn own_pid_namespace() -> Option<&'static std::path::PathBuf> {
+    static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let status = read_file(None, "self/status").ok()?;
+        if namespaced_pid_of(&String::from_utf8_lossy(&status)).is_some() {
+            return None;
+        }
+        std::fs::read_link("/proc/self/ns/pid").ok()
+    })
+    .as_ref()
 }
 
 /// From `/proc/<pid>/status`: the last pid of its `NSpid:` line, which lists
@@ -218,9 +338,11 @@ pub fn net_namespace(pid: i32) -> Result<std::path::PathBuf, ProcError> {
     std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| io_error(pid, "ns/net", e))
 }
 
-/// The exporter's own network namespace.
+/// The exporter's own network namespace, read once: it never changes it.
 pub fn own_net_namespace() -> Option<std::path::PathBuf> {
-    std::fs::read_link("/proc/self/ns/net").ok()
+    static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::fs::read_link("/proc/self/ns/net").ok())
+        .clone()
 }
 
 fn io_error(pid: i32, what: &'static str, e: std::io::Error) -> ProcError {
@@ -284,9 +406,15 @@ fn children_of(pid: i32) -> Option<Vec<i32>> {
                     if len == buf.len() {
                         buf.resize(buf.len() * 2, 0);
                     }
+                    let asked = buf.len() - len;
                     match rustix::io::read(&file, &mut buf[len..]) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => len += n,
+                    }
+                    // A seq file, one child a record: less than asked, and
+                    // less than the page the kernel fills, is the end.
+                    if len < buf.len() && asked < 4096 {
+                        break;
                     }
                 }
                 let list = std::str::from_utf8(&buf[..len]).unwrap_or("");
@@ -311,12 +439,7 @@ fn children_of(pid: i32) -> Option<Vec<i32>> {
 fn children_by_scan(pid: i32) -> Vec<i32> {
     all_pids()
         .into_iter()
-        .filter(|&p| {
-            Process::new(p)
-                .and_then(|proc| proc.stat())
-                .map(|s| s.ppid == pid)
-                .unwrap_or(false)
-        })
+        .filter(|&p| stat(p).is_ok_and(|s| s.ppid == pid))
         .collect()
 }
 
@@ -342,25 +465,27 @@ impl Host {
 /// no longer the same process; unreadable fds or limits are reported in `errs`.
 pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
     let pid = id.pid;
-    let p = Process::new(pid).map_err(|e| classify(pid, "stat", e))?;
-    let stat = p.stat().map_err(|e| classify(pid, "stat", e))?;
+    let stat = stat(pid)?;
     if stat.starttime != id.start {
         return Err(ProcError::Gone(pid));
     }
-    let open_fds = match p.fd_count() {
-        Ok(n) => Some(n as u64),
+    let open_fds = match fd_count(pid) {
+        Ok(n) => Some(n),
         Err(e) => {
-            errs.0.push(classify(pid, "fd", e));
+            errs.0.push(e);
             None
         }
     };
-    let max_fds = match p.limits() {
+    let limits = read_file(Some(pid), "limits")
+        .map_err(|e| io_error(pid, "limits", e))
+        .and_then(|b| Limits::from_buf_read(b.as_slice()).map_err(|e| classify(pid, "limits", e)));
+    let max_fds = match limits {
         Ok(l) => match l.max_open_files.soft_limit {
             LimitValue::Value(v) => Some(v),
             LimitValue::Unlimited => None,
         },
         Err(e) => {
-            errs.0.push(classify(pid, "limits", e));
+            errs.0.push(e);
             None
         }
     };
@@ -379,9 +504,7 @@ pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vit
 /// Resident and virtual memory of one process in bytes, from one read of
 /// `/proc/<pid>/stat`.
 pub fn memory_bytes(host: &Host, pid: i32) -> Result<(u64, u64), ProcError> {
-    let stat = Process::new(pid)
-        .and_then(|p| p.stat())
-        .map_err(|e| classify(pid, "stat", e))?;
+    let stat = stat(pid)?;
     Ok((stat.rss.saturating_mul(host.page_size), stat.vsize))
 }
 

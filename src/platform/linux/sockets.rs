@@ -122,11 +122,14 @@ pub fn listen_inodes(port: u16, pid: Option<i32>) -> Vec<u64> {
 /// itself holds them all) costs one fd-table read; only a socket nobody known
 /// holds triggers a scan of every process.
 ///
-/// `socket_inodes` reads the socket inodes of one process (the platform's
-/// fd table, shared with the connections sample).
+/// `listen_inodes` reads the LISTEN sockets of the port in the network
+/// namespace of a process, the exporter's own for `None` ([`listen_inodes`],
+/// or the table the connections samples of this round read);
+/// `socket_inodes` reads the socket inodes of one process (the platform's fd
+/// table, shared with the connections sample).
 pub fn listen_owners(
-    port: u16,
     known: &[Identity],
+    listen_inodes: &dyn Fn(Option<i32>) -> Vec<u64>,
     socket_inodes: &dyn Fn(i32) -> Result<HashSet<u64>, ProcError>,
 ) -> Vec<Identity> {
     // The namespaces the known processes are in; the exporter's own one
@@ -137,10 +140,10 @@ pub fn listen_owners(
         known.iter().partition(|id| in_other_namespace(id.pid));
     let mut listen: HashSet<u64> = HashSet::new();
     if known.is_empty() || !here.is_empty() {
-        listen.extend(listen_inodes(port, None));
+        listen.extend(listen_inodes(None));
     }
     for id in foreign {
-        listen.extend(listen_inodes(port, Some(id.pid)));
+        listen.extend(listen_inodes(Some(id.pid)));
     }
     if listen.is_empty() {
         return Vec::new();
@@ -334,6 +337,22 @@ fn read_proc(net_dir: &Path) -> Result<Table, String> {
 }
 
 impl Tables {
+    /// The inodes of the sockets that LISTEN on `port` in the table of
+    /// `netns`, when one younger than `max_age` has that port's sockets;
+    /// `None`: read them anew.
+    pub(super) fn listening(&self, netns: &Path, port: u16, max_age: Duration) -> Option<Vec<u64>> {
+        let st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let table = st.tables.get(netns).filter(|t| t.serves(port, max_age))?;
+        Some(
+            table
+                .sockets
+                .iter()
+                .filter(|s| s.state == LISTEN && s.local_port == port)
+                .map(|s| s.inode)
+                .collect(),
+        )
+    }
+
     /// The table of the namespace `netns` that `pid` (or the exporter, for
     /// `None`) runs in, read now unless one that serves `port` is younger
     /// than `max_age`. Readers that come while it is read wait for it.
