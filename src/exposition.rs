@@ -4,6 +4,9 @@
 //! `promtool check metrics`, older clients) get the classic text format 0.0.4,
 //! negotiated from `Accept` the way client_golang does.
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use prometheus_client::registry::Registry;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -64,68 +67,138 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 }
 
 /// Encode the registry in the given format.
+///
+/// The OpenMetrics encoder writes straight into the buffer that becomes the
+/// body: in the classic format through [`TextWriter`], which converts each
+/// line as it is written, so no second copy of the whole exposition (tens of
+/// KiB per gateway) is made. The buffer starts at the size of the last
+/// render, so it is not regrown (and copied) by doubling every scrape.
 pub fn render(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let mut om = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut om, registry)?;
-    Ok(match format {
-        Format::OpenMetrics => om,
-        Format::Text => openmetrics_to_text(&om),
-    })
+    let hint = &SIZE_HINT[format as usize];
+    let capacity = hint.load(Ordering::Relaxed);
+    let body = match format {
+        Format::OpenMetrics => {
+            let mut om = String::with_capacity(capacity);
+            prometheus_client::encoding::text::encode(&mut om, registry)?;
+            om
+        }
+        Format::Text => {
+            let mut text = TextWriter::with_capacity(capacity);
+            prometheus_client::encoding::text::encode(&mut text, registry)?;
+            text.finish()
+        }
+    };
+    // A little more than this render, for the series that come and go.
+    hint.store(body.len() + body.len() / 16, Ordering::Relaxed);
+    Ok(body)
 }
+
+/// The size of the last render, by [`Format`].
+static SIZE_HINT: [AtomicUsize; 2] = [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)];
 
 /// Rewrite OpenMetrics text as the classic text format: no `# EOF` or
 /// `# UNIT`, counter families named with their `_total` suffix, info families
 /// as gauges named `<name>_info`, and no `_created` samples.
 pub fn openmetrics_to_text(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
-    let mut help: Option<(&str, &str)> = None;
-    let mut created_suffix_family: Option<&str> = None;
-    for line in om.lines() {
+    let mut text = TextWriter::with_capacity(om.len());
+    // Writing to a String does not fail.
+    let _ = text.write_str(om);
+    text.finish()
+}
+
+/// [`openmetrics_to_text`] as a [`std::fmt::Write`]: OpenMetrics text
+/// written to it comes out in the classic text format, line by line.
+#[derive(Debug, Default)]
+pub struct TextWriter {
+    out: String,
+    /// The line being written, until its newline arrives.
+    line: String,
+    /// The text of the last `# HELP` line, until its `# TYPE` line.
+    help: Option<String>,
+    /// The family of the last `# TYPE` line, whose `_created` samples are
+    /// dropped.
+    family: Option<String>,
+}
+
+impl TextWriter {
+    pub fn with_capacity(capacity: usize) -> TextWriter {
+        TextWriter {
+            out: String::with_capacity(capacity),
+            ..Default::default()
+        }
+    }
+
+    /// The text, with a last line that had no newline.
+    pub fn finish(mut self) -> String {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.convert(&line);
+        }
+        self.out
+    }
+
+    /// Convert one line, without its line ending.
+    fn convert(&mut self, line: &str) {
+        let out = &mut self.out;
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
+            return;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
-            help = rest.split_once(' ').or(Some((rest, "")));
-            continue;
+            let text = rest.split_once(' ').map_or("", |(_, text)| text);
+            let help = self.help.get_or_insert_with(String::new);
+            help.clear();
+            help.push_str(text);
+            return;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
-            let (name, kind) = match kind {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "stateset" => (name.to_string(), "gauge"),
-                "gaugehistogram" => (name.to_string(), "histogram"),
-                "unknown" => (name.to_string(), "untyped"),
-                other => (name.to_string(), other),
+            let (suffix, kind) = match kind {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "stateset" => ("", "gauge"),
+                "gaugehistogram" => ("", "histogram"),
+                "unknown" => ("", "untyped"),
+                other => ("", other),
             };
-            if let Some((_, text)) = help.take() {
-                out.push_str("# HELP ");
-                out.push_str(&name);
-                out.push(' ');
-                out.push_str(text);
-                out.push('\n');
+            if let Some(text) = self.help.take() {
+                for part in ["# HELP ", name, suffix, " ", &text, "\n"] {
+                    out.push_str(part);
+                }
             }
-            out.push_str("# TYPE ");
-            out.push_str(&name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
-            created_suffix_family = rest.rsplit_once(' ').map(|(n, _)| n);
-            continue;
+            for part in ["# TYPE ", name, suffix, " ", kind, "\n"] {
+                out.push_str(part);
+            }
+            self.family = rest.rsplit_once(' ').map(|(n, _)| n.to_string());
+            return;
         }
-        if let Some(family) = created_suffix_family {
+        if let Some(family) = &self.family {
             let sample = line.split(['{', ' ']).next().unwrap_or("");
             if sample.len() == family.len() + "_created".len()
-                && sample.starts_with(family)
+                && sample.starts_with(family.as_str())
                 && sample.ends_with("_created")
             {
-                continue;
+                return;
             }
         }
         out.push_str(line);
         out.push('\n');
     }
-    out
+}
+
+impl std::fmt::Write for TextWriter {
+    fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        while let Some(i) = s.find('\n') {
+            let mut line = std::mem::take(&mut self.line);
+            line.push_str(&s[..i]);
+            // As str::lines: a line ending may be "\r\n".
+            self.convert(line.strip_suffix('\r').unwrap_or(&line));
+            line.clear();
+            self.line = line;
+            s = &s[i + 1..];
+        }
+        self.line.push_str(s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +238,20 @@ mod tests {
         assert_eq!(
             text,
             "# HELP a_seconds_total CPU.\n# TYPE a_seconds_total counter\na_seconds_total{g=\"x\"} 1.5\n# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n# HELP c_bytes RSS.\n# TYPE c_bytes gauge\nc_bytes 3\n"
+        );
+        // Written in pieces, as the encoder writes, lines split anywhere.
+        for piece in [1, 2, 7, 64] {
+            let mut w = TextWriter::default();
+            let chars: Vec<char> = om.chars().collect();
+            for chunk in chars.chunks(piece) {
+                w.write_str(&chunk.iter().collect::<String>()).unwrap();
+            }
+            assert_eq!(w.finish(), text, "pieces of {piece}");
+        }
+        // Line endings as str::lines sees them; a last line without one.
+        assert_eq!(
+            openmetrics_to_text("# TYPE d gauge\r\nd 1\r\nd 2"),
+            "# TYPE d gauge\nd 1\nd 2\n"
         );
     }
 }
