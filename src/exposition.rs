@@ -4,7 +4,6 @@
 //! `promtool check metrics`, older clients) get the classic text format 0.0.4,
 //! negotiated from `Accept` the way client_golang does.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus_client::registry::Registry;
@@ -101,18 +100,22 @@ static SIZE_HINT: [AtomicUsize; 2] = [AtomicUsize::new(16 * 1024), AtomicUsize::
 /// as gauges named `<name>_info`, and no `_created` samples.
 pub fn openmetrics_to_text(om: &str) -> String {
     let mut text = TextWriter::with_capacity(om.len());
-    // Writing to a String does not fail.
-    let _ = text.write_str(om);
-    text.finish()
+    for line in om.lines() {
+        text.out.push_str(line);
+        text.end_line();
+    }
+    text.out
 }
 
 /// [`openmetrics_to_text`] as a [`std::fmt::Write`]: OpenMetrics text
-/// written to it comes out in the classic text format, line by line.
+/// written to it comes out in the classic text format. Each line is written
+/// in place and rewritten, once its newline arrives, only when it has to be
+/// (`# HELP`, `# TYPE`, `# UNIT`, `# EOF` and `_created` lines).
 #[derive(Debug, Default)]
 pub struct TextWriter {
     out: String,
-    /// The line being written, until its newline arrives.
-    line: String,
+    /// Where the line being written starts in `out`.
+    start: usize,
     /// The text of the last `# HELP` line, until its `# TYPE` line.
     help: Option<String>,
     /// The family of the last `# TYPE` line, whose `_created` samples are
@@ -130,27 +133,29 @@ impl TextWriter {
 
     /// The text, with a last line that had no newline.
     pub fn finish(mut self) -> String {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.convert(&line);
+        if self.start < self.out.len() {
+            self.end_line();
         }
         self.out
     }
 
-    /// Convert one line, without its line ending.
-    fn convert(&mut self, line: &str) {
-        let out = &mut self.out;
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            return;
+    /// The line from `start` to the end of `out` is complete: keep it with
+    /// a newline, rewrite it, or drop it.
+    fn end_line(&mut self) {
+        // As str::lines: a line ending may be "\r\n".
+        if self.out.ends_with('\r') {
+            self.out.pop();
         }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
+        let line = &self.out[self.start..];
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            self.out.truncate(self.start);
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
             let text = rest.split_once(' ').map_or("", |(_, text)| text);
             let help = self.help.get_or_insert_with(String::new);
             help.clear();
             help.push_str(text);
-            return;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            self.out.truncate(self.start);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
             let (suffix, kind) = match kind {
                 "counter" => ("_total", "counter"),
@@ -160,43 +165,42 @@ impl TextWriter {
                 "unknown" => ("", "untyped"),
                 other => ("", other),
             };
+            let mut typed = String::with_capacity(2 * line.len());
             if let Some(text) = self.help.take() {
                 for part in ["# HELP ", name, suffix, " ", &text, "\n"] {
-                    out.push_str(part);
+                    typed.push_str(part);
                 }
             }
             for part in ["# TYPE ", name, suffix, " ", kind, "\n"] {
-                out.push_str(part);
+                typed.push_str(part);
             }
             self.family = rest.rsplit_once(' ').map(|(n, _)| n.to_string());
-            return;
-        }
-        if let Some(family) = &self.family {
+            self.out.truncate(self.start);
+            self.out.push_str(&typed);
+        } else if self.family.as_deref().is_some_and(|family| {
             let sample = line.split(['{', ' ']).next().unwrap_or("");
-            if sample.len() == family.len() + "_created".len()
-                && sample.starts_with(family.as_str())
+            sample.len() == family.len() + "_created".len()
+                && sample.starts_with(family)
                 && sample.ends_with("_created")
-            {
-                return;
-            }
+        }) {
+            self.out.truncate(self.start);
+        } else {
+            self.out.push('\n');
         }
-        out.push_str(line);
-        out.push('\n');
+        self.start = self.out.len();
     }
 }
 
 impl std::fmt::Write for TextWriter {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
-        while let Some(i) = s.find('\n') {
-            let mut line = std::mem::take(&mut self.line);
-            line.push_str(&s[..i]);
-            // As str::lines: a line ending may be "\r\n".
-            self.convert(line.strip_suffix('\r').unwrap_or(&line));
-            line.clear();
-            self.line = line;
+        // The encoder writes in small pieces: a plain loop finds a newline
+        // in them sooner than a call to memchr.
+        while let Some(i) = s.bytes().position(|b| b == b'\n') {
+            self.out.push_str(&s[..i]);
+            self.end_line();
             s = &s[i + 1..];
         }
-        self.line.push_str(s);
+        self.out.push_str(s);
         Ok(())
     }
 }
@@ -204,6 +208,7 @@ impl std::fmt::Write for TextWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn negotiation() {
