@@ -22,10 +22,11 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// is carved from the heap and its pages stay resident until the next trim;
 /// setting it fixes it here. The trim threshold, the free memory at the top
 /// of a heap kept before giving it back, is fixed to the same.
-pub const MMAP_THRESHOLD: i32 = 256 * 1024;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 256 * 1024;
 
 /// At most two malloc arenas, and big blocks mapped on their own
-/// ([`MMAP_THRESHOLD`]). Call before any thread starts.
+/// (at `MMAP_THRESHOLD` and more). Call before any thread starts.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called before

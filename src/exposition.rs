@@ -142,10 +142,6 @@ impl TextWriter {
     /// The line from `start` to the end of `out` is complete: keep it with
     /// a newline, rewrite it, or drop it.
     fn end_line(&mut self) {
-        // As str::lines: a line ending may be "\r\n".
-        if self.out.ends_with('\r') {
-            self.out.pop();
-        }
         let line = &self.out[self.start..];
         if line == "# EOF" || line.starts_with("# UNIT ") {
             self.out.truncate(self.start);
@@ -197,6 +193,10 @@ impl std::fmt::Write for TextWriter {
         // in them sooner than a call to memchr.
         while let Some(i) = s.bytes().position(|b| b == b'\n') {
             self.out.push_str(&s[..i]);
+            // As str::lines: a line ending may be "\r\n".
+            if self.out.len() > self.start && self.out.ends_with('\r') {
+                self.out.pop();
+            }
             self.end_line();
             s = &s[i + 1..];
         }
@@ -254,9 +254,12 @@ mod tests {
             assert_eq!(w.finish(), text, "pieces of {piece}");
         }
         // Line endings as str::lines sees them; a last line without one.
-        assert_eq!(
-            openmetrics_to_text("# TYPE d gauge\r\nd 1\r\nd 2"),
-            "# TYPE d gauge\nd 1\nd 2\n"
-        );
+        let crlf = "# TYPE d gauge\r\nd 1\r\nd 2";
+        assert_eq!(openmetrics_to_text(crlf), "# TYPE d gauge\nd 1\nd 2\n");
+        let mut w = TextWriter::default();
+        for c in crlf.chars() {
+            w.write_char(c).unwrap();
+        }
+        assert_eq!(w.finish(), "# TYPE d gauge\nd 1\nd 2\n");
     }
 }
