@@ -15,13 +15,26 @@ use std::time::Duration;
 /// How often [`trim`] runs.
 pub const TRIM_EVERY: Duration = Duration::from_secs(60);
 
-/// At most two malloc arenas. Call before any thread starts.
+/// Blocks of this size and more are mapped on their own and unmapped when
+/// freed: the scrape's render buffer (about 16 KiB per gateway) and the
+/// buffers of large answers. glibc's default threshold moves up to the
+/// largest such block freed (up to 32 MiB), after which every later render
+/// is carved from the heap and its pages stay resident until the next trim;
+/// setting it fixes it here. The trim threshold, the free memory at the top
+/// of a heap kept before giving it back, is fixed to the same.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 256 * 1024;
+
+/// At most two malloc arenas, and big blocks mapped on their own
+/// (at `MMAP_THRESHOLD` and more). Call before any thread starts.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called before
     // the runtime starts its threads.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 

@@ -4,6 +4,8 @@
 //! `promtool check metrics`, older clients) get the classic text format 0.0.4,
 //! negotiated from `Accept` the way client_golang does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use prometheus_client::registry::Registry;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -64,73 +66,149 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 }
 
 /// Encode the registry in the given format.
+///
+/// The OpenMetrics encoder writes straight into the buffer that becomes the
+/// body: in the classic format through [`TextWriter`], which converts each
+/// line as it is written, so no second copy of the whole exposition (tens of
+/// KiB per gateway) is made. The buffer starts at the size of the last
+/// render, so it is not regrown (and copied) by doubling every scrape.
 pub fn render(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let mut om = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut om, registry)?;
-    Ok(match format {
-        Format::OpenMetrics => om,
-        Format::Text => openmetrics_to_text(&om),
-    })
+    let hint = &SIZE_HINT[format as usize];
+    let capacity = hint.load(Ordering::Relaxed);
+    let body = match format {
+        Format::OpenMetrics => {
+            let mut om = String::with_capacity(capacity);
+            prometheus_client::encoding::text::encode(&mut om, registry)?;
+            om
+        }
+        Format::Text => {
+            let mut text = TextWriter::with_capacity(capacity);
+            prometheus_client::encoding::text::encode(&mut text, registry)?;
+            text.finish()
+        }
+    };
+    // A little more than this render, for the series that come and go.
+    hint.store(body.len() + body.len() / 16, Ordering::Relaxed);
+    Ok(body)
 }
+
+/// The size of the last render, by [`Format`].
+static SIZE_HINT: [AtomicUsize; 2] = [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)];
 
 /// Rewrite OpenMetrics text as the classic text format: no `# EOF` or
 /// `# UNIT`, counter families named with their `_total` suffix, info families
 /// as gauges named `<name>_info`, and no `_created` samples.
 pub fn openmetrics_to_text(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
-    let mut help: Option<(&str, &str)> = None;
-    let mut created_suffix_family: Option<&str> = None;
+    let mut text = TextWriter::with_capacity(om.len());
     for line in om.lines() {
+        text.out.push_str(line);
+        text.end_line();
+    }
+    text.out
+}
+
+/// [`openmetrics_to_text`] as a [`std::fmt::Write`]: OpenMetrics text
+/// written to it comes out in the classic text format. Each line is written
+/// in place and rewritten, once its newline arrives, only when it has to be
+/// (`# HELP`, `# TYPE`, `# UNIT`, `# EOF` and `_created` lines).
+#[derive(Debug, Default)]
+pub struct TextWriter {
+    out: String,
+    /// Where the line being written starts in `out`.
+    start: usize,
+    /// The text of the last `# HELP` line, until its `# TYPE` line.
+    help: Option<String>,
+    /// The family of the last `# TYPE` line, whose `_created` samples are
+    /// dropped.
+    family: Option<String>,
+}
+
+impl TextWriter {
+    pub fn with_capacity(capacity: usize) -> TextWriter {
+        TextWriter {
+            out: String::with_capacity(capacity),
+            ..Default::default()
+        }
+    }
+
+    /// The text, with a last line that had no newline.
+    pub fn finish(mut self) -> String {
+        if self.start < self.out.len() {
+            self.end_line();
+        }
+        self.out
+    }
+
+    /// The line from `start` to the end of `out` is complete: keep it with
+    /// a newline, rewrite it, or drop it.
+    fn end_line(&mut self) {
+        let line = &self.out[self.start..];
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            help = rest.split_once(' ').or(Some((rest, "")));
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            self.out.truncate(self.start);
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let text = rest.split_once(' ').map_or("", |(_, text)| text);
+            let help = self.help.get_or_insert_with(String::new);
+            help.clear();
+            help.push_str(text);
+            self.out.truncate(self.start);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
-            let (name, kind) = match kind {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "stateset" => (name.to_string(), "gauge"),
-                "gaugehistogram" => (name.to_string(), "histogram"),
-                "unknown" => (name.to_string(), "untyped"),
-                other => (name.to_string(), other),
+            let (suffix, kind) = match kind {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "stateset" => ("", "gauge"),
+                "gaugehistogram" => ("", "histogram"),
+                "unknown" => ("", "untyped"),
+                other => ("", other),
             };
-            if let Some((_, text)) = help.take() {
-                out.push_str("# HELP ");
-                out.push_str(&name);
-                out.push(' ');
-                out.push_str(text);
-                out.push('\n');
+            let mut typed = String::with_capacity(2 * line.len());
+            if let Some(text) = self.help.take() {
+                for part in ["# HELP ", name, suffix, " ", &text, "\n"] {
+                    typed.push_str(part);
+                }
             }
-            out.push_str("# TYPE ");
-            out.push_str(&name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
-            created_suffix_family = rest.rsplit_once(' ').map(|(n, _)| n);
-            continue;
-        }
-        if let Some(family) = created_suffix_family {
+            for part in ["# TYPE ", name, suffix, " ", kind, "\n"] {
+                typed.push_str(part);
+            }
+            self.family = rest.rsplit_once(' ').map(|(n, _)| n.to_string());
+            self.out.truncate(self.start);
+            self.out.push_str(&typed);
+        } else if self.family.as_deref().is_some_and(|family| {
             let sample = line.split(['{', ' ']).next().unwrap_or("");
-            if sample.len() == family.len() + "_created".len()
+            sample.len() == family.len() + "_created".len()
                 && sample.starts_with(family)
                 && sample.ends_with("_created")
-            {
-                continue;
-            }
+        }) {
+            self.out.truncate(self.start);
+        } else {
+            self.out.push('\n');
         }
-        out.push_str(line);
-        out.push('\n');
+        self.start = self.out.len();
     }
-    out
+}
+
+impl std::fmt::Write for TextWriter {
+    fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        // The encoder writes in small pieces: a plain loop finds a newline
+        // in them sooner than a call to memchr.
+        while let Some(i) = s.bytes().position(|b| b == b'\n') {
+            self.out.push_str(&s[..i]);
+            // As str::lines: a line ending may be "\r\n".
+            if self.out.len() > self.start && self.out.ends_with('\r') {
+                self.out.pop();
+            }
+            self.end_line();
+            s = &s[i + 1..];
+        }
+        self.out.push_str(s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn negotiation() {
@@ -166,5 +244,22 @@ mod tests {
             text,
             "# HELP a_seconds_total CPU.\n# TYPE a_seconds_total counter\na_seconds_total{g=\"x\"} 1.5\n# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n# HELP c_bytes RSS.\n# TYPE c_bytes gauge\nc_bytes 3\n"
         );
+        // Written in pieces, as the encoder writes, lines split anywhere.
+        for piece in [1, 2, 7, 64] {
+            let mut w = TextWriter::default();
+            let chars: Vec<char> = om.chars().collect();
+            for chunk in chars.chunks(piece) {
+                w.write_str(&chunk.iter().collect::<String>()).unwrap();
+            }
+            assert_eq!(w.finish(), text, "pieces of {piece}");
+        }
+        // Line endings as str::lines sees them; a last line without one.
+        let crlf = "# TYPE d gauge\r\nd 1\r\nd 2";
+        assert_eq!(openmetrics_to_text(crlf), "# TYPE d gauge\nd 1\nd 2\n");
+        let mut w = TextWriter::default();
+        for c in crlf.chars() {
+            w.write_char(c).unwrap();
+        }
+        assert_eq!(w.finish(), "# TYPE d gauge\nd 1\nd 2\n");
     }
 }

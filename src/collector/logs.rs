@@ -61,13 +61,13 @@ pub struct LogCounts {
 #[derive(Debug)]
 pub struct LogSlot {
     pub gateway: String,
-    pub patterns: Vec<LogPattern>,
+    pub patterns: Arc<[LogPattern]>,
     pub counts: Mutex<LogCounts>,
     pub recent: Mutex<VecDeque<RecentLine>>,
 }
 
 impl LogSlot {
-    pub fn new(gateway: String, patterns: Vec<LogPattern>) -> LogSlot {
+    pub fn new(gateway: String, patterns: Arc<[LogPattern]>) -> LogSlot {
         let counts = LogCounts {
             patterns: vec![0; patterns.len()],
             ..Default::default()
@@ -76,7 +76,7 @@ impl LogSlot {
             gateway,
             patterns,
             counts: Mutex::new(counts),
-            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            recent: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -154,7 +154,7 @@ pub fn tail_recent(path: &std::path::Path, bytes: u64) -> Vec<RecentLine> {
     if f.seek(SeekFrom::Start(start)).is_err() || f.take(bytes).read_to_end(&mut buf).is_err() {
         return Vec::new();
     }
-    let slot = LogSlot::new(String::new(), Vec::new());
+    let slot = LogSlot::new(String::new(), Arc::from([]));
     let mut counts = LogCounts::default();
     // The first line is cut when the read started mid-file.
     let skip = usize::from(start > 0);

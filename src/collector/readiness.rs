@@ -23,7 +23,7 @@ use crate::config::TokenSource;
 use crate::discovery::Target;
 use crate::metrics;
 use crate::names;
-use crate::probe::{self, history, Answer, Failure, Probe, ProbeStats, Prober, Reason};
+use crate::probe::{self, Answer, Failure, Probe, ProbeStats, Prober, Reason};
 
 /// The most body a /readyz answer may have (the real one has about 300 bytes).
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -417,13 +417,12 @@ impl ReadinessSampler {
         let token = self.token.current(&self.slot.target.spec.name);
         let started = Instant::now();
         let answer = prober.get(token, BODY_CAP).await;
-        // The start of every answer, for incident snapshots' last minute.
-        let body = answer.as_ref().ok().map(|a| history::excerpt(&a.body));
-        let result = answer.and_then(interpret);
+        let result = answer.as_ref().map_err(|f| *f).and_then(interpret);
         self.slot.stats.record_answer(
             started.elapsed(),
             result.as_ref().map(|(s, _)| *s).map_err(|f| *f),
-            body,
+            // The start of every answer, for incident snapshots' last minute.
+            answer.as_ref().ok().map(|a| &a.body[..]),
         );
         let outcome = match &result {
             Ok((_, readyz)) => Outcome::Answered(readyz.event_loop),
@@ -461,7 +460,7 @@ impl ReadinessSampler {
 
 /// A working gateway answers 200 when ready and 503 when not, both with a
 /// JSON body; anything else is a failed probe.
-pub fn interpret(answer: Answer) -> Result<(u16, Readyz), Failure> {
+pub fn interpret(answer: &Answer) -> Result<(u16, Readyz), Failure> {
     let status = answer.status;
     if status != 200 && status != 503 {
         return Err(Failure::new(Reason::HttpStatus, Some(status)));
@@ -781,15 +780,15 @@ mod tests {
             status,
             body: body.as_bytes().to_vec(),
         };
-        assert!(interpret(a(200, REAL)).is_ok());
-        let (status, r) = interpret(a(503, r#"{"ready":false,"failing":["x"]}"#)).unwrap();
+        assert!(interpret(&a(200, REAL)).is_ok());
+        let (status, r) = interpret(&a(503, r#"{"ready":false,"failing":["x"]}"#)).unwrap();
         assert_eq!((status, r.ready), (503, false));
         assert_eq!(
-            interpret(a(500, REAL)).unwrap_err(),
+            interpret(&a(500, REAL)).unwrap_err(),
             Failure::new(Reason::HttpStatus, Some(500))
         );
         assert_eq!(
-            interpret(a(503, "<html>busy</html>")).unwrap_err(),
+            interpret(&a(503, "<html>busy</html>")).unwrap_err(),
             Failure::new(Reason::BadBody, Some(503))
         );
     }

@@ -292,7 +292,9 @@ pub struct Config {
     pub probe: Probe,
     pub collectors: Collectors,
     pub gateways: Vec<GatewaySpec>,
-    pub log_patterns: Vec<LogPattern>,
+    /// Compiled once, shared by every gateway's log slot: a cloned regex
+    /// carries a cache pool of its own.
+    pub log_patterns: std::sync::Arc<[LogPattern]>,
     /// Sources of more gateways while running; off by default.
     pub discovery: super::discovery::Discovery,
     /// Incident snapshots.
@@ -544,7 +546,7 @@ pub fn build_with_patterns(
         probe: Probe::default(),
         collectors: Collectors::default(),
         gateways: specs,
-        log_patterns: log_patterns(extra_patterns)?,
+        log_patterns: log_patterns(extra_patterns)?.into(),
         discovery: Default::default(),
         incident: Default::default(),
         remediation_state_file: super::remediation::default_state_file(),

@@ -87,7 +87,7 @@ impl ProbeStats {
         &self,
         elapsed: Duration,
         result: Result<u16, Failure>,
-        body: Option<String>,
+        body: Option<&[u8]>,
     ) {
         let seconds = elapsed.as_secs_f64();
         let reached = !matches!(
@@ -106,17 +106,8 @@ impl ProbeStats {
             c.failures[f.reason.index()] += 1;
         }
         c.window.record(Instant::now(), result.is_err());
-        c.history.push(super::history::Entry {
-            at: crate::collector::unix_now(),
-            duration_seconds: seconds,
-            success: result.is_ok(),
-            status: match result {
-                Ok(status) => status,
-                Err(f) => f.status.unwrap_or(0),
-            },
-            reason: result.err().map(|f| f.reason.as_str().to_string()),
-            body,
-        });
+        c.history
+            .push(crate::collector::unix_now(), seconds, result, body);
         c.last = Some(Last {
             success: result.is_ok(),
             duration_seconds: seconds,
