@@ -215,8 +215,13 @@ fn diagnose_and_check_never_print_the_token() {
                     cmd.args(["--gateway.token-file", token_file.to_str().unwrap()]);
                 }
                 let out = text(&cmd.output().unwrap());
+                // diagnose reports readiness, the hang or OK; check prints its
+                // /healthz probe ("ok <gateway>: ... GET /healthz 200 in ...").
                 assert!(
-                    out.contains("ready") || out.contains("hung") || out.contains("OK"),
+                    out.contains("ready")
+                        || out.contains("hung")
+                        || out.contains("OK")
+                        || out.contains("GET /healthz"),
                     "{label} {sub:?}: ran and said something: {out}"
                 );
                 for s in secrets {
