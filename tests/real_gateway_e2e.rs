@@ -440,15 +440,17 @@ fn a_blocked_real_gateway_pages_hung_only_and_counts_the_stall() {
         "a 240 s block counted as {counted} s"
     );
 
-    // Hung resolves at its group's next flush (group_interval 5 m); then a
-    // group_interval and two evaluations from the recovery for anything else
-    // to page.
+    // Hung resolves keep_firing_for (2 m) after the verdict clears (a scrape
+    // and an evaluation after the answer), and the pager hears of it at its
+    // group's next flush (group_interval 5 m): up to 300 + 120 + 30 s after
+    // the recovery, 60 s more for a slow machine. Then a group_interval and
+    // two evaluations from the recovery for anything else to page.
     stack.receiver.wait(
         fault,
         "pager",
         HUNG,
         "resolved",
-        Duration::from_secs(300 + 120),
+        Duration::from_secs(300 + 120 + 30 + 60),
     );
     let settle = Duration::from_secs(300 + 30);
     std::thread::sleep(settle.saturating_sub(recovered.elapsed()));
