@@ -562,6 +562,13 @@ impl Target {
             .is_some_and(|t| t.elapsed() < SUCCESSOR_WINDOW)
     }
 
+    /// The workers of `pid` and theirs, from the shared process table
+    /// ([`crate::process_view::Snapshot::descendants`]): one listing a round
+    /// for every gateway's collectors, not a read of each process's threads.
+    pub fn descendants(&self, pid: Pid) -> Vec<Pid> {
+        self.view.snapshot().descendants(&*self.platform, pid)
+    }
+
     /// What the last resolve found.
     pub fn current(&self) -> Option<Found> {
         self.lock().current

@@ -33,14 +33,19 @@ type ByStateDir = HashMap<PathBuf, Vec<Pid>>;
 struct Seen {
     /// The name the OS shows ([`Platform::title`]).
     title: Option<String>,
+    /// Its parent, where the platform reads it with the title
+    /// ([`Platform::title_and_parent`]).
+    parent: Option<Pid>,
     /// Its command line, where the title is not the name.
     cmdline: Option<Arc<Vec<String>>>,
 }
 
 impl Seen {
     fn read(p: &dyn Platform, pid: Pid, by_command: bool) -> Seen {
+        let (title, parent) = p.title_and_parent(pid);
         Seen {
-            title: p.title(pid),
+            title,
+            parent,
             cmdline: by_command.then(|| p.cmdline(pid).map(Arc::new)).flatten(),
         }
     }
@@ -78,6 +83,9 @@ pub struct Snapshot {
     /// The titled processes by the state dir their environment names, by
     /// title ([`Snapshot::titled_in`]).
     by_state_dir: Mutex<HashMap<String, Arc<ByStateDir>>>,
+    /// The children of each listed process, from their parents
+    /// ([`Snapshot::descendants`]), made on first use.
+    children: std::sync::OnceLock<HashMap<Pid, Vec<Pid>>>,
 }
 
 impl Snapshot {
@@ -95,6 +103,44 @@ impl Snapshot {
             .filter(|(_, seen)| seen.titled(key))
             .map(|(pid, _)| *pid)
             .collect()
+    }
+
+    /// All descendants of `pid`, children first, from the parents listed in
+    /// this snapshot: every collector of every gateway asks for its workers
+    /// each round, and the listing already has them, where
+    /// [`Platform::descendants`] reads the children of each of the
+    /// process's threads (Linux) anew. A process started since the snapshot
+    /// shows in the next one. Read from the platform instead when the
+    /// snapshot has no parent for `pid` (not listed yet, or a platform that
+    /// reads no parents).
+    pub fn descendants(&self, p: &dyn Platform, pid: Pid) -> Vec<Pid> {
+        let listed = self.titles.binary_search_by_key(&pid, |(q, _)| *q);
+        if !listed.is_ok_and(|i| self.titles[i].1.parent.is_some()) {
+            return p.descendants(pid);
+        }
+        let children = self.children.get_or_init(|| {
+            let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+            for (child, seen) in &self.titles {
+                if let Some(parent) = seen.parent.filter(|parent| parent != child) {
+                    children.entry(parent).or_default().push(*child);
+                }
+            }
+            children
+        });
+        let mut out: Vec<Pid> = Vec::new();
+        let mut next = 0;
+        let mut parent = pid;
+        loop {
+            for &child in children.get(&parent).into_iter().flatten() {
+                if child != pid && !out.contains(&child) {
+                    out.push(child);
+                }
+            }
+            let Some(&child) = out.get(next) else { break };
+            parent = child;
+            next += 1;
+        }
+        out
     }
 
     /// The processes whose pid in their own, nested pid namespace is
@@ -284,11 +330,14 @@ impl ViewState {
         let mut nested = Vec::new();
         let (mut environs, mut state_dirs) = (HashMap::new(), HashMap::new());
         let before = self.current.take();
+        // (index in `listed`, pid) of the processes kept as they were.
+        let mut carried = Vec::new();
         for pid in pids {
             let read = || Seen::read(p, pid, self.by_command);
             let k = match self.known.remove(&pid) {
                 Some(k) if !refresh && now - k.first >= ProcessView::YOUNG => {
                     // Kept as it was, with what the last snapshot read of it.
+                    carried.push((listed.len(), pid));
                     if let Some(b) = &before {
                         b.carry(pid, &mut environs, &mut state_dirs);
                     }
@@ -310,6 +359,24 @@ impl ViewState {
             nested.extend(k.nested.map(|n| (pid, n)));
             known.insert(pid, k);
         }
+        // A parent is fixed for the life of a process until that parent
+        // exits (the orphan goes to init or a subreaper): a process kept as
+        // it was whose parent is no longer listed has its parent read again.
+        // A parent's pid taken by a new process between two listings is
+        // seen at the next refresh, as a reused pid's title is.
+        for (i, pid) in carried {
+            let Some(parent) = listed[i].1.parent.filter(|&parent| parent > 0) else {
+                continue;
+            };
+            if known.contains_key(&parent) {
+                continue;
+            }
+            let fresh = Seen::read(p, pid, self.by_command);
+            if let Some(k) = known.get_mut(&pid) {
+                k.seen = fresh.clone();
+            }
+            listed[i].1 = fresh;
+        }
         // Pids no longer listed are dropped with the old map.
         self.known = known;
         Snapshot {
@@ -319,6 +386,7 @@ impl ViewState {
             environs: Mutex::new(environs),
             state_dirs: Mutex::new(state_dirs),
             by_state_dir: Mutex::default(),
+            children: Default::default(),
         }
     }
 }
@@ -403,6 +471,109 @@ mod tests {
         let refreshed = (0..ProcessView::REFRESH).any(|_| nested(7) == [5583]);
         assert!(refreshed);
         assert!(nested(1).is_empty());
+    }
+
+    fn child(pid: Pid, parent: Pid) -> FakeProcess {
+        FakeProcess {
+            parent: Some(parent),
+            ..process(pid, "node")
+        }
+    }
+
+    /// A gateway's workers, and theirs, come from the parents the listing
+    /// read, not from the platform; a process not listed yet, or a
+    /// platform that lists no parents, is asked instead.
+    #[test]
+    fn descendants_come_from_the_listed_parents() {
+        let mut fake = FakePlatform::new(
+            Caps::ALL,
+            vec![
+                process(1, "init"),
+                child(10, 1),
+                child(11, 10),
+                child(12, 11),
+                child(13, 10),
+                child(20, 1),
+            ],
+        );
+        fake.lists_parents = true;
+        let fake = Arc::new(fake);
+        let view = ProcessView::new(fake.clone(), Duration::from_secs(60));
+        let snap = view.snapshot();
+        assert_eq!(snap.descendants(&*fake, 10), [11, 13, 12]);
+        assert_eq!(snap.descendants(&*fake, 12), Vec::<Pid>::new());
+        assert_eq!(snap.descendants(&*fake, 20), Vec::<Pid>::new());
+        assert_eq!(fake.descendants_calls(), 0);
+        // Not listed yet: the platform reads it now.
+        fake.processes.lock().unwrap().push(child(30, 1));
+        fake.processes.lock().unwrap().push(child(31, 30));
+        assert_eq!(snap.descendants(&*fake, 30), [31]);
+        assert_eq!(fake.descendants_calls(), 1);
+
+        let plain = Arc::new(FakePlatform::new(
+            Caps::ALL,
+            vec![process(10, "n"), child(11, 10)],
+        ));
+        let view = ProcessView::new(plain.clone(), Duration::from_secs(60));
+        assert_eq!(view.snapshot().descendants(&*plain, 10), [11]);
+        assert_eq!(plain.descendants_calls(), 1);
+    }
+
+    /// A process kept as it was keeps its parent until that parent exits:
+    /// then it is read again (the orphan went to init). A parent's pid taken
+    /// by a new process between two listings is seen at the next refresh.
+    #[test]
+    fn an_orphan_is_read_again_when_its_parent_goes() {
+        let mut fake = FakePlatform::new(
+            Caps::ALL,
+            vec![
+                process(1, "init"),
+                child(10, 1),
+                child(11, 10),
+                child(12, 11),
+            ],
+        );
+        fake.lists_parents = true;
+        let fake = Arc::new(fake);
+        let view = ProcessView::new(fake.clone(), Duration::ZERO);
+        assert_eq!(view.snapshot().descendants(&*fake, 10), [11, 12]);
+        // Let them all grow old, past a refresh: kept as they are from now on.
+        let mut state = view.state.lock().unwrap();
+        for k in state.known.values_mut() {
+            k.first -= ProcessView::YOUNG;
+        }
+        state.snapshots = 1;
+        drop(state);
+        // 11 exits; the kernel hands 12 to init.
+        {
+            let mut table = fake.processes.lock().unwrap();
+            table.retain(|p| p.id.pid != 11);
+            table.iter_mut().find(|p| p.id.pid == 12).unwrap().parent = Some(1);
+        }
+        let snap = view.snapshot();
+        assert_eq!(snap.descendants(&*fake, 10), Vec::<Pid>::new());
+        assert_eq!(snap.descendants(&*fake, 1), [10, 12]);
+        // 12 exits, init takes its child 13, and 12's pid goes to a new
+        // worker of 10, all between two listings.
+        fake.processes.lock().unwrap().push(child(13, 12));
+        let mut state = view.state.lock().unwrap();
+        for k in state.known.values_mut() {
+            k.first -= ProcessView::YOUNG;
+        }
+        drop(state);
+        assert_eq!(view.snapshot().descendants(&*fake, 1), [10, 12, 13]);
+        {
+            let mut table = fake.processes.lock().unwrap();
+            table.retain(|p| p.id.pid != 12);
+            table.iter_mut().find(|p| p.id.pid == 13).unwrap().parent = Some(1);
+            table.push(child(12, 10));
+        }
+        let fixed = (0..=ProcessView::REFRESH).any(|_| {
+            let snap = view.snapshot();
+            snap.descendants(&*fake, 10) == [12] && snap.descendants(&*fake, 1) == [10, 13, 12]
+        });
+        assert!(fixed, "seen by the next refresh");
+        assert_eq!(fake.descendants_calls(), 0);
     }
 
     /// Three gateways in one exporter: their process, identity and lifecycle

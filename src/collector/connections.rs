@@ -87,7 +87,7 @@ impl ConnectionsSampler {
         let p = self.slot.target.platform.clone();
         let mut owned = Owned::default();
         let types = p.scan_fds(pid, &mut owned)?;
-        for child in p.descendants(pid) {
+        for child in self.slot.target.descendants(pid) {
             match p.scan_fds(child, &mut owned) {
                 Ok(_) | Err(ProcError::Gone(_)) => {}
                 Err(e) => self.skip(

@@ -220,7 +220,7 @@ impl Sampler for LifecycleSampler {
         // Workers inherit sockets and environment; they are not instances.
         let descendants: HashSet<Pid> = claimants
             .iter()
-            .flat_map(|c| p.descendants(c.pid))
+            .flat_map(|c| view.descendants(p, c.pid))
             .collect();
         let instances = claimants
             .iter()
@@ -234,7 +234,7 @@ impl Sampler for LifecycleSampler {
                     lock_owners.contains(l)
                         || lock_owners
                             .iter()
-                            .any(|o| p.descendants(o.pid).contains(&l.pid))
+                            .any(|o| view.descendants(p, o.pid).contains(&l.pid))
                 })
         });
 

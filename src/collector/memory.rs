@@ -63,7 +63,9 @@ impl Sampler for MemorySampler {
         let read = || -> Result<MemorySample, ProcError> {
             let (resident_bytes, virtual_bytes) = p.memory(pid)?;
             // A child that exits between listing and reading counts as zero.
-            let children_resident_bytes = p
+            let children_resident_bytes = self
+                .slot
+                .target
                 .descendants(pid)
                 .into_iter()
                 .filter_map(|c| p.memory(c).ok().map(|(rss, _)| rss))

@@ -86,7 +86,7 @@ impl Sampler for ProcessSampler {
                 for e in &errs.0 {
                     self.log_once(e);
                 }
-                let children = p.descendants(found.id.pid).len() as u64;
+                let children = self.slot.target.descendants(found.id.pid).len() as u64;
                 self.slot.latest.set(Some(ProcessSample {
                     found,
                     vitals,

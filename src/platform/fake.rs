@@ -30,8 +30,13 @@ pub struct FakeProcess {
 pub struct FakePlatform {
     pub caps: Caps,
     pub processes: Mutex<Vec<FakeProcess>>,
+    /// Whether [`Platform::title_and_parent`] gives the parent, as Linux's
+    /// does (off: the default, title only).
+    pub lists_parents: bool,
     /// Times the whole process table was listed ([`Platform::pids`]).
     pids_calls: AtomicUsize,
+    /// Times [`Platform::descendants`] was asked.
+    descendants_calls: AtomicUsize,
 }
 
 impl FakePlatform {
@@ -39,8 +44,15 @@ impl FakePlatform {
         FakePlatform {
             caps,
             processes: Mutex::new(processes),
+            lists_parents: false,
             pids_calls: AtomicUsize::new(0),
+            descendants_calls: AtomicUsize::new(0),
         }
+    }
+
+    /// Times [`Platform::descendants`] was asked so far.
+    pub fn descendants_calls(&self) -> usize {
+        self.descendants_calls.load(Ordering::Relaxed)
     }
 
     /// Times the whole process table was listed so far.
@@ -111,6 +123,12 @@ impl Platform for FakePlatform {
     fn title(&self, pid: Pid) -> Option<String> {
         self.with(pid, |p| p.title.clone())
     }
+    fn title_and_parent(&self, pid: Pid) -> (Option<String>, Option<Pid>) {
+        let parent = self
+            .lists_parents
+            .then(|| self.with(pid, |p| p.parent.unwrap_or(0)));
+        (self.title(pid), parent.flatten())
+    }
     fn namespaced_pid(&self, pid: Pid) -> Option<Pid> {
         self.with(pid, |p| p.nested).flatten()
     }
@@ -124,6 +142,7 @@ impl Platform for FakePlatform {
         None
     }
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
+        self.descendants_calls.fetch_add(1, Ordering::Relaxed);
         let table = self.processes.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         let mut queue = vec![pid];

@@ -353,6 +353,14 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// The short name the OS shows for `pid` (Linux: `comm`), compared with
     /// [`title_key`] of a configured process title.
     fn title(&self, pid: Pid) -> Option<String>;
+    /// [`Platform::title`] and the parent of `pid`, where one read gives
+    /// both (Linux: `stat`): the process view lists parents with titles, so
+    /// the workers of every gateway come from its listing. `None` for the
+    /// parent where the platform does not read it that way; the view then
+    /// asks [`Platform::descendants`].
+    fn title_and_parent(&self, pid: Pid) -> (Option<String>, Option<Pid>) {
+        (self.title(pid), None)
+    }
     /// Whether a lock's recorded `startTime` is that of `id`.
     fn lock_start_matches(&self, recorded: u64, id: &Identity) -> bool {
         recorded == id.start

@@ -213,7 +213,7 @@ impl Endpoint {
     /// back when it can carry the next request.
     async fn exchange(
         &mut self,
-        stream: TcpStream,
+        mut stream: TcpStream,
         cap: usize,
     ) -> Result<(Answer, Option<TcpStream>), Error> {
         write_all(&stream, &self.request)
@@ -233,7 +233,7 @@ impl Endpoint {
             if self.buf.len() >= MAX_HEAD {
                 return Err(fail(Reason::ConnectError, None));
             }
-            match read_more(&stream, &mut self.buf).await {
+            match read_more(&mut stream, &mut self.buf).await {
                 Ok(n) if n > 0 => received = true,
                 _ if received => return Err(fail(Reason::ConnectError, None)),
                 _ => return Err(Error::Stale),
@@ -248,7 +248,7 @@ impl Endpoint {
                 }
                 let end = head.len + n as usize;
                 while self.buf.len() < end {
-                    match read_more(&stream, &mut self.buf).await {
+                    match read_more(&mut stream, &mut self.buf).await {
                         Ok(n) if n > 0 => {}
                         _ => return Err(fail(Reason::BadBody, status)),
                     }
@@ -257,7 +257,7 @@ impl Endpoint {
             }
             Framing::Chunked => {
                 let mut body = Vec::new();
-                let clean = read_chunked(&stream, &mut self.buf, head.len, cap, &mut body)
+                let clean = read_chunked(&mut stream, &mut self.buf, head.len, cap, &mut body)
                     .await
                     .map_err(|reason| fail(reason, status))?;
                 (body, clean)
@@ -267,7 +267,7 @@ impl Endpoint {
                     if self.buf.len() - head.len > cap {
                         return Err(fail(Reason::TooLarge, status));
                     }
-                    match read_more(&stream, &mut self.buf).await {
+                    match read_more(&mut stream, &mut self.buf).await {
                         Ok(0) => break,
                         Ok(_) => {}
                         Err(_) => return Err(fail(Reason::BadBody, status)),
@@ -371,7 +371,7 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 /// Decode a chunked body that starts at `buf[pos..]` into `body`, reading
 /// more as needed. Ok(whether nothing followed it); the error is the reason.
 async fn read_chunked(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     mut pos: usize,
     cap: usize,
@@ -379,7 +379,11 @@ async fn read_chunked(
 ) -> Result<bool, Reason> {
     // Drop what was consumed, then read more; the end of the stream or an
     // error before the last chunk is a broken body.
-    async fn more(stream: &TcpStream, buf: &mut Vec<u8>, pos: &mut usize) -> Result<(), Reason> {
+    async fn more(
+        stream: &mut TcpStream,
+        buf: &mut Vec<u8>,
+        pos: &mut usize,
+    ) -> Result<(), Reason> {
         buf.drain(..*pos);
         *pos = 0;
         match read_more(stream, buf).await {
@@ -389,7 +393,7 @@ async fn read_chunked(
     }
     // One line from `pos`, without its CRLF: (start, end).
     async fn line(
-        stream: &TcpStream,
+        stream: &mut TcpStream,
         buf: &mut Vec<u8>,
         pos: &mut usize,
     ) -> Result<(usize, usize), Reason> {
@@ -457,26 +461,17 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Read what has arrived onto the end of `buf`, growing it as needed; Ok(0)
-/// at the end of the stream.
-async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let len = buf.len();
+/// at the end of the stream. Through `AsyncRead`, into the spare room
+/// (nothing zeroed first): a read shorter than the room tells tokio the
+/// socket is drained, so the next answer is awaited at once, not tried
+/// first with a `recv` that finds nothing.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    use tokio::io::AsyncReadExt;
     // Fill the room there is, or double the buffer when little is left.
-    let room = match buf.capacity() - len {
-        r if r >= 512 => r,
-        _ => len.max(READ_SIZE),
-    };
-    buf.resize(len + room, 0);
-    let read = loop {
-        if let Err(e) = stream.readable().await {
-            break Err(e);
-        }
-        match stream.try_read(&mut buf[len..]) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            other => break other,
-        }
-    };
-    buf.truncate(len + *read.as_ref().unwrap_or(&0));
-    read
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(buf.len().max(READ_SIZE));
+    }
+    stream.read_buf(buf).await
 }
 
 #[cfg(test)]

@@ -204,6 +204,10 @@ impl Platform for LinuxPlatform {
         proc::comm(pid)
     }
 
+    fn title_and_parent(&self, pid: Pid) -> (Option<String>, Option<Pid>) {
+        proc::comm_and_parent(pid)
+    }
+
     fn namespaced_pid(&self, pid: Pid) -> Option<Pid> {
         proc::namespaced_pid(pid)
     }

@@ -216,6 +216,35 @@ pub fn comm(pid: i32) -> Option<String> {
     Some(s.trim_end_matches('\n').to_string())
 }
 
+/// `comm` and the parent's pid from `/proc/<pid>/stat`, in one read: its
+/// `comm` field is the same bytes as the `comm` file (fs/proc/array.c,
+/// unescaped in both), between the first `(` and the last `)`, as a name may
+/// hold both. `(None, None)` for a process gone or unreadable.
+pub fn comm_and_parent(pid: i32) -> (Option<String>, Option<i32>) {
+    match read_file(Some(pid), "stat") {
+        Ok(stat) => parse_comm_and_parent(&stat),
+        Err(_) => (None, None),
+    }
+}
+
+fn parse_comm_and_parent(stat: &[u8]) -> (Option<String>, Option<i32>) {
+    let (Some(open), Some(close)) = (
+        stat.iter().position(|&b| b == b'('),
+        stat.iter().rposition(|&b| b == b')'),
+    ) else {
+        return (None, None);
+    };
+    if close < open {
+        return (None, None);
+    }
+    let comm = String::from_utf8_lossy(&stat[open + 1..close]).into_owned();
+    // After the name: " <state> <ppid> ...".
+    let parent = std::str::from_utf8(&stat[close + 1..])
+        .ok()
+        .and_then(|rest| rest.split_ascii_whitespace().nth(1)?.parse().ok());
+    (Some(comm), parent)
+}
+
 /// The pid of `pid` in the innermost pid namespace it runs in, when that is
 /// not the namespace of this `/proc` ([`namespaced_pid_of`]).
 pub fn namespaced_pid(pid: i32) -> Option<i32> {
@@ -297,10 +326,13 @@ pub fn scan_fds(pid: i32, sockets: &mut HashSet<u64>) -> Result<FdTypes, ProcErr
         Mode::empty(),
     )
     .map_err(err)?;
-    let entries = rustix::fs::Dir::read_from(&dir).map_err(err)?;
+    // Read straight from `dir` into this buffer: `Dir` would reopen it and
+    // check its flags first, three more syscalls a process a round.
+    let mut names = [std::mem::MaybeUninit::uninit(); 4096];
+    let mut entries = rustix::fs::RawDir::new(&dir, &mut names);
     let mut types = FdTypes::default();
     let mut buf = Vec::with_capacity(256);
-    for entry in entries {
+    while let Some(entry) = entries.next() {
         let entry = entry.map_err(err)?;
         let name = entry.file_name();
         if name.to_bytes().first() == Some(&b'.') {
@@ -519,6 +551,34 @@ mod tests {
         TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t256\nGroups:\t \n\
         NStgid:\t5583\t1\nNSpid:\t5583\t1\nNSpgid:\t5576\t0\nNSsid:\t2048\t0\n\
         Kthread:\t0\nVmPeak:\t 5672300 kB\n";
+
+    #[test]
+    fn comm_and_parent_come_from_one_stat() {
+        // A name may hold spaces and parentheses: it ends at the last `)`.
+        let stat = b"5583 (openclaw) (x y) S 5581 5576 2048 0 -1 4194560 1";
+        assert_eq!(
+            parse_comm_and_parent(stat),
+            (Some("openclaw) (x y".to_string()), Some(5581))
+        );
+        assert_eq!(
+            parse_comm_and_parent(b"1 (init) S 0 1 1"),
+            (Some("init".into()), Some(0))
+        );
+        // Cut or garbled: no parent, never a panic.
+        assert_eq!(
+            parse_comm_and_parent(b"12 (node) S"),
+            (Some("node".into()), None)
+        );
+        assert_eq!(parse_comm_and_parent(b"12 (node"), (None, None));
+        assert_eq!(parse_comm_and_parent(b") 12 ("), (None, None));
+        assert_eq!(parse_comm_and_parent(b""), (None, None));
+        // This process: the same name as its comm file, and its real parent.
+        let me = std::process::id() as i32;
+        assert_eq!(
+            comm_and_parent(me),
+            (comm(me), Some(std::os::unix::process::parent_id() as i32))
+        );
+    }
 
     #[test]
     fn the_nested_pid_is_the_last_of_nspid() {
