@@ -17,7 +17,8 @@
 # state dir and port), ours with a config file listing all N at default
 # intervals (and a second one with --probe.readiness-interval=5s: readiness
 # on the event-loop interval instead of a poll every second), and the peers; after every exporter sees every gateway and
-# a 15 s warm-up, the window starts: one Prometheus-like scrape of each
+# a warm-up (15 s, and at least 75 s from the exporters' start: past
+# their first minute, when every process is new to them), the window starts: one Prometheus-like scrape of each
 # exporter every 15 s (blackbox_exporter: one /probe per gateway, as
 # Prometheus would send), CPU as utime+stime from /proc/<pid>/stat scaled to an
 # hour, threads (the most seen, /proc/<pid>/status at every scrape) and VmRSS
@@ -42,7 +43,7 @@ while [ "$#" -gt 0 ]; do
     --window) WINDOW="$2"; shift ;;
     --gateways) GATEWAYS="$2"; shift ;;
     --children) CHILDREN="$2"; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "scale: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -74,6 +75,7 @@ node_exporter, process_exporter, blackbox_exporter = sys.argv[3:6]
 counts = [int(n) for n in sys.argv[6:]]
 BIN = "target/release/openclaw-gateway-exporter"
 SCRAPE_EVERY = 15
+WARM_UP = 75  # seconds from the exporters' start to the window, at least
 TICK = os.sysconf("SC_CLK_TCK")
 
 def log(msg):
@@ -162,6 +164,7 @@ def measure(n, work):
                                        f"--web.listen-address=127.0.0.1:{ports['blackbox_exporter']}",
                                        f"--config.file={work}/blackbox.yml"], stdout=subprocess.DEVNULL),
         }
+        started_at = time.time()
         base = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
         urls = {k: [f"{u}/metrics"] for k, u in base.items()}
         urls["blackbox_exporter"] = [f"{base['blackbox_exporter']}/probe?module=http_2xx&target={url}/healthz"
@@ -187,7 +190,12 @@ def measure(n, work):
                 log(f"{k}: {'exited ' + str(p.poll()) if p.poll() is not None else 'runs'}; "
                     + open(f"{work}/{k}.log").read()[-300:])
             raise
-        time.sleep(15)  # every collector of ours has sampled, the peers have warmed up
+        # Every collector of ours has sampled and the peers have warmed up
+        # (15 s), and ours is past its first minute: its process view reads
+        # the title and parent of each process listed less than a minute ago
+        # at every listing (ProcessView::YOUNG), which at exporter start is
+        # every process of the host. The window measures the steady state.
+        time.sleep(max(15, started_at + WARM_UP - time.time()))
 
         log(f"{n} gateways: measuring {window:.0f} s, a scrape of each exporter every {SCRAPE_EVERY} s")
         cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
