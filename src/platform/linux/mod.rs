@@ -331,6 +331,65 @@ impl Platform for LinuxPlatform {
 mod tests {
     use super::*;
 
+    /// The process view's workers, from the parents it lists, are the ones
+    /// the kernel's children files give, for a real tree: a shell child of
+    /// this test with two children of its own. When the shell exits its
+    /// children go to a subreaper or init, and the next listing shows them
+    /// gone from this process's tree.
+    #[test]
+    fn listed_parents_give_the_kernels_tree() {
+        use crate::process_view::ProcessView;
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & read _"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let platform: std::sync::Arc<dyn Platform> = std::sync::Arc::new(LinuxPlatform::new());
+        let me = std::process::id() as Pid;
+        let sh = shell.id() as Pid;
+        let sorted = |mut v: Vec<Pid>| {
+            v.sort_unstable();
+            v
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while platform.descendants(sh).len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the shell's two sleeps did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let view = ProcessView::new(platform.clone(), Duration::ZERO);
+        let snap = view.snapshot();
+        let tree = sorted(snap.descendants(&*platform, me));
+        assert!(tree.contains(&sh), "{tree:?}");
+        let kernel = sorted(platform.descendants(me));
+        assert_eq!(
+            sorted(snap.descendants(&*platform, sh)),
+            sorted(platform.descendants(sh))
+        );
+        // The rest of this test binary's tree can change between the two
+        // reads (other tests' children): only the shell's part is compared.
+        for pid in std::iter::once(sh).chain(platform.descendants(sh)) {
+            assert!(
+                kernel.contains(&pid) && tree.contains(&pid),
+                "{pid}: {tree:?} / {kernel:?}"
+            );
+        }
+        let sleeps = platform.descendants(sh);
+        // The shell exits: its sleeps are orphans, no longer in this tree.
+        drop(shell.stdin.take());
+        shell.wait().unwrap();
+        let tree = view.snapshot().descendants(&*platform, me);
+        for pid in &sleeps {
+            assert!(!tree.contains(pid), "orphan {pid} still in {tree:?}");
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(*pid).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+        }
+    }
+
     #[test]
     fn comm_keeps_15_bytes_on_a_char_boundary() {
         assert_eq!(comm_of_title("openclaw-gateway"), "openclaw-gatewa");
