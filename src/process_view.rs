@@ -480,24 +480,27 @@ mod tests {
         }
     }
 
+    /// A fake platform that reads each process's parent with its title, as
+    /// Linux's does.
+    fn listing_parents(processes: Vec<FakeProcess>) -> Arc<FakePlatform> {
+        let mut fake = FakePlatform::new(Caps::ALL, processes);
+        fake.lists_parents = true;
+        Arc::new(fake)
+    }
+
     /// A gateway's workers, and theirs, come from the parents the listing
     /// read, not from the platform; a process not listed yet, or a
     /// platform that lists no parents, is asked instead.
     #[test]
     fn descendants_come_from_the_listed_parents() {
-        let mut fake = FakePlatform::new(
-            Caps::ALL,
-            vec![
-                process(1, "init"),
-                child(10, 1),
-                child(11, 10),
-                child(12, 11),
-                child(13, 10),
-                child(20, 1),
-            ],
-        );
-        fake.lists_parents = true;
-        let fake = Arc::new(fake);
+        let fake = listing_parents(vec![
+            process(1, "init"),
+            child(10, 1),
+            child(11, 10),
+            child(12, 11),
+            child(13, 10),
+            child(20, 1),
+        ]);
         let view = ProcessView::new(fake.clone(), Duration::from_secs(60));
         let snap = view.snapshot();
         assert_eq!(snap.descendants(&*fake, 10), [11, 13, 12]);
@@ -524,17 +527,12 @@ mod tests {
     /// by a new process between two listings is seen at the next refresh.
     #[test]
     fn an_orphan_is_read_again_when_its_parent_goes() {
-        let mut fake = FakePlatform::new(
-            Caps::ALL,
-            vec![
-                process(1, "init"),
-                child(10, 1),
-                child(11, 10),
-                child(12, 11),
-            ],
-        );
-        fake.lists_parents = true;
-        let fake = Arc::new(fake);
+        let fake = listing_parents(vec![
+            process(1, "init"),
+            child(10, 1),
+            child(11, 10),
+            child(12, 11),
+        ]);
         let view = ProcessView::new(fake.clone(), Duration::ZERO);
         assert_eq!(view.snapshot().descendants(&*fake, 10), [11, 12]);
         // Let them all grow old, past a refresh: kept as they are from now on.
