@@ -166,12 +166,8 @@ pub fn locks(view: &ProcessView, state_dir: &Path, comm: &str) -> Vec<LockInfo> 
     lockfile::find(state_dir)
         .into_iter()
         .map(|path| {
-            let modified = std::fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs_f64());
-            let (state, pid, port, owner) = match lockfile::read(&path) {
+            let (lock, modified) = lockfile::read_with_modified(&path);
+            let (state, pid, port, owner) = match lock {
                 Err(_) => (LockState::Invalid, None, None, None),
                 Ok(lock) => {
                     let owner = lock_owner(view, &lock, modified, comm);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::os::Os;
+use crate::platform::file;
 
 /// Lock files are a few hundred bytes; anything larger is not one.
 pub const MAX_LOCK_BYTES: u64 = 64 * 1024;
@@ -59,11 +60,47 @@ pub fn parse(bytes: &[u8]) -> Result<Lock, String> {
 
 /// Read and parse one lock file without following symlinks.
 pub fn read(path: &Path) -> Result<Lock, LockError> {
-    let shown = || path.display().to_string();
     let meta = std::fs::symlink_metadata(path).map_err(|source| LockError::Io {
-        path: shown(),
+        path: path.display().to_string(),
         source,
     })?;
+    read_regular(path, &meta)
+}
+
+/// One lock file, as [`read`], and when it was last modified (Unix seconds),
+/// from one `statx` of it while it stays as it was: the gateway writes its
+/// lock once, at start (a new file each time), and every gateway's discovery
+/// reads its locks every round. A lock read while it was being written is
+/// read again ([`file::ByStamp`]).
+pub fn read_with_modified(path: &Path) -> (Result<Lock, LockError>, Option<f64>) {
+    static LOCKS: file::ByStamp<Lock> = file::ByStamp::new();
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(source) => {
+            let path = path.display().to_string();
+            return (Err(LockError::Io { path, source }), None);
+        }
+    };
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    if let Some(lock) = LOCKS.get(path, file::stamp(&meta)) {
+        return (Ok(lock), modified);
+    }
+    let read_at = std::time::SystemTime::now();
+    let lock = read_regular(path, &meta);
+    if let Ok(lock) = &lock {
+        LOCKS.put(path, &meta, read_at, lock.clone());
+    }
+    (lock, modified)
+}
+
+/// Read and parse the lock file at `path`, whose metadata (symlinks not
+/// followed) is `meta`.
+fn read_regular(path: &Path, meta: &std::fs::Metadata) -> Result<Lock, LockError> {
+    let shown = || path.display().to_string();
     if !meta.file_type().is_file() {
         return Err(LockError::NotAFile { path: shown() });
     }
@@ -93,14 +130,13 @@ pub use crate::platform::file::open_regular;
 pub fn find(state_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in dirs(state_dir) {
-        let Ok(files) = std::fs::read_dir(&dir) else {
+        let Ok(files) = file::names(&dir) else {
             continue;
         };
-        for file in files.flatten() {
-            let n = file.file_name();
-            let n = n.to_string_lossy();
-            if n.starts_with("gateway.") && n.ends_with(".lock") {
-                out.push(file.path());
+        for n in files.iter() {
+            let s = n.to_string_lossy();
+            if s.starts_with("gateway.") && s.ends_with(".lock") {
+                out.push(dir.join(n));
             }
         }
     }
@@ -111,13 +147,14 @@ pub fn find(state_dir: &Path) -> Vec<PathBuf> {
 /// The lock folders: `<state_dir>/tmp/openclaw-*/` and, from a gateway on
 /// an OS without uids, `<state_dir>/tmp/openclaw/`; sorted.
 pub fn dirs(state_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(state_dir.join("tmp")) else {
+    let tmp = state_dir.join("tmp");
+    let Ok(names) = file::names(&tmp) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| is_lock_dir_name(&e.file_name().to_string_lossy()))
-        .map(|e| e.path())
+    let mut out: Vec<PathBuf> = names
+        .iter()
+        .filter(|n| is_lock_dir_name(&n.to_string_lossy()))
+        .map(|n| tmp.join(n))
         .collect();
     out.sort();
     out
@@ -150,6 +187,51 @@ mod tests {
         assert_eq!(lock.pid, 4242);
         assert_eq!(lock.port, Some(18789));
         assert_eq!(lock.start_time, Some(987654));
+    }
+
+    /// A lock read once is read again when it is rewritten, even in place
+    /// with the same size and its old mtime given back (a lock taken over).
+    #[cfg(unix)]
+    #[test]
+    fn a_rewritten_lock_is_read_again() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("gateway.a1b2c3d4.lock");
+        let write = |pid: u32, mtime: Option<std::time::SystemTime>| {
+            std::fs::write(&path, format!("{{\"pid\":{pid},\"port\":18789}}")).unwrap();
+            if let Some(t) = mtime {
+                std::fs::File::open(&path).unwrap().set_modified(t).unwrap();
+            }
+        };
+        let pid = || read_with_modified(&path).0.map(|l| l.pid).ok();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        write(1, Some(old));
+        assert_eq!(pid(), Some(1));
+        // Settled: kept, and still right.
+        std::thread::sleep(file::SETTLED + std::time::Duration::from_millis(100));
+        assert_eq!(pid(), Some(1));
+        assert_eq!(pid(), Some(1));
+        write(2, Some(old));
+        assert_eq!(pid(), Some(2));
+        let modified = read_with_modified(&path).1.unwrap();
+        assert!(
+            (modified
+                - old
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64())
+            .abs()
+                < 1.0
+        );
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(
+            read_with_modified(&path).0,
+            Err(LockError::Invalid { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            read_with_modified(&path),
+            (Err(LockError::Io { .. }), None)
+        ));
     }
 
     #[test]

@@ -96,16 +96,13 @@ pub fn current_file(configured: &Path) -> Option<PathBuf> {
     if !meta.is_dir() {
         return Some(configured.to_path_buf());
     }
-    std::fs::read_dir(configured)
+    // Listed again only when the folder changed (`file::names`).
+    crate::platform::file::names_of(configured, &meta)
         .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_live_log_name)
-        })
+        .iter()
+        .filter(|n| n.to_str().is_some_and(is_live_log_name))
         .max()
+        .map(|n| configured.join(n))
 }
 
 /// `openclaw-YYYY-MM-DD.log` (or `openclaw-<profile>-YYYY-MM-DD.log`), not a

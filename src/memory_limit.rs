@@ -63,6 +63,18 @@ fn node_options(environ: &[(String, String)]) -> Option<String> {
 
 /// Resolve the limit of process `pid`.
 pub fn resolve(platform: &dyn Platform, configured: Option<u64>, pid: Pid) -> Option<Limit> {
+    resolve_with(platform, configured, pid, || from_args(platform, pid))
+}
+
+/// [`resolve`], with the V8 heap limit its arguments set given by `args`
+/// ([`from_args`]): a sampler that knows it for this process need not read
+/// its command line and environment again.
+pub fn resolve_with(
+    platform: &dyn Platform,
+    configured: Option<u64>,
+    pid: Pid,
+    args: impl FnOnce() -> Option<u64>,
+) -> Option<Limit> {
     let limit = |bytes, source| Some(Limit { bytes, source });
     if let Some(bytes) = configured {
         return limit(bytes, Source::Config);
@@ -70,20 +82,27 @@ pub fn resolve(platform: &dyn Platform, configured: Option<u64>, pid: Pid) -> Op
     if let Some(bytes) = platform.cgroup_memory_limit(pid) {
         return limit(bytes, Source::Cgroup);
     }
-    let cmdline = platform.cmdline(pid).unwrap_or_default().join("\0");
-    let environ = platform.environ(pid).unwrap_or_default();
-    // NODE_OPTIONS comes first; the command line overrides it, as in Node.
-    let from_args = node_options(&environ)
-        .and_then(|o| max_old_space_size(&o))
-        .into_iter()
-        .chain(max_old_space_size(&cmdline))
-        .next_back();
-    if let Some(bytes) = from_args {
+    if let Some(bytes) = args() {
         return limit(bytes, Source::MaxOldSpaceSize);
     }
     platform
         .host_memory_bytes()
         .and_then(|bytes| limit(bytes, Source::Host))
+}
+
+/// The V8 heap limit `--max-old-space-size` sets for process `pid`, from
+/// its `NODE_OPTIONS` and command line. Both are fixed when the process
+/// starts (Node reads them once; a process title set later overwrites the
+/// command line, not the limit).
+pub fn from_args(platform: &dyn Platform, pid: Pid) -> Option<u64> {
+    let cmdline = platform.cmdline(pid).unwrap_or_default().join("\0");
+    let environ = platform.environ(pid).unwrap_or_default();
+    // NODE_OPTIONS comes first; the command line overrides it, as in Node.
+    node_options(&environ)
+        .and_then(|o| max_old_space_size(&o))
+        .into_iter()
+        .chain(max_old_space_size(&cmdline))
+        .next_back()
 }
 
 /// Parse a size such as `1GiB`, `512MiB`, `1GB`, `1024`, `1.5GiB`.

@@ -41,11 +41,18 @@ impl MemorySlot {
 
 pub struct MemorySampler {
     slot: Arc<MemorySlot>,
+    /// The heap limit the arguments of the process set
+    /// ([`memory_limit::from_args`]), read once per process: they are fixed
+    /// when it starts.
+    args_limit: Option<(Identity, Option<u64>)>,
 }
 
 impl MemorySampler {
     pub fn new(slot: Arc<MemorySlot>) -> Self {
-        MemorySampler { slot }
+        MemorySampler {
+            slot,
+            args_limit: None,
+        }
     }
 }
 
@@ -60,7 +67,8 @@ impl Sampler for MemorySampler {
         };
         let pid = found.id.pid;
         let p = &*self.slot.target.platform;
-        let read = || -> Result<MemorySample, ProcError> {
+        let args_limit = &mut self.args_limit;
+        let mut read = || -> Result<MemorySample, ProcError> {
             let (resident_bytes, virtual_bytes) = p.memory(pid)?;
             // A child that exits between listing and reading counts as zero.
             let children_resident_bytes = self
@@ -76,7 +84,14 @@ impl Sampler for MemorySampler {
                 resident_bytes,
                 virtual_bytes,
                 children_resident_bytes,
-                limit: memory_limit::resolve(p, configured, pid),
+                limit: memory_limit::resolve_with(p, configured, pid, || match *args_limit {
+                    Some((id, bytes)) if id == found.id => bytes,
+                    _ => {
+                        let bytes = memory_limit::from_args(p, pid);
+                        *args_limit = Some((found.id, bytes));
+                        bytes
+                    }
+                }),
             })
         };
         match read() {

@@ -2,7 +2,11 @@
 //! lock and pid files and the token file. Decided at compile time: one body
 //! per OS family, no trait.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::FileId;
 
@@ -28,6 +32,15 @@ mod imp {
 
     pub fn path_id(path: &Path) -> std::io::Result<FileId> {
         std::fs::metadata(path).map(|m| id(&m))
+    }
+
+    /// When the file last changed: its ctime.
+    pub fn changed(m: &std::fs::Metadata) -> Option<std::time::SystemTime> {
+        let since = std::time::Duration::new(
+            u64::try_from(m.ctime()).ok()?,
+            u32::try_from(m.ctime_nsec()).ok()?,
+        );
+        std::time::UNIX_EPOCH.checked_add(since)
     }
 
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
@@ -84,6 +97,11 @@ mod imp {
         file_id(&f)
     }
 
+    /// When the file last changed: its mtime (no ctime here).
+    pub fn changed(m: &std::fs::Metadata) -> Option<SystemTime> {
+        m.modified().ok()
+    }
+
     pub fn stamp(m: &std::fs::Metadata) -> Stamp {
         let created = nanos(m.created());
         let modified = nanos(m.modified());
@@ -132,6 +150,105 @@ pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File>
     Ok(file)
 }
 
+/// How recent a folder's or file's modification may be for a listing or a
+/// read of it to be reused: file times are coarse (a clock tick), so a change
+/// in the same tick as the read leaves them as they were. A listing taken
+/// more than this after the last change is reused until the metadata
+/// changes; a younger one is taken again ("racy" timestamps, as git's index
+/// handles them).
+pub const SETTLED: Duration = Duration::from_secs(2);
+
+/// Whether what was read of a file or folder at `read_at`, when its metadata
+/// was `meta`, still holds while the metadata stays the same: its last change
+/// was [`SETTLED`] before the read. On Unix the change time (ctime), which
+/// every change sets to now, a backdated mtime too; elsewhere the mtime.
+pub fn settled(meta: &std::fs::Metadata, read_at: SystemTime) -> bool {
+    imp::changed(meta).is_some_and(|c| c + SETTLED <= read_at)
+}
+
+/// What was read of files or folders, by path, each with the stamp the file
+/// had then: reused while the stamp stays the same, kept only once the file
+/// had [`settled`], dropped when not asked for in [`ByStamp::UNUSED`] (a
+/// gateway that went away leaves nothing behind).
+pub struct ByStamp<V>(Mutex<Option<Stamped<V>>>);
+
+/// By path: the stamp, what was read, when it was last asked for.
+type Stamped<V> = HashMap<PathBuf, (Stamp, V, Instant)>;
+
+impl<V: Clone> Default for ByStamp<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Clone> ByStamp<V> {
+    const UNUSED: Duration = Duration::from_secs(600);
+
+    pub const fn new() -> Self {
+        ByStamp(Mutex::new(None))
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, Option<Stamped<V>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What was read of `path` when it had `stamp`.
+    pub fn get(&self, path: &Path, stamp: Stamp) -> Option<V> {
+        let mut map = self.map();
+        let (s, v, used) = map.as_mut()?.get_mut(path)?;
+        (*s == stamp).then(|| {
+            *used = Instant::now();
+            v.clone()
+        })
+    }
+
+    /// Keep `v`, read of `path` from `read_at` on, when its metadata was
+    /// `meta`, if the file had settled then.
+    pub fn put(&self, path: &Path, meta: &std::fs::Metadata, read_at: SystemTime, v: V) {
+        let mut map = self.map();
+        let map = map.get_or_insert_with(HashMap::new);
+        map.retain(|_, (_, _, used)| used.elapsed() < Self::UNUSED);
+        if settled(meta, read_at) {
+            map.insert(path.to_path_buf(), (stamp(meta), v, Instant::now()));
+        } else {
+            map.remove(path);
+        }
+    }
+}
+
+/// The names in the folder `dir` (symlinks followed, as `read_dir`). On
+/// Unix a listing is reused while the folder's stamp stays the same and it
+/// had [`settled`]: creating, removing or renaming an entry changes the
+/// folder's mtime and ctime. So the lock and log folders of many gateways
+/// cost one `statx` a round each, not an open, two `getdents` and a close.
+/// Elsewhere (NTFS may update a folder's times lazily) it is listed every
+/// time.
+pub fn names(dir: &Path) -> std::io::Result<Arc<[OsString]>> {
+    names_of(dir, &std::fs::metadata(dir)?)
+}
+
+/// [`names`] of the folder `dir`, whose metadata (symlinks followed) is
+/// `meta`.
+pub fn names_of(dir: &Path, meta: &std::fs::Metadata) -> std::io::Result<Arc<[OsString]>> {
+    static LISTINGS: ByStamp<Arc<[OsString]>> = ByStamp::new();
+    let list = || -> std::io::Result<Arc<[OsString]>> {
+        Ok(std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect())
+    };
+    if !cfg!(unix) {
+        return list();
+    }
+    if let Some(names) = LISTINGS.get(dir, stamp(meta)) {
+        return Ok(names);
+    }
+    let read_at = SystemTime::now();
+    let names = list()?;
+    LISTINGS.put(dir, meta, read_at, names.clone());
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +275,51 @@ mod tests {
         std::fs::write(&a, "2").unwrap();
         assert_ne!(path_id(&a).unwrap(), id);
         assert!(path_id(&d.path().join("none")).is_err());
+    }
+
+    /// Past the coarse clock tick of file times.
+    #[cfg(unix)]
+    fn next_tick() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// A folder's listing is reused only while the folder stays as it was
+    /// and had settled; an entry that comes or goes is seen at the next
+    /// listing, however soon.
+    #[cfg(unix)]
+    #[test]
+    fn a_listing_is_reused_until_the_folder_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("locks");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a"), "").unwrap();
+        let sorted = |names: &Arc<[OsString]>| {
+            let mut v: Vec<String> = names.iter().map(|n| n.to_string_lossy().into()).collect();
+            v.sort();
+            v
+        };
+        // Just changed: listed every time.
+        let first = names(&dir).unwrap();
+        assert!(!Arc::ptr_eq(&first, &names(&dir).unwrap()));
+        // Settled: the same listing again, until an entry comes.
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        let settled = names(&dir).unwrap();
+        assert_eq!(sorted(&settled), ["a"]);
+        assert!(Arc::ptr_eq(&settled, &names(&dir).unwrap()));
+        std::fs::write(dir.join("b"), "").unwrap();
+        assert_eq!(sorted(&names(&dir).unwrap()), ["a", "b"]);
+        next_tick();
+        std::fs::remove_file(dir.join("a")).unwrap();
+        assert_eq!(sorted(&names(&dir).unwrap()), ["b"]);
+        // A folder given back its old times still changed (its ctime).
+        next_tick();
+        let before = std::fs::metadata(&dir).unwrap().modified().unwrap();
+        std::fs::write(dir.join("c"), "").unwrap();
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        assert_eq!(sorted(&names(&dir).unwrap()), ["b", "c"]);
+        assert!(names(&d.path().join("none")).is_err());
     }
 }

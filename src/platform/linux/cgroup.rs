@@ -120,11 +120,18 @@ fn limit_of(groups: &ProcessCGroups, mounts: &CgroupMounts) -> Option<u64> {
 }
 
 /// The host's memory: `MemTotal` of `/proc/meminfo`.
+/// Read at most once per [`super::proc::SHARED`]: every gateway's memory
+/// sample on the host asks in the same round.
 pub fn mem_total() -> Option<u64> {
-    let text = super::proc::read_file(None, "meminfo").ok()?;
-    Meminfo::from_buf_read(text.as_slice())
+    static TOTAL: super::proc::Recent<(), u64> = super::proc::Recent::new();
+    TOTAL
+        .get_or_read((), || {
+            let text = super::proc::read_file(None, "meminfo").map_err(|_| ())?;
+            Meminfo::from_buf_read(text.as_slice())
+                .map(|m| m.mem_total)
+                .map_err(|_| ())
+        })
         .ok()
-        .map(|m| m.mem_total)
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use crate::tcp;
 use cgroup::CgroupMounts;
 use proc::Host;
 use sockets::Sockets;
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 
 /// The `comm` the kernel shows for a process titled `title`: its first 15
 /// bytes (`TASK_COMM_LEN` less the NUL), cut back to a character boundary.
@@ -36,23 +36,18 @@ pub struct LinuxPlatform {
     mounts: CgroupMounts,
     /// The socket tables its readers share.
     tables: std::sync::Arc<sockets::Tables>,
-    /// Descendants read in the last [`SHARED_DESCENDANTS`], by pid.
-    descendants: std::sync::Mutex<HashMap<Pid, (Instant, Vec<Pid>)>>,
-    /// Fd tables read in the last [`SHARED_DESCENDANTS`], by pid: the
+    /// Descendants read in the last [`proc::SHARED`], by pid: the
+    /// collectors of a gateway that tick together (process, memory,
+    /// connections, lifecycle) each ask for its workers.
+    descendants: proc::Recent<Pid, Vec<Pid>>,
+    /// Fd tables read in the last [`proc::SHARED`], by pid: the
     /// connections sample and the lifecycle sample's LISTEN owners of a
     /// gateway read it one after the other.
-    fds: std::sync::Mutex<HashMap<Pid, (Instant, FdTable)>>,
+    fds: proc::Recent<Pid, FdTable>,
 }
 
 /// A process's fds by type and its socket inodes.
 type FdTable = std::sync::Arc<(FdTypes, HashSet<u64>)>;
-
-/// How long one reading of a process's descendants serves: the collectors of
-/// a gateway that tick together (process, memory, connections, lifecycle)
-/// each ask for its workers, one after the other. Well below the shortest
-/// collector interval the tests use (200 ms), as `discovery`'s shared
-/// resolve.
-const SHARED_DESCENDANTS: Duration = Duration::from_millis(100);
 
 /// How old a socket table of a connections sample may be to tell the
 /// lifecycle sample's LISTEN owners ([`Platform::listen_owners`]): both ride
@@ -67,29 +62,21 @@ impl LinuxPlatform {
             host: Host::read(),
             mounts: CgroupMounts::read(),
             tables: Default::default(),
-            descendants: Default::default(),
-            fds: Default::default(),
+            descendants: proc::Recent::new(),
+            fds: proc::Recent::new(),
         }
     }
 }
 
 impl LinuxPlatform {
     /// The fd table of `pid`, read now unless read in the last
-    /// [`SHARED_DESCENDANTS`].
+    /// [`proc::SHARED`].
     fn fd_table(&self, pid: Pid) -> Result<FdTable, ProcError> {
-        let lock = || self.fds.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((read, table)) = lock().get(&pid) {
-            if read.elapsed() < SHARED_DESCENDANTS {
-                return Ok(table.clone());
-            }
-        }
-        let mut inodes = HashSet::new();
-        let types = proc::scan_fds(pid, &mut inodes)?;
-        let table = std::sync::Arc::new((types, inodes));
-        let mut fds = lock();
-        fds.retain(|_, (read, _)| read.elapsed() < SHARED_DESCENDANTS);
-        fds.insert(pid, (Instant::now(), table.clone()));
-        Ok(table)
+        self.fds.get_or_read(pid, || {
+            let mut inodes = HashSet::new();
+            let types = proc::scan_fds(pid, &mut inodes)?;
+            Ok(std::sync::Arc::new((types, inodes)))
+        })
     }
 
     /// Inodes of the sockets that LISTEN on `port` in the network namespace
@@ -103,10 +90,6 @@ impl LinuxPlatform {
         netns
             .and_then(|ns| self.tables.listening(&ns, port, SHARED_LISTENERS))
             .unwrap_or_else(|| tcp::listen_inodes(port, pid))
-    }
-
-    fn lock_descendants(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, (Instant, Vec<Pid>)>> {
-        self.descendants.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -233,18 +216,8 @@ impl Platform for LinuxPlatform {
     }
 
     fn descendants(&self, pid: Pid) -> Vec<Pid> {
-        let recent = |d: &HashMap<Pid, (Instant, Vec<Pid>)>| {
-            let (read, kids) = d.get(&pid)?;
-            (read.elapsed() < SHARED_DESCENDANTS).then(|| kids.clone())
-        };
-        if let Some(kids) = recent(&self.lock_descendants()) {
-            return kids;
-        }
-        let kids = proc::descendants(pid);
-        let mut d = self.lock_descendants();
-        d.retain(|_, (read, _)| read.elapsed() < SHARED_DESCENDANTS);
-        d.insert(pid, (Instant::now(), kids.clone()));
-        kids
+        let read = || Ok::<_, std::convert::Infallible>(proc::descendants(pid));
+        self.descendants.get_or_read(pid, read).unwrap_or_default()
     }
 
     fn vitals(&self, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
@@ -330,6 +303,7 @@ impl Platform for LinuxPlatform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// The process view's workers, from the parents it lists, are the ones
     /// the kernel's children files give, for a real tree: a shell child of

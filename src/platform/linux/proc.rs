@@ -3,7 +3,9 @@
 //! Every read is blocking and belongs in `spawn_blocking`. A process can vanish
 //! between any two reads; callers get an error, never a panic.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use procfs::process::{LimitValue, Limits, Stat};
 use procfs::{FromBufRead, FromRead};
@@ -69,13 +71,80 @@ pub fn read_file(pid: Option<i32>, file: &str) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// `/proc/<pid>/stat`, parsed; `Gone` when the process is.
-fn stat(pid: i32) -> Result<Stat, ProcError> {
+/// How long what one read of a process's `/proc` files told serves the
+/// samples that ask for it again: the collectors of a gateway that tick
+/// together (discovery, process, memory, connections, lifecycle) read the
+/// same files one after the other. Well below the shortest collector
+/// interval the tests use (200 ms).
+pub const SHARED: Duration = Duration::from_millis(100);
+
+/// Values read in the last [`SHARED`], by key.
+#[derive(Debug)]
+pub struct Recent<K, V>(Mutex<Option<HashMap<K, (Instant, V)>>>);
+
+impl<K: Eq + std::hash::Hash + Copy, V: Clone> Default for Recent<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Eq + std::hash::Hash + Copy, V: Clone> Recent<K, V> {
+    pub const fn new() -> Self {
+        Recent(Mutex::new(None))
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, Option<HashMap<K, (Instant, V)>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value of `key` read in the last [`SHARED`].
+    pub fn get(&self, key: K) -> Option<V> {
+        let map = self.map();
+        let (at, v) = map.as_ref()?.get(&key)?;
+        (at.elapsed() < SHARED).then(|| v.clone())
+    }
+
+    /// Keep `v`, read now, for `key`; drops what is older than [`SHARED`].
+    pub fn put(&self, key: K, v: V) {
+        let mut map = self.map();
+        let map = map.get_or_insert_with(HashMap::new);
+        map.retain(|_, (at, _)| at.elapsed() < SHARED);
+        map.insert(key, (Instant::now(), v));
+    }
+
+    /// The value of `key` read in the last [`SHARED`], else `read` now.
+    pub fn get_or_read<E>(&self, key: K, read: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(v) = self.get(key) {
+            return Ok(v);
+        }
+        let v = read()?;
+        self.put(key, v.clone());
+        Ok(v)
+    }
+}
+
+/// Every `stat` read, for [`sampled_stat`].
+static STATS: Recent<i32, Arc<Stat>> = Recent::new();
+
+/// `/proc/<pid>/stat`, parsed, read now; `Gone` when the process is.
+fn stat(pid: i32) -> Result<Arc<Stat>, ProcError> {
     let bytes = read_file(Some(pid), "stat").map_err(|e| io_error(pid, "stat", e))?;
     if bytes.is_empty() {
         return Err(ProcError::Gone(pid));
     }
-    Stat::from_read(bytes.as_slice()).map_err(|e| classify(pid, "stat", e))
+    let stat = Arc::new(Stat::from_read(bytes.as_slice()).map_err(|e| classify(pid, "stat", e))?);
+    STATS.put(pid, stat.clone());
+    Ok(stat)
+}
+
+/// `/proc/<pid>/stat` for a sample (vitals, memory): as read in the last
+/// [`SHARED`], by the check that found the process alive a moment ago, else
+/// now. Whether a process is alive is always read now ([`identity`]).
+fn sampled_stat(pid: i32) -> Result<Arc<Stat>, ProcError> {
+    match STATS.get(pid) {
+        Some(stat) => Ok(stat),
+        None => stat(pid),
+    }
 }
 
 /// The number of fds of `pid`: the size of its `fd` folder (Linux 6.2),
@@ -366,8 +435,13 @@ pub fn scan_fds(pid: i32, sockets: &mut HashSet<u64>) -> Result<FdTypes, ProcErr
 }
 
 /// The network namespace of `pid`, as `net:[4026531840]`.
+/// Read at most once per [`SHARED`]: a round of a gateway's samples asks
+/// three times (its connections, its LISTEN owners, its socket table).
 pub fn net_namespace(pid: i32) -> Result<std::path::PathBuf, ProcError> {
-    std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| io_error(pid, "ns/net", e))
+    static NETNS: Recent<i32, std::path::PathBuf> = Recent::new();
+    NETNS.get_or_read(pid, || {
+        std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| io_error(pid, "ns/net", e))
+    })
 }
 
 /// The exporter's own network namespace, read once: it never changes it.
@@ -497,7 +571,7 @@ impl Host {
 /// no longer the same process; unreadable fds or limits are reported in `errs`.
 pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vitals, ProcError> {
     let pid = id.pid;
-    let stat = stat(pid)?;
+    let stat = sampled_stat(pid)?;
     if stat.starttime != id.start {
         return Err(ProcError::Gone(pid));
     }
@@ -536,7 +610,7 @@ pub fn vitals(host: &Host, id: Identity, errs: &mut PartialErrors) -> Result<Vit
 /// Resident and virtual memory of one process in bytes, from one read of
 /// `/proc/<pid>/stat`.
 pub fn memory_bytes(host: &Host, pid: i32) -> Result<(u64, u64), ProcError> {
-    let stat = stat(pid)?;
+    let stat = sampled_stat(pid)?;
     Ok((stat.rss.saturating_mul(host.page_size), stat.vsize))
 }
 
