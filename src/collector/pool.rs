@@ -205,18 +205,29 @@ impl State {
     /// The job to run now: the one due first of a gateway none of whose jobs
     /// runs. Due jobs of a gateway with a stuck job count a failure and wait
     /// for their next tick.
+    ///
+    /// A job whose gateway is no longer watched (its health retired) is
+    /// dropped, with the slot it feeds, when it comes up to run, and never
+    /// runs again; its place is taken by the next added. Retirement is looked
+    /// at only then: the scan over every job of every gateway, once per job
+    /// run, reads the jobs alone, not each one's health elsewhere in memory.
     fn next(&mut self, now: Instant) -> Next {
+        loop {
+            match self.scan(now) {
+                Next::Run(i, _) if self.jobs[i].health.is_retired() => {
+                    self.jobs[i].sampler = None;
+                    self.jobs[i].exit = None;
+                }
+                next => return next,
+            }
+        }
+    }
+
+    fn scan(&mut self, now: Instant) -> Next {
         let mut run: Option<(usize, (Instant, usize))> = None;
         let mut more = false;
         let mut wait: Option<Instant> = None;
         for (i, job) in self.jobs.iter_mut().enumerate() {
-            if job.health.is_retired() {
-                // Its gateway is no longer watched: drop the sampler (and
-                // the slot it feeds); the place is taken by the next added.
-                job.sampler = None;
-                job.exit = None;
-                continue;
-            }
             if job.sampler.is_none() {
                 continue;
             }
@@ -224,7 +235,9 @@ impl State {
                 // Woken when its gateway's running job ends.
                 Gateway::Busy => continue,
                 Gateway::Stuck if job.due <= now => {
-                    failed(&job.health, Duration::ZERO);
+                    if !job.health.is_retired() {
+                        failed(&job.health, Duration::ZERO);
+                    }
                     job.due = next_tick(job.due, job.interval, now);
                 }
                 Gateway::Free if job.due <= now => {
