@@ -218,9 +218,58 @@ struct Table {
     /// The ports whose sockets it has in full; `None`: every port.
     ports: Option<BTreeSet<u16>>,
     sockets: Vec<Socket>,
+    /// Its sockets by local port and by inode, made at its first tally.
+    index: std::sync::OnceLock<Index>,
+}
+
+/// A table's sockets (their places in it) by local port and by inode. A
+/// gateway's tally counts only the sockets on its port and those its
+/// processes hold (`Tally::add`, `outbound::waits`): with the index it reads
+/// those, not every socket of the namespace, so N gateways sharing one
+/// table cost N small tallies a round, not N walks of a table that grows
+/// with N.
+#[derive(Debug, Default)]
+struct Index {
+    by_port: HashMap<u16, Vec<u32>>,
+    by_inode: HashMap<u64, u32>,
+    /// An inode seen twice (never in a kernel's table): tallies then walk
+    /// every socket.
+    ambiguous: bool,
+}
+
+impl Index {
+    fn of(sockets: &[Socket]) -> Index {
+        let mut index = Index::default();
+        for (i, s) in sockets.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else {
+                index.ambiguous = true;
+                break;
+            };
+            index.by_port.entry(s.local_port).or_default().push(i);
+            if s.inode != 0 && index.by_inode.insert(s.inode, i).is_some() {
+                index.ambiguous = true;
+            }
+        }
+        index
+    }
 }
 
 impl Table {
+    fn new(
+        taken: Instant,
+        source: Source,
+        ports: Option<BTreeSet<u16>>,
+        sockets: Vec<Socket>,
+    ) -> Table {
+        Table {
+            taken,
+            source,
+            ports,
+            sockets,
+            index: std::sync::OnceLock::new(),
+        }
+    }
+
     fn serves(&self, port: u16, max_age: Duration) -> bool {
         self.taken.elapsed() < max_age && self.ports.as_ref().is_none_or(|p| p.contains(&port))
     }
@@ -228,16 +277,39 @@ impl Table {
     fn tally(&self, port: u16, owned: Option<&HashSet<u64>>) -> Tally {
         let empty = HashSet::new();
         let owned_set = owned.unwrap_or(&empty);
-        let mut tally = Tally::new(self.source, port, owned.is_some());
-        for s in &self.sockets {
-            tally.add(s, owned_set);
+        let index = self.index.get_or_init(|| Index::of(&self.sockets));
+        if index.ambiguous {
+            return tally_of(self.source, self.sockets.iter(), port, owned);
         }
-        // Only netlink reads tcp_info.
-        if self.source == Source::Netlink && owned.is_some() {
-            tally.outbound_waits = Some(outbound::waits(self.sockets.iter(), port, owned_set));
-        }
-        tally
+        // The sockets on the port and those the gateway holds, in the
+        // table's order.
+        let mut mine: Vec<u32> = index.by_port.get(&port).cloned().unwrap_or_default();
+        mine.extend(owned_set.iter().filter_map(|i| index.by_inode.get(i)));
+        mine.sort_unstable();
+        mine.dedup();
+        let sockets = mine.iter().map(|&i| &self.sockets[i as usize]);
+        tally_of(self.source, sockets, port, owned)
     }
+}
+
+/// Count `sockets` for the gateway on `port` whose processes hold `owned`.
+fn tally_of<'a>(
+    source: Source,
+    sockets: impl Iterator<Item = &'a Socket> + Clone,
+    port: u16,
+    owned: Option<&HashSet<u64>>,
+) -> Tally {
+    let empty = HashSet::new();
+    let owned_set = owned.unwrap_or(&empty);
+    let mut tally = Tally::new(source, port, owned.is_some());
+    for s in sockets.clone() {
+        tally.add(s, owned_set);
+    }
+    // Only netlink reads tcp_info.
+    if source == Source::Netlink && owned.is_some() {
+        tally.outbound_waits = Some(outbound::waits(sockets, port, owned_set));
+    }
+    tally
 }
 
 impl TablesState {
@@ -297,12 +369,12 @@ impl TablesState {
             })
         });
         match dumped {
-            Ok(()) => Some(Table {
+            Ok(()) => Some(Table::new(
                 taken,
-                source: Source::Netlink,
-                ports: (ports.len() == 1).then_some(ports),
+                Source::Netlink,
+                (ports.len() == 1).then_some(ports),
                 sockets,
-            }),
+            )),
             Err(e) => {
                 self.netlink_failed(e, notices);
                 None
@@ -328,12 +400,7 @@ fn read_proc(net_dir: &Path) -> Result<Table, String> {
         })
     })
     .map_err(|e| format!("reading {}: {e}", net_dir.display()))?;
-    Ok(Table {
-        taken,
-        source: Source::Proc,
-        ports: None,
-        sockets,
-    })
+    Ok(Table::new(taken, Source::Proc, None, sockets))
 }
 
 impl Tables {
@@ -448,6 +515,69 @@ impl SocketReader for Sockets {
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+
+    /// A gateway's tally from the table's index (its port's sockets and the
+    /// ones it holds) is the tally of every socket of the table, for mixed
+    /// tables: every state, listeners of other gateways, local clients of
+    /// its port, mini sockets (inode 0), outbound waits; and a table with an
+    /// inode twice is walked whole.
+    #[test]
+    fn indexed_tallies_count_what_whole_tables_do() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rand = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let ports = [18789u16, 18790, 18791];
+        for round in 0..40 {
+            let mut sockets = Vec::new();
+            for i in 0..(50 + rand(300)) {
+                let pick = |r: u64, ephemeral: u16| match r {
+                    0..=2 => ports[r as usize],
+                    3 => 443,
+                    _ => ephemeral,
+                };
+                sockets.push(Socket {
+                    state: 1 + rand(11) as u8,
+                    local_port: pick(rand(6), 40000 + i as u16),
+                    remote_port: pick(rand(6), 50000 + i as u16),
+                    remote_loopback: rand(2) == 0,
+                    rqueue: rand(5) as u32,
+                    wqueue: rand(5) as u32,
+                    inode: if rand(4) == 0 { 0 } else { 1000 + i },
+                    idle: (rand(2) == 0).then(|| crate::tcp::Idle {
+                        sent_ms: rand(60_000) as u32,
+                        received_ms: rand(60_000) as u32,
+                        sent_only: rand(3) == 0,
+                    }),
+                });
+            }
+            if round % 10 == 9 {
+                // The same inode twice.
+                let twin = Socket {
+                    inode: 1000,
+                    ..sockets[1]
+                };
+                sockets.push(twin);
+            }
+            for source in [Source::Netlink, Source::Proc] {
+                let table = Table::new(Instant::now(), source, None, sockets.clone());
+                for port in ports.into_iter().chain([443, 1]) {
+                    let owned: HashSet<u64> = (0..rand(60)).map(|_| 990 + rand(400)).collect();
+                    for owned in [None, Some(&owned)] {
+                        assert_eq!(
+                            table.tally(port, owned),
+                            tally_of(source, sockets.iter(), port, owned),
+                            "round {round}, {source:?}, port {port}, owned {}",
+                            owned.is_some()
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// The netlink and /proc readers agree on the same live sockets, v4 and v6.
     #[test]
