@@ -150,12 +150,12 @@ pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File>
     Ok(file)
 }
 
-/// How recent a folder's or file's modification may be for a listing or a
-/// read of it to be reused: file times are coarse (a clock tick), so a change
-/// in the same tick as the read leaves them as they were. A listing taken
-/// more than this after the last change is reused until the metadata
-/// changes; a younger one is taken again ("racy" timestamps, as git's index
-/// handles them).
+/// How long before a listing or a read of a folder or file its last change
+/// must be for that read to be reused: file times are coarse (a clock tick),
+/// so a change in the same tick as the read leaves them as they were. A
+/// read taken longer than this after the last change is reused until the
+/// metadata changes; one taken sooner is taken again ("racy" timestamps, as
+/// git's index handles them).
 pub const SETTLED: Duration = Duration::from_secs(2);
 
 /// Whether what was read of a file or folder at `read_at`, when its metadata
