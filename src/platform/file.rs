@@ -216,6 +216,14 @@ impl<V: Clone> ByStamp<V> {
     }
 }
 
+/// The names in the folder `dir`, listed now.
+fn list(dir: &Path) -> std::io::Result<Arc<[OsString]>> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect())
+}
+
 /// The names in the folder `dir` (symlinks followed, as `read_dir`). On
 /// Unix a listing is reused while the folder's stamp stays the same and it
 /// had [`settled`]: creating, removing or renaming an entry changes the
@@ -224,6 +232,9 @@ impl<V: Clone> ByStamp<V> {
 /// Elsewhere (NTFS may update a folder's times lazily) it is listed every
 /// time.
 pub fn names(dir: &Path) -> std::io::Result<Arc<[OsString]>> {
+    if !cfg!(unix) {
+        return list(dir);
+    }
     names_of(dir, &std::fs::metadata(dir)?)
 }
 
@@ -231,20 +242,14 @@ pub fn names(dir: &Path) -> std::io::Result<Arc<[OsString]>> {
 /// `meta`.
 pub fn names_of(dir: &Path, meta: &std::fs::Metadata) -> std::io::Result<Arc<[OsString]>> {
     static LISTINGS: ByStamp<Arc<[OsString]>> = ByStamp::new();
-    let list = || -> std::io::Result<Arc<[OsString]>> {
-        Ok(std::fs::read_dir(dir)?
-            .flatten()
-            .map(|e| e.file_name())
-            .collect())
-    };
     if !cfg!(unix) {
-        return list();
+        return list(dir);
     }
     if let Some(names) = LISTINGS.get(dir, stamp(meta)) {
         return Ok(names);
     }
     let read_at = SystemTime::now();
-    let names = list()?;
+    let names = list(dir)?;
     LISTINGS.put(dir, meta, read_at, names.clone());
     Ok(names)
 }

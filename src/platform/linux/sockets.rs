@@ -275,8 +275,6 @@ impl Table {
     }
 
     fn tally(&self, port: u16, owned: Option<&HashSet<u64>>) -> Tally {
-        let empty = HashSet::new();
-        let owned_set = owned.unwrap_or(&empty);
         let index = self.index.get_or_init(|| Index::of(&self.sockets));
         if index.ambiguous {
             return tally_of(self.source, self.sockets.iter(), port, owned);
@@ -284,7 +282,12 @@ impl Table {
         // The sockets on the port and those the gateway holds, in the
         // table's order.
         let mut mine: Vec<u32> = index.by_port.get(&port).cloned().unwrap_or_default();
-        mine.extend(owned_set.iter().filter_map(|i| index.by_inode.get(i)));
+        mine.extend(
+            owned
+                .into_iter()
+                .flatten()
+                .filter_map(|i| index.by_inode.get(i)),
+        );
         mine.sort_unstable();
         mine.dedup();
         let sockets = mine.iter().map(|&i| &self.sockets[i as usize]);
