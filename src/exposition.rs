@@ -143,7 +143,14 @@ impl TextWriter {
     /// a newline, rewrite it, or drop it.
     fn end_line(&mut self) {
         let line = &self.out[self.start..];
-        if line == "# EOF" || line.starts_with("# UNIT ") {
+        if !line.starts_with('#') {
+            // A sample: kept, unless it is a `_created` one.
+            if self.family.as_deref().is_some_and(|f| is_created(line, f)) {
+                self.out.truncate(self.start);
+            } else {
+                self.out.push('\n');
+            }
+        } else if line == "# EOF" || line.starts_with("# UNIT ") {
             self.out.truncate(self.start);
         } else if let Some(rest) = line.strip_prefix("# HELP ") {
             let text = rest.split_once(' ').map_or("", |(_, text)| text);
@@ -173,18 +180,19 @@ impl TextWriter {
             self.family = rest.rsplit_once(' ').map(|(n, _)| n.to_string());
             self.out.truncate(self.start);
             self.out.push_str(&typed);
-        } else if self.family.as_deref().is_some_and(|family| {
-            let sample = line.split(['{', ' ']).next().unwrap_or("");
-            sample.len() == family.len() + "_created".len()
-                && sample.starts_with(family)
-                && sample.ends_with("_created")
-        }) {
-            self.out.truncate(self.start);
         } else {
             self.out.push('\n');
         }
         self.start = self.out.len();
     }
+}
+
+/// Whether `line` is a `<family>_created` sample, with labels or without.
+/// Every sample line is asked, so only its head is read.
+fn is_created(line: &str, family: &str) -> bool {
+    line.strip_prefix(family)
+        .and_then(|rest| rest.strip_prefix("_created"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['{', ' ']))
 }
 
 impl std::fmt::Write for TextWriter {
@@ -253,6 +261,13 @@ mod tests {
             }
             assert_eq!(w.finish(), text, "pieces of {piece}");
         }
+        // `_created` samples with or without labels go; a family whose name
+        // merely starts the same stays.
+        let om = "# TYPE e counter\ne_total 2\ne_created 1.0\n# TYPE e_created_at gauge\ne_created_at 3\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# TYPE e_total counter\ne_total 2\n# TYPE e_created_at gauge\ne_created_at 3\n"
+        );
         // Line endings as str::lines sees them; a last line without one.
         let crlf = "# TYPE d gauge\r\nd 1\r\nd 2";
         assert_eq!(openmetrics_to_text(crlf), "# TYPE d gauge\nd 1\nd 2\n");

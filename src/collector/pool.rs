@@ -73,6 +73,8 @@ struct State {
     names: Vec<String>,
     workers: usize,
     stuck: usize,
+    /// Workers waiting on `Pool::wake`: a peer is woken only when one is.
+    sleeping: usize,
 }
 
 struct Pool {
@@ -95,6 +97,7 @@ pub fn start(tasks: Vec<Task>) {
                 names: Vec::new(),
                 workers: 0,
                 stuck: 0,
+                sleeping: 0,
             }),
             wake: Condvar::new(),
         });
@@ -328,22 +331,24 @@ impl Pool {
             let now = Instant::now();
             let i = match st.next(now) {
                 Next::Run(i, more) => {
-                    if more {
+                    if more && st.sleeping > 0 {
                         // A peer asleep while jobs are due takes one.
                         self.wake.notify_one();
                     }
                     i
                 }
-                Next::Wait(None) => {
-                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
-                    continue;
-                }
-                Next::Wait(Some(until)) => {
-                    st = self
-                        .wake
-                        .wait_timeout(st, until.saturating_duration_since(now))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                Next::Wait(until) => {
+                    st.sleeping += 1;
+                    st = match until {
+                        None => self.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                        Some(until) => {
+                            self.wake
+                                .wait_timeout(st, until.saturating_duration_since(now))
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        }
+                    };
+                    st.sleeping -= 1;
                     continue;
                 }
             };

@@ -69,7 +69,18 @@ fn parse_limit(text: &str) -> Option<u64> {
 }
 
 /// The smallest limit in `file` from `dir` up to (and including) `top`.
-fn smallest_up_to(mut dir: PathBuf, top: &Path, file: &str) -> Option<u64> {
+/// Read at most once per [`super::proc::SHARED`] for each cgroup: the
+/// gateways of a host, often in one cgroup, ask in the same round.
+fn smallest_up_to(dir: PathBuf, top: &Path, file: &'static str) -> Option<u64> {
+    static LIMITS: super::proc::Recent<(PathBuf, &'static str), Option<u64>> =
+        super::proc::Recent::new();
+    let read = || Ok::<_, std::convert::Infallible>(read_smallest_up_to(dir.clone(), top, file));
+    LIMITS
+        .get_or_read((dir.clone(), file), read)
+        .unwrap_or(None)
+}
+
+fn read_smallest_up_to(mut dir: PathBuf, top: &Path, file: &str) -> Option<u64> {
     let mut best: Option<u64> = None;
     loop {
         if let Some(v) = std::fs::read_to_string(dir.join(file))

@@ -82,13 +82,13 @@ pub const SHARED: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Recent<K, V>(Mutex<Option<HashMap<K, (Instant, V)>>>);
 
-impl<K: Eq + std::hash::Hash + Copy, V: Clone> Default for Recent<K, V> {
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> Default for Recent<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Eq + std::hash::Hash + Copy, V: Clone> Recent<K, V> {
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> Recent<K, V> {
     pub const fn new() -> Self {
         Recent(Mutex::new(None))
     }
@@ -114,7 +114,7 @@ impl<K: Eq + std::hash::Hash + Copy, V: Clone> Recent<K, V> {
 
     /// The value of `key` read in the last [`SHARED`], else `read` now.
     pub fn get_or_read<E>(&self, key: K, read: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        if let Some(v) = self.get(key) {
+        if let Some(v) = self.get(key.clone()) {
             return Ok(v);
         }
         let v = read()?;
@@ -174,7 +174,15 @@ fn fd_count(pid: i32) -> Result<u64, ProcError> {
 
 /// The start time of `pid`, or `Gone`.
 pub fn identity(pid: i32) -> Result<Identity, ProcError> {
-    let stat = stat(pid)?;
+    identity_of(pid, stat(pid)?)
+}
+
+/// [`identity`] from the `stat` read in the last [`SHARED`], else now.
+pub fn recent_identity(pid: i32) -> Result<Identity, ProcError> {
+    identity_of(pid, sampled_stat(pid)?)
+}
+
+fn identity_of(pid: i32, stat: Arc<Stat>) -> Result<Identity, ProcError> {
     // A zombie has exited: its gateway is gone even though the pid lingers.
     if stat.state == 'Z' || stat.state == 'X' {
         return Err(ProcError::Gone(pid));
