@@ -480,10 +480,7 @@ impl Target {
         };
         match shared {
             Some(None) => return None,
-            // The stat the sample before read serves: a process that went
-            // since fails this sample's reads as gone, as one that goes
-            // during them does.
-            Some(Some(f)) if p.recent_identity(f.id.pid).ok() == Some(f.id) => return Some(f),
+            Some(Some(f)) if alive(p, f.id.pid) == Some(f.id) => return Some(f),
             _ => {}
         }
         let found = discover_with(&self.view, &self.spec, || self.locks());

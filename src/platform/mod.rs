@@ -350,13 +350,6 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     fn pids(&self) -> Vec<Pid>;
     /// The start identity of `pid`; `Gone` for a zombie.
     fn identity(&self, pid: Pid) -> Result<Identity, ProcError>;
-    /// [`Platform::identity`] as read a moment ago (Linux: in the last
-    /// 100 ms, by the sample before), else now. For a sample that goes on
-    /// with what another sample of its round found; never for a decision to
-    /// signal a process.
-    fn recent_identity(&self, pid: Pid) -> Result<Identity, ProcError> {
-        self.identity(pid)
-    }
     /// The short name the OS shows for `pid` (Linux: `comm`), compared with
     /// [`title_key`] of a configured process title.
     fn title(&self, pid: Pid) -> Option<String>;

@@ -183,10 +183,6 @@ impl Platform for LinuxPlatform {
         proc::identity(pid)
     }
 
-    fn recent_identity(&self, pid: Pid) -> Result<Identity, ProcError> {
-        proc::recent_identity(pid)
-    }
-
     fn title(&self, pid: Pid) -> Option<String> {
         proc::comm(pid)
     }

@@ -174,15 +174,7 @@ fn fd_count(pid: i32) -> Result<u64, ProcError> {
 
 /// The start time of `pid`, or `Gone`.
 pub fn identity(pid: i32) -> Result<Identity, ProcError> {
-    identity_of(pid, stat(pid)?)
-}
-
-/// [`identity`] from the `stat` read in the last [`SHARED`], else now.
-pub fn recent_identity(pid: i32) -> Result<Identity, ProcError> {
-    identity_of(pid, sampled_stat(pid)?)
-}
-
-fn identity_of(pid: i32, stat: Arc<Stat>) -> Result<Identity, ProcError> {
+    let stat = stat(pid)?;
     // A zombie has exited: its gateway is gone even though the pid lingers.
     if stat.state == 'Z' || stat.state == 'X' {
         return Err(ProcError::Gone(pid));
