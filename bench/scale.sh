@@ -6,28 +6,35 @@
 #     group per gateway process ("{{.Comm}}:{{.PID}}"), as per-gateway alerts need,
 #   - blackbox_exporter probing every gateway's /healthz (module http_2xx).
 #
-#   bench/scale.sh [--window SECONDS] [--gateways "1 10 100"] [--children N]
+#   bench/scale.sh [--window SECONDS] [--gateways "1 10 100"] [--children N] [--together]
 #
-#   --window S     measured period per N (default 120)
+#   --window S     measured period per N and stack (default 120)
 #   --gateways L   the numbers of gateways, in order (default "1 10 100")
 #   --children N   workers of each fixture gateway (default 1; the real
 #                  gateway has two)
+#   --together     run every exporter at once instead of one stack at a time
+#                  (the method of the runs before 2026-11-30 03:40 UTC)
 #
 # For each N: N fixture gateways (tests/fixture/gateway.js, each with its own
-# state dir and port), ours with a config file listing all N at default
-# intervals (and a second one with --probe.readiness-interval=5s: readiness
-# on the event-loop interval instead of a poll every second), and the peers; after every exporter sees every gateway and
-# a warm-up (15 s, and at least 75 s from the exporters' start: past
-# their first minute, when every process is new to them), the window starts: one Prometheus-like scrape of each
-# exporter every 15 s (blackbox_exporter: one /probe per gateway, as
-# Prometheus would send), CPU as utime+stime from /proc/<pid>/stat scaled to an
-# hour, threads (the most seen, /proc/<pid>/status at every scrape) and VmRSS
-# at the end. Everything is stopped before the next N.
+# state dir and port), then three stacks beside them, one at a time, each
+# stopped before the next: ours with a config file listing all N at default
+# intervals; ours again with --probe.readiness-interval=5s (readiness on the
+# event-loop interval instead of a poll every second); the peers together.
+# One at a time because a user runs one stack or the other, and on a small
+# host each exporter's load raises the others' CPU figures (preemption,
+# caches): with every exporter at once, the 2-core VM ran at load 2.5 in the
+# 100 row. For each stack, after every exporter sees every gateway and a
+# warm-up (15 s; for ours at least 75 s from its start: past its first
+# minute, when every process is new to it), the window starts: one
+# Prometheus-like scrape of each exporter every 15 s (blackbox_exporter: one
+# /probe per gateway, as Prometheus would send), CPU as utime+stime from
+# /proc/<pid>/stat scaled to an hour, threads (the most seen,
+# /proc/<pid>/status at every scrape) and VmRSS at the end.
 # Prints one Markdown table and a line against issue 16's targets: at most 12
 # threads at any N, at most 0.3 CPU s/hour per added gateway ((CPU at the
 # largest N - CPU at the smallest) / (largest - smallest)), RSS at most
 # 10 MB + 50 KB per gateway. Also the load average over each window: CPU
-# figures of a loaded machine are high.
+# figures of a loaded machine are high. About 30 minutes (17 with --together).
 # Needs node, curl, python3 and the Debian packages prometheus-node-exporter,
 # prometheus-process-exporter and prometheus-blackbox-exporter (installed with
 # apt-get when missing and run as root). Loopback only. docs/benchmarks.md
@@ -38,12 +45,14 @@ cd "$(dirname "$0")/.."
 WINDOW=120
 GATEWAYS="1 10 100"
 CHILDREN=1
+TOGETHER=0
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --window) WINDOW="$2"; shift ;;
     --gateways) GATEWAYS="$2"; shift ;;
     --children) CHILDREN="$2"; shift ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    --together) TOGETHER=1 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "scale: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,17 +75,18 @@ for tool in node curl python3; do
 done
 cargo build --release --locked --quiet  # a no-op when the binary is current
 
-exec python3 - "$WINDOW" "$CHILDREN" "$NODE_EXPORTER" "$PROCESS_EXPORTER" "$BLACKBOX_EXPORTER" \
+exec python3 - "$WINDOW" "$CHILDREN" "$TOGETHER" "$NODE_EXPORTER" "$PROCESS_EXPORTER" "$BLACKBOX_EXPORTER" \
   $GATEWAYS <<'EOF'
 import json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
-window, children = float(sys.argv[1]), sys.argv[2]
-node_exporter, process_exporter, blackbox_exporter = sys.argv[3:6]
-counts = [int(n) for n in sys.argv[6:]]
+window, children, together = float(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+node_exporter, process_exporter, blackbox_exporter = sys.argv[4:7]
+counts = [int(n) for n in sys.argv[7:]]
 BIN = "target/release/openclaw-gateway-exporter"
 SCRAPE_EVERY = 15
-WARM_UP = 75  # seconds from the exporters' start to the window, at least
+WARM_UP = float(os.environ.get("SCALE_WARM_UP", 75))  # seconds from the exporters' start to the window, at least (SCALE_WARM_UP: shorter, to check the script)
 TICK = os.sysconf("SC_CLK_TCK")
+peers = ("node_exporter", "process-exporter", "blackbox_exporter")
 
 def log(msg):
     print(f"[scale {time.strftime('%H:%M:%S', time.gmtime())}] {msg}", file=sys.stderr, flush=True)
@@ -121,6 +131,17 @@ def measure(n, work):
                              start_new_session=True, **kw)
         started.append(p)
         return p
+    def stop(ps):
+        for p in ps:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in ps:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
     try:
         log(f"{n} gateways: starting the fixtures")
         fixtures = []
@@ -148,39 +169,61 @@ def measure(n, work):
                     "    http:\n      preferred_ip_protocol: ip4\n")
         ports = {k: free_port() for k in ("ours", "ours-ready5s", "node_exporter", "process-exporter",
                                           "blackbox_exporter")}
-        procs = {
-            "ours": spawn("ours", [BIN, f"--web.listen-address=127.0.0.1:{ports['ours']}",
-                                   f"--config.file={work}/ours.yml"], stdout=subprocess.DEVNULL),
-            "ours-ready5s": spawn("ours-ready5s", [BIN, f"--web.listen-address=127.0.0.1:{ports['ours-ready5s']}",
-                                   f"--config.file={work}/ours.yml", "--probe.readiness-interval=5s"],
-                                  stdout=subprocess.DEVNULL),
-            "node_exporter": spawn("node_exporter", [node_exporter,
-                                   f"--web.listen-address=127.0.0.1:{ports['node_exporter']}",
-                                   "--collector.tcpstat"], stdout=subprocess.DEVNULL),
-            "process-exporter": spawn("process-exporter", [process_exporter,
-                                      f"-web.listen-address=127.0.0.1:{ports['process-exporter']}",
-                                      f"-config.path={work}/process-exporter.yml"], stdout=subprocess.DEVNULL),
-            "blackbox_exporter": spawn("blackbox_exporter", [blackbox_exporter,
-                                       f"--web.listen-address=127.0.0.1:{ports['blackbox_exporter']}",
-                                       f"--config.file={work}/blackbox.yml"], stdout=subprocess.DEVNULL),
+        commands = {
+            "ours": [BIN, f"--web.listen-address=127.0.0.1:{ports['ours']}", f"--config.file={work}/ours.yml"],
+            "ours-ready5s": [BIN, f"--web.listen-address=127.0.0.1:{ports['ours-ready5s']}",
+                             f"--config.file={work}/ours.yml", "--probe.readiness-interval=5s"],
+            "node_exporter": [node_exporter, f"--web.listen-address=127.0.0.1:{ports['node_exporter']}",
+                              "--collector.tcpstat"],
+            "process-exporter": [process_exporter, f"-web.listen-address=127.0.0.1:{ports['process-exporter']}",
+                                 f"-config.path={work}/process-exporter.yml"],
+            "blackbox_exporter": [blackbox_exporter, f"--web.listen-address=127.0.0.1:{ports['blackbox_exporter']}",
+                                  f"--config.file={work}/blackbox.yml"],
         }
-        started_at = time.time()
         base = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
         urls = {k: [f"{u}/metrics"] for k, u in base.items()}
         urls["blackbox_exporter"] = [f"{base['blackbox_exporter']}/probe?module=http_2xx&target={url}/healthz"
                                      for _, url, _ in gateways]
+        # Each stack alone beside the gateways (a user runs one or the
+        # other), or with --together all at once, as before 2026-11-30.
+        stacks = [list(commands)] if together else [["ours"], ["ours-ready5s"], list(peers)]
+        row = {"load": {}}
+        for stack in stacks:
+            row.update(measure_stack(n, work, stack, commands, urls, spawn, stop, row["load"]))
+        return row
+    finally:
+        stop(started)
+
+def measure_stack(n, work, stack, commands, urls, spawn, stop, loads):
+    """Start the exporters of `stack`, wait until each sees every gateway,
+    warm up, measure one window, stop them."""
+    name = "all" if len(stack) > 3 else "peers" if stack[0] in peers else stack[0]
+    procs = {k: spawn(k, commands[k], stdout=subprocess.DEVNULL) for k in stack}
+    try:
+        started_at = time.time()
         def sees_all():
-            up = min(sum(1 for l in get(urls[k][0]).splitlines()
+            ok = True
+            parts = []
+            for k in (k for k in ("ours", "ours-ready5s") if k in procs):
+                up = sum(1 for l in get(urls[k][0]).splitlines()
                          if l.startswith("openclaw_gateway_process_up{") and float(l.split()[-1]) == 1)
-                     for k in ("ours", "ours-ready5s"))
-            # A group per gateway process, its workers counted in it (and
-            # those of any other gateway on the host, which it matches too).
-            groups = sum(1 for l in get(urls["process-exporter"][0]).splitlines()
-                         if l.startswith("namedprocess_namegroup_num_procs{") and float(l.split()[-1]) >= 1)
-            probe = "probe_success 1" in get(urls["blackbox_exporter"][0])
-            get(urls["node_exporter"][0])
-            seen[:] = [f"ours {up}, process-exporter {groups}, blackbox {probe}"]
-            return up == n and groups >= n and probe
+                parts.append(f"{k} {up}")
+                ok &= up == n
+            if "process-exporter" in procs:
+                # A group per gateway process, its workers counted in it (and
+                # those of any other gateway on the host, which it matches too).
+                groups = sum(1 for l in get(urls["process-exporter"][0]).splitlines()
+                             if l.startswith("namedprocess_namegroup_num_procs{") and float(l.split()[-1]) >= 1)
+                parts.append(f"process-exporter {groups}")
+                ok &= groups >= n
+            if "blackbox_exporter" in procs:
+                probe = "probe_success 1" in get(urls["blackbox_exporter"][0])
+                parts.append(f"blackbox {probe}")
+                ok &= probe
+            if "node_exporter" in procs:
+                get(urls["node_exporter"][0])
+            seen[:] = [", ".join(parts)]
+            return ok
         seen = ["nothing yet"]
         try:
             wait(f"not every exporter sees every {n} gateways", sees_all, 60)
@@ -190,21 +233,22 @@ def measure(n, work):
                 log(f"{k}: {'exited ' + str(p.poll()) if p.poll() is not None else 'runs'}; "
                     + open(f"{work}/{k}.log").read()[-300:])
             raise
-        # Every collector of ours has sampled and the peers have warmed up
-        # (15 s), and ours is past its first minute: its process view reads
-        # the title and parent of each process listed less than a minute ago
-        # at every listing (ProcessView::YOUNG), which at exporter start is
+        # Every collector has sampled and the peers have warmed up (15 s),
+        # and ours is past its first minute: its process view reads the
+        # title and parent of each process listed less than a minute ago at
+        # every listing (ProcessView::YOUNG), which at exporter start is
         # every process of the host. The window measures the steady state.
-        time.sleep(max(15, started_at + WARM_UP - time.time()))
+        ours = any(k.startswith("ours") for k in procs)
+        time.sleep(max(15, started_at + WARM_UP - time.time()) if ours else 15)
 
-        log(f"{n} gateways: measuring {window:.0f} s, a scrape of each exporter every {SCRAPE_EVERY} s")
+        log(f"{n} gateways, {name}: measuring {window:.0f} s, a scrape of each exporter every {SCRAPE_EVERY} s")
         cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
         threads = {k: status(p.pid, "Threads") for k, p in procs.items()}
         load0 = os.getloadavg()[0]
         t0 = time.time()
         while True:
-            for k, us in urls.items():
-                for u in us:
+            for k in procs:
+                for u in urls[k]:
                     get(u)
             for k, p in procs.items():
                 threads[k] = max(threads[k], status(p.pid, "Threads"))
@@ -218,33 +262,25 @@ def measure(n, work):
             row[k] = dict(cpu=(cpu_seconds(p.pid) - cpu0[k]) * 3600 / (t1 - t0),
                           threads=max(threads[k], status(p.pid, "Threads")),
                           rss=status(p.pid, "VmRSS") / 1024)
-        row["load"] = (load0 + os.getloadavg()[0]) / 2
-        row["seconds"] = t1 - t0
+        loads[name] = (load0 + os.getloadavg()[0]) / 2
         return row
     finally:
-        for p in started:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in started:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop(list(procs.values()))
 
 rows = {}
 for n in counts:
     with tempfile.TemporaryDirectory(prefix=f"ocgx-scale-{n}-") as work:
         rows[n] = measure(n, work)
 
-peers = ("node_exporter", "process-exporter", "blackbox_exporter")
-print(f"CPU s/hour over {window:.0f} s per N, a scrape of each exporter every {SCRAPE_EVERY} s "
+print(("Every exporter at once beside the gateways (--together). " if together else
+       "Each stack alone beside the gateways: ours, ours with readiness every 5 s, then the peers. ") +
+      f"CPU s/hour over {window:.0f} s per N, a scrape of each exporter every {SCRAPE_EVERY} s "
       f"(blackbox_exporter: one probe per gateway), default intervals; threads: the most seen; "
       f"RSS at the end. Fixture gateways with {children} worker(s) each.\n")
 print("| gateways | ours CPU s/hour | ours threads | ours RSS | ours, readiness every 5 s, CPU s/hour | "
       "node_exporter CPU s/hour | process-exporter CPU s/hour | blackbox_exporter CPU s/hour | "
-      "peers sum CPU s/hour | peers sum threads | peers sum RSS | load average |")
+      "peers sum CPU s/hour | peers sum threads | peers sum RSS | load average " +
+      ("|" if together else "(ours / ours 5 s / peers) |"))
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n, r in rows.items():
     o = r["ours"]
@@ -252,7 +288,8 @@ for n, r in rows.items():
     print(f"| {n} | {o['cpu']:.2f} | {o['threads']} | {o['rss']:.1f} MB | {r['ours-ready5s']['cpu']:.2f} | "
           + " | ".join(cells) +
           f" | {sum(r[p]['cpu'] for p in peers):.2f} | {sum(r[p]['threads'] for p in peers)} | "
-          f"{sum(r[p]['rss'] for p in peers):.1f} MB | {r['load']:.1f} |")
+          f"{sum(r[p]['rss'] for p in peers):.1f} MB | "
+          + " / ".join(f"{l:.1f}" for l in r["load"].values()) + " |")
 
 def mark(ok):
     return "met" if ok else "NOT met"
