@@ -74,10 +74,9 @@ fn parse_limit(text: &str) -> Option<u64> {
 fn smallest_up_to(dir: PathBuf, top: &Path, file: &'static str) -> Option<u64> {
     static LIMITS: super::proc::Recent<(PathBuf, &'static str), Option<u64>> =
         super::proc::Recent::new();
-    let read = || Ok::<_, std::convert::Infallible>(read_smallest_up_to(dir.clone(), top, file));
-    LIMITS
-        .get_or_read((dir.clone(), file), read)
-        .unwrap_or(None)
+    let key = (dir.clone(), file);
+    let read = || Ok::<_, std::convert::Infallible>(read_smallest_up_to(dir, top, file));
+    LIMITS.get_or_read(key, read).unwrap_or(None)
 }
 
 fn read_smallest_up_to(mut dir: PathBuf, top: &Path, file: &str) -> Option<u64> {

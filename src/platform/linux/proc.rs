@@ -98,9 +98,9 @@ impl<K: Eq + std::hash::Hash + Clone, V: Clone> Recent<K, V> {
     }
 
     /// The value of `key` read in the last [`SHARED`].
-    pub fn get(&self, key: K) -> Option<V> {
+    pub fn get(&self, key: &K) -> Option<V> {
         let map = self.map();
-        let (at, v) = map.as_ref()?.get(&key)?;
+        let (at, v) = map.as_ref()?.get(key)?;
         (at.elapsed() < SHARED).then(|| v.clone())
     }
 
@@ -114,7 +114,7 @@ impl<K: Eq + std::hash::Hash + Clone, V: Clone> Recent<K, V> {
 
     /// The value of `key` read in the last [`SHARED`], else `read` now.
     pub fn get_or_read<E>(&self, key: K, read: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        if let Some(v) = self.get(key.clone()) {
+        if let Some(v) = self.get(&key) {
             return Ok(v);
         }
         let v = read()?;
@@ -141,7 +141,7 @@ fn stat(pid: i32) -> Result<Arc<Stat>, ProcError> {
 /// [`SHARED`], by the check that found the process alive a moment ago, else
 /// now. Whether a process is alive is always read now ([`identity`]).
 fn sampled_stat(pid: i32) -> Result<Arc<Stat>, ProcError> {
-    match STATS.get(pid) {
+    match STATS.get(&pid) {
         Some(stat) => Ok(stat),
         None => stat(pid),
     }
